@@ -1,0 +1,328 @@
+//! The running client: [`init`] starts it, [`Backstop`] is the guard that owns it, and
+//! [`Client`] is the cheap handle the adapters keep.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
+use crate::pipeline::{Counters, Drop, Kind, Message, PendingEvent, Stats, Worker};
+use crate::process::Processor;
+use crate::protocol::{Event, EventId, Transaction};
+
+/// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
+/// it stays valid after the [`Backstop`] guard is dropped, but records captured after
+/// shutdown are only counted.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) counters: Arc<Counters>,
+    tx: Sender<Message>,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("environment", &self.inner.settings.environment)
+            .field("release", &self.inner.settings.release)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client registered by the latest [`init`]: what captures outside any request use.
+static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
+
+/// Starts Backstop: checks the options, starts the worker thread, installs the panic
+/// hook, and registers the client for captures made outside a request.
+///
+/// ```
+/// let backstop = backstop_core::init(backstop_core::Options::new().release("doc@1")).unwrap();
+/// backstop_core::capture_message("started", backstop_core::Level::Info);
+/// assert!(backstop.flush(std::time::Duration::from_secs(2)));
+/// ```
+///
+/// Keep the returned guard alive for the life of the service: dropping it flushes (for
+/// at most the shutdown timeout) and stops the worker.
+pub fn init(options: Options) -> Result<Backstop, InitError> {
+    let backstop = Client::start(options)?;
+    if let Ok(mut global) = GLOBAL.write() {
+        *global = Some(backstop.client.clone());
+    }
+    Ok(backstop)
+}
+
+impl Client {
+    /// Starts a client without registering it globally (tests use this to stay out of
+    /// each other's way). Most code wants [`init`].
+    pub fn start(options: Options) -> Result<Backstop, InitError> {
+        let validated = options.validate()?;
+        let settings = Arc::new(validated.settings);
+        let counters = Arc::new(Counters::default());
+        let mut sinks = validated.sinks;
+        if validated.console.unwrap_or(sinks.is_empty()) {
+            sinks.push(Box::new(crate::console::ConsoleSink::new()));
+        }
+        let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
+        let worker = Worker::new(
+            rx,
+            sinks,
+            Processor::new(settings.clone(), counters.clone()),
+            counters.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name("backstop-worker".into())
+            .spawn(move || {
+                crate::panic::mark_worker_thread();
+                worker.run();
+            })
+            .map_err(InitError::Worker)?;
+        if validated.install_panic_hook {
+            crate::panic::install_hook();
+        }
+        Ok(Backstop {
+            client: Client {
+                inner: Arc::new(ClientInner {
+                    settings,
+                    counters,
+                    tx,
+                    closed: AtomicBool::new(false),
+                }),
+            },
+            worker: Some(handle),
+        })
+    }
+
+    /// The client registered by the latest [`init`], if any.
+    pub fn global() -> Option<Client> {
+        GLOBAL.try_read().ok().and_then(|g| g.clone())
+    }
+
+    /// The client of the current request, else the global one.
+    pub fn current() -> Option<Client> {
+        crate::scope::RequestScope::current()
+            .map(|s| s.client().clone())
+            .or_else(Client::global)
+    }
+
+    /// Counters: captured, sent and dropped, per kind.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot(self.inner.tx.len())
+    }
+
+    /// Waits until everything captured so far has been processed and every sink has
+    /// flushed, for at most `timeout`. Returns whether that happened in time. Never
+    /// waits longer than `timeout`, even with a full queue or a stuck sink.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        if self
+            .inner
+            .tx
+            .send_deadline(Message::Flush(ack_tx), deadline)
+            .is_err()
+        {
+            return false;
+        }
+        ack_rx.recv_deadline(deadline).is_ok()
+    }
+
+    /// The environment events are tagged with.
+    pub fn environment(&self) -> &str {
+        &self.inner.settings.environment
+    }
+
+    /// The release, if one was set.
+    pub fn release(&self) -> Option<&str> {
+        self.inner.settings.release.as_deref()
+    }
+
+    /// The parsed DSN, if one was set.
+    pub fn dsn(&self) -> Option<&Dsn> {
+        self.inner.settings.dsn.as_ref()
+    }
+
+    /// Whether personal data may be collected.
+    pub fn send_default_pii(&self) -> bool {
+        self.inner.settings.send_default_pii
+    }
+
+    /// Whether error responses with this status are never recorded (`ignore_status`).
+    pub fn is_status_ignored(&self, status: u16) -> bool {
+        self.inner.settings.ignore_statuses.contains(&status)
+    }
+
+    /// Whether a header's value must be filtered before it is recorded. Adapters use it
+    /// when they copy request headers, so the rule lives in one place.
+    pub fn is_secret_header(&self, name: &str) -> bool {
+        !self.inner.settings.send_default_pii && self.inner.settings.scrub.is_secret_header(name)
+    }
+
+    /// Decides whether a transaction is kept: the caller's decision if it sent one,
+    /// else the sampler, else `traces_sample_rate`. A sampler that panics keeps nothing.
+    pub fn sample_transaction(&self, ctx: &SamplingContext<'_>) -> bool {
+        if let Some(sampled) = ctx.parent_sampled {
+            return sampled;
+        }
+        let settings = &self.inner.settings;
+        let rate = match &settings.traces_sampler {
+            Some(sampler) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sampler(ctx))) {
+                    Ok(rate) => f64::from(rate),
+                    Err(_) => {
+                        self.inner.counters.callback_panicked();
+                        0.0
+                    }
+                }
+            }
+            None => settings.traces_sample_rate,
+        };
+        roll(rate)
+    }
+
+    /// Sends a fully built event (no scope is applied). Returns its id at once.
+    pub fn capture_event(&self, event: Event) -> EventId {
+        self.send_event(event, None)
+    }
+
+    pub(crate) fn send_event(
+        &self,
+        event: Event,
+        backtrace: Option<backtrace::Backtrace>,
+    ) -> EventId {
+        let id = event.event_id;
+        let counters = &self.inner.counters;
+        counters.captured(Kind::Event);
+        if !roll(self.inner.settings.sample_rate) {
+            counters.dropped(Kind::Event, Drop::Sampled, 1);
+            return id;
+        }
+        self.enqueue(
+            Kind::Event,
+            Message::Event(Box::new(PendingEvent { event, backtrace })),
+        );
+        id
+    }
+
+    pub(crate) fn send_transaction(&self, transaction: Transaction) {
+        self.inner.counters.captured(Kind::Transaction);
+        self.enqueue(
+            Kind::Transaction,
+            Message::Transaction(Box::new(transaction)),
+        );
+    }
+
+    fn enqueue(&self, kind: Kind, message: Message) {
+        let counters = &self.inner.counters;
+        if self.inner.closed.load(Ordering::Relaxed) {
+            counters.dropped(kind, Drop::ShutDown, 1);
+            return;
+        }
+        match self.inner.tx.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => counters.dropped(kind, Drop::QueueFull, 1),
+            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, Drop::ShutDown, 1),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    fn ptr_eq(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+fn roll(rate: f64) -> bool {
+    if rate >= 1.0 {
+        true
+    } else if rate > 0.0 {
+        fastrand::f64() < rate
+    } else {
+        false
+    }
+}
+
+/// The guard [`init`] returns. It derefs to the [`Client`]. Dropping it flushes (for at
+/// most the shutdown timeout) and stops the worker.
+pub struct Backstop {
+    client: Client,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Backstop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backstop")
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+impl Deref for Backstop {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Backstop {
+    /// A handle to the client, for layers and middleware.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Flushes and stops the worker now, waiting at most `timeout` in all. Returns
+    /// whether everything was delivered in time. Dropping the guard does the same with
+    /// the configured shutdown timeout.
+    pub fn shutdown(mut self, timeout: Duration) -> bool {
+        self.shutdown_within(timeout)
+    }
+
+    fn shutdown_within(&mut self, timeout: Duration) -> bool {
+        let Some(worker) = self.worker.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + timeout;
+        let inner = &self.client.inner;
+        inner.closed.store(true, Ordering::Relaxed);
+        if let Ok(mut global) = GLOBAL.write()
+            && global.as_ref().is_some_and(|g| g.ptr_eq(&self.client))
+        {
+            *global = None;
+        }
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        let done = inner
+            .tx
+            .send_deadline(Message::Shutdown(ack_tx), deadline)
+            .is_ok()
+            && ack_rx.recv_deadline(deadline).is_ok();
+        if done {
+            // The worker has answered and is returning: joining is immediate.
+            let _ = worker.join();
+        }
+        // Otherwise the worker is left to finish on its own: never wait past the timeout.
+        done
+    }
+}
+
+impl std::ops::Drop for Backstop {
+    fn drop(&mut self) {
+        let timeout = self.client.inner.settings.shutdown_timeout;
+        self.shutdown_within(timeout);
+    }
+}

@@ -1,0 +1,117 @@
+//! Backstop's capture engine.
+//!
+//! Everything the adapters, the store and the exporter build on:
+//!
+//! - [`protocol`]: events, transactions and spans in Sentry's own JSON shape;
+//! - [`Options`] and [`init`], which checks them and starts the worker;
+//! - [`RequestScope`]: per-request context that handler code reaches with the free
+//!   functions below ([`set_user`], [`add_breadcrumb`], [`capture_error`], ...);
+//! - the panic hook, grouping ([`fingerprint`]), PII scrubbing and sampling;
+//! - the pipeline: a bounded queue, a worker thread, and [`Sink`]s;
+//! - [`test`] support and a [`ConsoleSink`].
+//!
+//! ```
+//! use backstop_core::{Level, Options, User};
+//!
+//! let backstop = backstop_core::init(Options::new().environment("docs")).unwrap();
+//!
+//! // In a request, the adapter has bound a scope; these calls find it.
+//! let captured = backstop_core::test::capture(|| {
+//!     backstop_core::set_user(Some(User::with_id("42")));
+//!     let err = "x".parse::<u32>().unwrap_err();
+//!     backstop_core::capture_error(&err);
+//! });
+//! assert_eq!(captured.events[0].exception.values[0].ty, "ParseIntError");
+//! # drop(backstop);
+//! ```
+//!
+//! Outside any request scope, captures go to the client of the latest [`init`] with no
+//! request context, and `set_*`/`add_breadcrumb` do nothing.
+
+pub mod client;
+mod console;
+pub mod fingerprint;
+pub mod options;
+pub mod panic;
+pub mod pipeline;
+mod process;
+pub mod protocol;
+pub mod scope;
+mod scrub;
+mod stacktrace;
+pub mod test;
+pub mod trace;
+
+pub use client::{Backstop, Client, init};
+pub use console::ConsoleSink;
+pub use options::{Dsn, InitError, Options, SamplingContext};
+pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
+pub use protocol::{
+    Breadcrumb, Event, EventId, Level, Request, Span, SpanId, SpanStatus, TraceId, Transaction,
+    User,
+};
+pub use scope::{Bound, RequestScope, Scope, ScopeBuilder, ScopeGuard, bind, error_event};
+pub use scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
+pub use trace::TraceParent;
+
+use scope::with_current;
+
+/// Sets (or clears) the user of the current request.
+pub fn set_user(user: Option<User>) {
+    with_current(|s| s.configure(|scope| scope.set_user(user)));
+}
+
+/// Sets a tag on the current request.
+pub fn set_tag(key: impl Into<String>, value: impl Into<String>) {
+    with_current(|s| s.configure(|scope| scope.set_tag(key, value)));
+}
+
+/// Sets a named context (a JSON object) on the current request.
+pub fn set_context(name: impl Into<String>, context: impl Into<serde_json::Value>) {
+    with_current(|s| s.configure(|scope| scope.set_context(name, context)));
+}
+
+/// Sets one piece of extra data on the current request.
+pub fn set_extra(key: impl Into<String>, value: impl Into<serde_json::Value>) {
+    with_current(|s| s.configure(|scope| scope.set_extra(key, value)));
+}
+
+/// Adds a breadcrumb to the current request.
+pub fn add_breadcrumb(breadcrumb: Breadcrumb) {
+    with_current(|s| s.configure(|scope| scope.add_breadcrumb(breadcrumb)));
+}
+
+/// Runs `f` with the current request's scope. Returns `None` outside a request.
+pub fn configure_scope<R>(f: impl FnOnce(&mut Scope) -> R) -> Option<R> {
+    with_current(|s| s.configure(f))
+}
+
+/// Captures a message. Returns its event id at once (a nil id when no client runs).
+pub fn capture_message(message: impl Into<String>, level: Level) -> EventId {
+    let message = message.into();
+    match RequestScope::current() {
+        Some(scope) => scope.capture_message(message, level),
+        None => capture_event(scope::message_event(message, level)),
+    }
+}
+
+/// Captures an error with its whole `source()` chain, as chained exceptions (the root
+/// cause first). Returns its event id at once.
+pub fn capture_error<E: std::error::Error + ?Sized>(error: &E) -> EventId {
+    match RequestScope::current() {
+        Some(scope) => scope.capture_error(error),
+        None => capture_event(error_event(error)),
+    }
+}
+
+/// Captures a fully built event, with the current request's context.
+pub fn capture_event(event: Event) -> EventId {
+    if let Some(scope) = RequestScope::current() {
+        return scope.capture_event(event);
+    }
+    let id = event.event_id;
+    match Client::global() {
+        Some(client) => client.capture_event(event),
+        None => id,
+    }
+}

@@ -1,0 +1,417 @@
+//! The pipeline: a bounded queue from request handling to one worker thread, which
+//! processes each record and hands it to every [`Sink`].
+//!
+//! Request handling only ever does a non-blocking `try_send`; a full queue drops the
+//! record and counts it. The worker drains the queue in batches, so a sink such as the
+//! SQLite store writes one transaction per batch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::process::Processor;
+use crate::protocol::{Event, Transaction};
+
+/// A finished, processed record, as sinks receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// An error or message event.
+    Event(Box<Event>),
+    /// A sampled request or task, with its spans.
+    Transaction(Box<Transaction>),
+}
+
+impl Record {
+    /// The event, if this is one.
+    pub fn as_event(&self) -> Option<&Event> {
+        match self {
+            Record::Event(e) => Some(e),
+            Record::Transaction(_) => None,
+        }
+    }
+
+    /// The transaction, if this is one.
+    pub fn as_transaction(&self) -> Option<&Transaction> {
+        match self {
+            Record::Transaction(t) => Some(t),
+            Record::Event(_) => None,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Record::Event(_) => Kind::Event,
+            Record::Transaction(_) => Kind::Transaction,
+        }
+    }
+}
+
+/// An error a sink reports; the pipeline counts the batch as failed and logs it.
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where processed records go: the SQLite store, the Sentry exporter, test capture.
+///
+/// Sinks run on the worker thread only, one batch at a time, so they need no locking
+/// of their own (`&mut self`). A sink that returns an error, or panics, loses that
+/// batch for itself alone: the failure is counted in [`Stats`] and logged, and the
+/// worker carries on.
+///
+/// ```
+/// use backstop_core::{Record, Sink, SinkError};
+///
+/// struct CountingSink(usize);
+///
+/// impl Sink for CountingSink {
+///     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+///         self.0 += batch.len();
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Sink: Send + 'static {
+    /// A short name for logs (`sqlite`, `sentry`).
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+
+    /// Takes one batch. Called on the worker thread.
+    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
+
+    /// Makes everything consumed so far durable or delivered. Called by
+    /// [`Backstop::flush`](crate::Backstop::flush) and at shutdown.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Counters
+
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    Event = 0,
+    Transaction = 1,
+}
+
+/// Why a record was dropped.
+#[derive(Clone, Copy)]
+pub(crate) enum Drop {
+    QueueFull,
+    Sampled,
+    Ignored,
+    BeforeSend,
+    Panicked,
+    SinkFailed,
+    ShutDown,
+}
+
+#[derive(Default)]
+struct KindCounters {
+    captured: AtomicU64,
+    sent: AtomicU64,
+    dropped: [AtomicU64; 7],
+}
+
+/// Process-wide counters for one client. Every drop lands here.
+#[derive(Default)]
+pub(crate) struct Counters {
+    kinds: [KindCounters; 2],
+    breadcrumbs_dropped: AtomicU64,
+    spans_dropped: AtomicU64,
+    callback_panics: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn captured(&self, kind: Kind) {
+        self.kinds[kind as usize]
+            .captured
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dropped(&self, kind: Kind, why: Drop, n: u64) {
+        self.kinds[kind as usize].dropped[why as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sent(&self, kind: Kind, n: u64) {
+        self.kinds[kind as usize]
+            .sent
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn breadcrumb_dropped(&self) {
+        self.breadcrumbs_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn spans_dropped(&self, n: u64) {
+        self.spans_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn callback_panicked(&self) {
+        self.callback_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, queued: usize) -> Stats {
+        let kind = |k: &KindCounters| {
+            let d = |why: Drop| k.dropped[why as usize].load(Ordering::Relaxed);
+            KindStats {
+                captured: k.captured.load(Ordering::Relaxed),
+                sent: k.sent.load(Ordering::Relaxed),
+                dropped_queue_full: d(Drop::QueueFull),
+                dropped_sampled: d(Drop::Sampled),
+                dropped_ignored: d(Drop::Ignored),
+                dropped_before_send: d(Drop::BeforeSend),
+                dropped_panicked: d(Drop::Panicked),
+                dropped_sink_failed: d(Drop::SinkFailed),
+                dropped_shutdown: d(Drop::ShutDown),
+            }
+        };
+        Stats {
+            events: kind(&self.kinds[0]),
+            transactions: kind(&self.kinds[1]),
+            breadcrumbs_dropped: self.breadcrumbs_dropped.load(Ordering::Relaxed),
+            spans_dropped: self.spans_dropped.load(Ordering::Relaxed),
+            callback_panics: self.callback_panics.load(Ordering::Relaxed),
+            queued,
+        }
+    }
+}
+
+/// A snapshot of what the pipeline did, from [`Backstop::stats`](crate::Backstop::stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Error and message events.
+    pub events: KindStats,
+    /// Transactions.
+    pub transactions: KindStats,
+    /// Breadcrumbs pushed out of a full scope, or dropped by `before_breadcrumb`.
+    pub breadcrumbs_dropped: u64,
+    /// Spans over a transaction's limit.
+    pub spans_dropped: u64,
+    /// User callbacks (`before_*`, samplers) that panicked.
+    pub callback_panics: u64,
+    /// Records waiting in the queue right now.
+    pub queued: usize,
+}
+
+/// Counts for one kind of record. `captured` = `sent` + every `dropped_*` + those still
+/// in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct KindStats {
+    /// Records the application produced.
+    pub captured: u64,
+    /// Records every sink took.
+    pub sent: u64,
+    /// Dropped because the queue was full.
+    pub dropped_queue_full: u64,
+    /// Dropped by `sample_rate` (transactions are sampled before they are captured, so
+    /// this stays 0 for them).
+    pub dropped_sampled: u64,
+    /// Dropped by `ignore_errors` / `ignore_status`.
+    pub dropped_ignored: u64,
+    /// Dropped by `before_send` returning `None`.
+    pub dropped_before_send: u64,
+    /// Dropped because processing or `before_send` panicked.
+    pub dropped_panicked: u64,
+    /// Lost by at least one sink that failed.
+    pub dropped_sink_failed: u64,
+    /// Captured after shutdown.
+    pub dropped_shutdown: u64,
+}
+
+impl KindStats {
+    /// All drops, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_queue_full
+            + self.dropped_sampled
+            + self.dropped_ignored
+            + self.dropped_before_send
+            + self.dropped_panicked
+            + self.dropped_sink_failed
+            + self.dropped_shutdown
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Queue messages and the worker
+
+/// An event as it travels to the worker: the backtrace is still unresolved, because
+/// symbolising is slow and belongs off the request path.
+pub(crate) struct PendingEvent {
+    pub(crate) event: Event,
+    pub(crate) backtrace: Option<backtrace::Backtrace>,
+}
+
+pub(crate) enum Message {
+    Event(Box<PendingEvent>),
+    Transaction(Box<Transaction>),
+    /// Process everything before this, flush the sinks, then answer.
+    Flush(Sender<()>),
+    /// Flush, drop the sinks, answer, and stop.
+    Shutdown(Sender<()>),
+}
+
+/// The largest batch handed to sinks at once.
+const MAX_BATCH: usize = 512;
+
+/// A sink's failures are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+struct SinkSlot {
+    sink: Box<dyn Sink>,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+}
+
+impl SinkSlot {
+    fn report(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|t| now.duration_since(t) < LOG_EVERY)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        tracing::error!(
+            target: "backstop",
+            sink = self.sink.name(),
+            suppressed = self.suppressed,
+            "sink failed to {what}: {error}"
+        );
+        self.last_logged = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+pub(crate) struct Worker {
+    rx: Receiver<Message>,
+    processor: Processor,
+    counters: Arc<Counters>,
+    sinks: Vec<SinkSlot>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        rx: Receiver<Message>,
+        sinks: Vec<Box<dyn Sink>>,
+        processor: Processor,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let sinks = sinks
+            .into_iter()
+            .map(|sink| SinkSlot {
+                sink,
+                last_logged: None,
+                suppressed: 0,
+            })
+            .collect();
+        Worker {
+            rx,
+            processor,
+            counters,
+            sinks,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut batch: Vec<Record> = Vec::with_capacity(64);
+        while let Ok(first) = self.rx.recv() {
+            let mut control = None;
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Flush(_) | Message::Shutdown(_) => {
+                        control = Some(message);
+                        break;
+                    }
+                    Message::Event(pending) => {
+                        batch.extend(self.processor.event(*pending));
+                    }
+                    Message::Transaction(transaction) => {
+                        batch.extend(self.processor.transaction(*transaction));
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                self.deliver(&batch);
+                batch.clear();
+            }
+            match control {
+                Some(Message::Flush(ack)) => {
+                    self.flush_sinks();
+                    let _ = ack.send(());
+                }
+                Some(Message::Shutdown(ack)) => {
+                    self.flush_sinks();
+                    self.sinks.clear();
+                    let _ = ack.send(());
+                    return;
+                }
+                _ => {}
+            }
+        }
+        // Every sender is gone: the process is ending without a shutdown call.
+        self.flush_sinks();
+    }
+
+    fn deliver(&mut self, batch: &[Record]) {
+        let mut failed = false;
+        for slot in &mut self.sinks {
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| slot.sink.consume(batch)));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    failed = true;
+                    slot.report("write", &error);
+                }
+                Err(panic) => {
+                    failed = true;
+                    slot.report(
+                        "write (it panicked)",
+                        &crate::panic::payload_message(&*panic),
+                    );
+                }
+            }
+        }
+        let (mut events, mut transactions) = (0, 0);
+        for record in batch {
+            match record.kind() {
+                Kind::Event => events += 1,
+                Kind::Transaction => transactions += 1,
+            }
+        }
+        for (kind, n) in [(Kind::Event, events), (Kind::Transaction, transactions)] {
+            if n == 0 {
+                continue;
+            }
+            if failed {
+                self.counters.dropped(kind, Drop::SinkFailed, n);
+            } else {
+                self.counters.sent(kind, n);
+            }
+        }
+    }
+
+    fn flush_sinks(&mut self) {
+        for slot in &mut self.sinks {
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| slot.sink.flush()));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => slot.report("flush", &error),
+                Err(panic) => slot.report(
+                    "flush (it panicked)",
+                    &crate::panic::payload_message(&*panic),
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! What the worker does to each record before the sinks see it: fill in the client's
+//! defaults, resolve the backtrace, group, scrub, then run the team's `before_send`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::options::Settings;
+use crate::pipeline::{Counters, Drop, Kind, PendingEvent, Record};
+use crate::protocol::{Event, SdkInfo, Transaction};
+
+pub(crate) struct Processor {
+    settings: Arc<Settings>,
+    counters: Arc<Counters>,
+    logged_panic: AtomicBool,
+}
+
+impl Processor {
+    pub(crate) fn new(settings: Arc<Settings>, counters: Arc<Counters>) -> Self {
+        Processor {
+            settings,
+            counters,
+            logged_panic: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn event(&self, pending: PendingEvent) -> Option<Record> {
+        match catch_unwind(AssertUnwindSafe(|| self.event_inner(pending))) {
+            Ok(Ok(event)) => Some(Record::Event(Box::new(event))),
+            Ok(Err(why)) => {
+                self.counters.dropped(Kind::Event, why, 1);
+                None
+            }
+            Err(panic) => {
+                self.panicked(Kind::Event, &*panic);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn transaction(&self, transaction: Transaction) -> Option<Record> {
+        match catch_unwind(AssertUnwindSafe(|| self.transaction_inner(transaction))) {
+            Ok(Ok(t)) => Some(Record::Transaction(Box::new(t))),
+            Ok(Err(why)) => {
+                self.counters.dropped(Kind::Transaction, why, 1);
+                None
+            }
+            Err(panic) => {
+                self.panicked(Kind::Transaction, &*panic);
+                None
+            }
+        }
+    }
+
+    fn event_inner(&self, pending: PendingEvent) -> Result<Event, Drop> {
+        let settings = &*self.settings;
+        let PendingEvent {
+            mut event,
+            backtrace,
+        } = pending;
+        fill_defaults(
+            settings,
+            &mut event.release,
+            &mut event.environment,
+            &mut event.server_name,
+            &mut event.sdk,
+        );
+        if let Some(backtrace) = backtrace {
+            let stacktrace = crate::stacktrace::from_backtrace(backtrace, settings);
+            if let Some(exception) = event.exception.values.last_mut() {
+                exception.stacktrace = Some(stacktrace);
+            }
+        }
+        for exception in &mut event.exception.values {
+            if let Some(stacktrace) = &mut exception.stacktrace {
+                crate::stacktrace::mark_in_app(stacktrace, settings);
+            }
+        }
+        if crate::fingerprint::is_ignored(&event, &settings.ignore_errors) {
+            return Err(Drop::Ignored);
+        }
+        crate::fingerprint::apply(&mut event);
+        settings.scrub.event(&mut event);
+        match &settings.before_send {
+            None => Ok(event),
+            Some(before_send) => match catch_unwind(AssertUnwindSafe(|| before_send(event))) {
+                Ok(Some(event)) => Ok(event),
+                Ok(None) => Err(Drop::BeforeSend),
+                Err(panic) => {
+                    self.counters.callback_panicked();
+                    self.log_panic("before_send", &*panic);
+                    Err(Drop::Panicked)
+                }
+            },
+        }
+    }
+
+    fn transaction_inner(&self, mut transaction: Transaction) -> Result<Transaction, Drop> {
+        let settings = &*self.settings;
+        fill_defaults(
+            settings,
+            &mut transaction.release,
+            &mut transaction.environment,
+            &mut transaction.server_name,
+            &mut transaction.sdk,
+        );
+        settings.scrub.transaction(&mut transaction);
+        match &settings.before_send_transaction {
+            None => Ok(transaction),
+            Some(f) => match catch_unwind(AssertUnwindSafe(|| f(transaction))) {
+                Ok(Some(t)) => Ok(t),
+                Ok(None) => Err(Drop::BeforeSend),
+                Err(panic) => {
+                    self.counters.callback_panicked();
+                    self.log_panic("before_send_transaction", &*panic);
+                    Err(Drop::Panicked)
+                }
+            },
+        }
+    }
+
+    fn panicked(&self, kind: Kind, panic: &(dyn std::any::Any + Send)) {
+        self.counters.dropped(kind, Drop::Panicked, 1);
+        self.log_panic("processing", panic);
+    }
+
+    /// Logs the first panic only: a callback that panics does so on every record.
+    fn log_panic(&self, what: &str, panic: &(dyn std::any::Any + Send)) {
+        if !self.logged_panic.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                target: "backstop",
+                "{what} panicked; the record was dropped (further panics are only counted): {}",
+                crate::panic::payload_message(panic)
+            );
+        }
+    }
+}
+
+fn fill_defaults(
+    settings: &Settings,
+    release: &mut Option<String>,
+    environment: &mut Option<String>,
+    server_name: &mut Option<String>,
+    sdk: &mut Option<SdkInfo>,
+) {
+    if release.is_none() {
+        release.clone_from(&settings.release);
+    }
+    if environment.is_none() {
+        *environment = Some(settings.environment.clone());
+    }
+    if server_name.is_none() {
+        server_name.clone_from(&settings.server_name);
+    }
+    if sdk.is_none() {
+        *sdk = Some(SdkInfo::backstop());
+    }
+}

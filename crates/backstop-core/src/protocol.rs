@@ -1,0 +1,923 @@
+//! The event model: Sentry's own JSON shapes, so exporting is serialisation, not
+//! translation.
+//!
+//! An error is an [`Event`]; a sampled request is a [`Transaction`] holding [`Span`]s.
+//! Both serialize to the JSON that Sentry's ingestion accepts (and that the
+//! `sentry-types` crate deserializes), and both deserialize back, so the store can
+//! keep the JSON and hand the dashboard real types.
+//!
+//! ```
+//! use backstop_core::protocol::{Event, Level};
+//!
+//! let mut event = Event::new(Level::Warning);
+//! event.message = Some("disk almost full".into());
+//! let json = serde_json::to_value(&event).unwrap();
+//! assert_eq!(json["level"], "warning");
+//! assert_eq!(json["message"], "disk almost full");
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A free-form JSON object, as used by `extra`, contexts and span data.
+pub type Map = serde_json::Map<String, Value>;
+
+// ---------------------------------------------------------------------------------------
+// Identifiers
+
+/// The id of one event or transaction: 128 random bits, written as 32 lowercase hex
+/// digits (the form Sentry shows and the 500 page quotes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(u128);
+
+impl EventId {
+    /// A new random id (UUID v4 layout). Uses a thread-local generator: no syscall.
+    pub fn new() -> Self {
+        let raw = fastrand::u128(..);
+        // Set the version (4) and variant (RFC 4122) bits, as a v4 UUID does.
+        let raw = (raw & !(0xf << 76)) | (0x4 << 76);
+        let raw = (raw & !(0x3 << 62)) | (0x2 << 62);
+        EventId(raw)
+    }
+
+    /// The id as a UUID.
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::from_u128(self.0)
+    }
+}
+
+impl Default for EventId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({self})")
+    }
+}
+
+impl FromStr for EventId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(|u| EventId(u.as_u128()))
+    }
+}
+
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident, $bytes:literal, $int:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+        pub struct $name($int);
+
+        impl $name {
+            /// A new random, non-zero id.
+            pub fn new() -> Self {
+                $name(fastrand::$int(1..))
+            }
+
+            /// Whether this is the all-zero id, which W3C trace context treats as invalid.
+            pub fn is_zero(&self) -> bool {
+                self.0 == 0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:0width$x}", self.0, width = $bytes * 2)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(s: &str) -> Result<Self, InvalidId> {
+                if s.len() != $bytes * 2 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(InvalidId);
+                }
+                <$int>::from_str_radix(s, 16).map($name).map_err(|_| InvalidId)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// A W3C/Sentry trace id: 16 bytes, 32 hex digits.
+    TraceId,
+    16,
+    u128
+);
+hex_id!(
+    /// A span id: 8 bytes, 16 hex digits.
+    SpanId,
+    8,
+    u64
+);
+
+/// A trace or span id that is not the right number of hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidId;
+
+impl fmt::Display for InvalidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a valid hex id")
+    }
+}
+
+impl std::error::Error for InvalidId {}
+
+impl Serialize for EventId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Timestamps
+
+/// Serde helpers for the two timestamp forms Sentry uses.
+pub(crate) mod ts {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn to_secs(t: &SystemTime) -> f64 {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        }
+    }
+
+    struct AnyTimestamp;
+
+    impl serde::de::Visitor<'_> for AnyTimestamp {
+        type Value = SystemTime;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a unix timestamp in seconds or an RFC 3339 date")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SystemTime, E> {
+            if !v.is_finite() || v < 0.0 {
+                return Err(E::custom("timestamp out of range"));
+            }
+            Ok(UNIX_EPOCH + Duration::from_secs_f64(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SystemTime, E> {
+            Ok(UNIX_EPOCH + Duration::from_secs(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SystemTime, E> {
+            u64::try_from(v)
+                .map(|v| UNIX_EPOCH + Duration::from_secs(v))
+                .map_err(|_| E::custom("timestamp out of range"))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SystemTime, E> {
+            humantime::parse_rfc3339_weak(v.trim_end_matches('Z'))
+                .or_else(|_| humantime::parse_rfc3339(v))
+                .map_err(E::custom)
+        }
+    }
+
+    /// Seconds since the epoch, as a float (`1732460000.123`).
+    pub(crate) mod float {
+        use super::*;
+        pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_f64(to_secs(t))
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+            d.deserialize_any(AnyTimestamp)
+        }
+    }
+
+    /// RFC 3339 with microseconds (`2026-11-24T15:31:00.123456Z`): what Sentry's span
+    /// and transaction `timestamp` fields are read as.
+    pub(crate) mod rfc3339 {
+        use super::*;
+        pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&humantime::format_rfc3339_micros(*t))
+        }
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+            d.deserialize_any(AnyTimestamp)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Level
+
+/// How severe an event or breadcrumb is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Detailed diagnostics.
+    Debug,
+    /// Informational.
+    #[default]
+    Info,
+    /// Something unexpected that did not fail the request.
+    Warning,
+    /// A failure.
+    Error,
+    /// A failure that ends the process or the request abruptly (a panic).
+    Fatal,
+}
+
+impl Level {
+    /// The name Sentry uses (`"warning"`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Level {
+    type Err = InvalidLevel;
+    fn from_str(s: &str) -> Result<Self, InvalidLevel> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "debug" | "trace" => Level::Debug,
+            "info" | "log" => Level::Info,
+            "warning" | "warn" => Level::Warning,
+            "error" => Level::Error,
+            "fatal" | "critical" => Level::Fatal,
+            _ => return Err(InvalidLevel),
+        })
+    }
+}
+
+/// A level name that is none of debug, info, warning, error, fatal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidLevel;
+
+impl fmt::Display for InvalidLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected one of debug, info, warning, error, fatal")
+    }
+}
+
+impl std::error::Error for InvalidLevel {}
+
+// ---------------------------------------------------------------------------------------
+// Exceptions and stack traces
+
+/// One frame of a stack trace. Sentry orders frames from the outermost caller to the
+/// frame that failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The function, without its module path (`handler::{{closure}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// The module path (`demo::routes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// The source file, as the compiler recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// The absolute path of the source file, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abs_path: Option<String>,
+    /// The line number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineno: Option<u64>,
+    /// The column number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colno: Option<u64>,
+    /// Whether the frame is the application's own code rather than a library's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<bool>,
+    /// The instruction address, as `0x...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction_addr: Option<String>,
+}
+
+/// A stack trace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stacktrace {
+    /// The frames, outermost caller first.
+    #[serde(default)]
+    pub frames: Vec<Frame>,
+}
+
+/// How an exception was caught.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mechanism {
+    /// `panic`, `error`, `http`, `capture` ...
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Whether user code handled the error (`false` for panics and unhandled 5xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled: Option<bool>,
+    /// A short human description of the mechanism.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Set on exceptions that were synthesised (a bare 5xx with no error object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<bool>,
+    /// Free-form data about the mechanism.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub data: Map,
+}
+
+impl Mechanism {
+    /// A mechanism of the given type and handled flag.
+    pub fn new(ty: impl Into<String>, handled: bool) -> Self {
+        Mechanism {
+            ty: ty.into(),
+            handled: Some(handled),
+            description: None,
+            synthetic: None,
+            data: Map::new(),
+        }
+    }
+}
+
+/// One exception. A chain (`source()`) is several, the root cause first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Exception {
+    /// The type name (`ParseIntError`, `panic`).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The module the type lives in (`core::num::error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Where it was raised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacktrace: Option<Stacktrace>,
+    /// How it was caught.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<Mechanism>,
+}
+
+/// Sentry wraps lists in `{"values": [...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Values<T> {
+    /// The items.
+    pub values: Vec<T>,
+}
+
+impl<T> Default for Values<T> {
+    fn default() -> Self {
+        Values { values: Vec::new() }
+    }
+}
+
+impl<T> Values<T> {
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Request, user, breadcrumbs
+
+/// The HTTP request an event happened in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The full URL, query included (scrubbed like `query_string`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// A captured body (JSON or form), scrubbed. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// The raw query string, scrubbed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<String>,
+    /// Cookies, collected only with `send_default_pii`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookies: Option<String>,
+    /// Headers, secret ones filtered. Repeated headers are joined with `, `.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Server environment: `REMOTE_ADDR`, `HTTP_VERSION`, `REQUEST_ID` ...
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Who was affected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// The application's id for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The user's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The email address; dropped unless `send_default_pii` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The client's IP address; dropped unless `send_default_pii` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+    /// Anything else.
+    #[serde(flatten)]
+    pub other: Map,
+}
+
+impl User {
+    /// A user with just an id.
+    pub fn with_id(id: impl Into<String>) -> Self {
+        User {
+            id: Some(id.into()),
+            ..User::default()
+        }
+    }
+
+    /// Sets the username.
+    #[must_use]
+    pub fn username(mut self, name: impl Into<String>) -> Self {
+        self.username = Some(name.into());
+        self
+    }
+
+    /// Sets the email address.
+    #[must_use]
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+}
+
+/// Something that happened before the event: a click, a query, a log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breadcrumb {
+    /// When it happened.
+    #[serde(with = "ts::float", default = "SystemTime::now")]
+    pub timestamp: SystemTime,
+    /// `default`, `http`, `query`, `navigation`, `user` ...
+    #[serde(rename = "type", default = "default_breadcrumb_type")]
+    pub ty: String,
+    /// A dotted category (`cart`, `db.query`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Severity.
+    #[serde(default)]
+    pub level: Level,
+    /// What happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Structured data.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub data: Map,
+}
+
+fn default_breadcrumb_type() -> String {
+    "default".into()
+}
+
+impl Default for Breadcrumb {
+    fn default() -> Self {
+        Breadcrumb {
+            timestamp: SystemTime::now(),
+            ty: default_breadcrumb_type(),
+            category: None,
+            level: Level::Info,
+            message: None,
+            data: Map::new(),
+        }
+    }
+}
+
+impl Breadcrumb {
+    /// A breadcrumb with a category and message, timestamped now.
+    ///
+    /// ```
+    /// use backstop_core::protocol::Breadcrumb;
+    /// let crumb = Breadcrumb::new("cart", "added item").data("product_id", 42);
+    /// assert_eq!(crumb.data["product_id"], 42);
+    /// ```
+    pub fn new(category: impl Into<String>, message: impl Into<String>) -> Self {
+        Breadcrumb {
+            category: Some(category.into()),
+            message: Some(message.into()),
+            ..Breadcrumb::default()
+        }
+    }
+
+    /// Sets the level.
+    #[must_use]
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Sets the type (`http`, `query`, `user`...).
+    #[must_use]
+    pub fn ty(mut self, ty: impl Into<String>) -> Self {
+        self.ty = ty.into();
+        self
+    }
+
+    /// Adds one data field.
+    #[must_use]
+    pub fn data(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.data.insert(key.into(), value.into());
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+/// An error or message event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique id, quoted on the 500 page.
+    pub event_id: EventId,
+    /// When it happened.
+    #[serde(with = "ts::float", default = "SystemTime::now")]
+    pub timestamp: SystemTime,
+    /// Severity.
+    #[serde(default)]
+    pub level: Level,
+    /// Always `native` for Rust.
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    /// A plain message (for `capture_message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Which logger or tracing target produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logger: Option<String>,
+    /// The exceptions, root cause first.
+    #[serde(default, skip_serializing_if = "Values::is_empty")]
+    pub exception: Values<Exception>,
+    /// The route (`GET /users/{id}`) or task the event happened in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+    /// Where the error came from: the top in-app frame, filled in by the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<String>,
+    /// The grouping key parts. The worker resolves `{{ default }}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint: Vec<String>,
+    /// The release (`shop@1.4.2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// `production`, `staging`, `development` ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// The user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    /// The HTTP request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    /// Indexed key/value pairs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Structured contexts (`trace`, `browser`, `os`, or the team's own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, Value>,
+    /// Unindexed extra data.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map,
+    /// What happened before, oldest first.
+    #[serde(default, skip_serializing_if = "Values::is_empty")]
+    pub breadcrumbs: Values<Breadcrumb>,
+    /// Which SDK sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<SdkInfo>,
+}
+
+fn default_platform() -> String {
+    "native".into()
+}
+
+impl Event {
+    /// An empty event with a fresh id, timestamped now.
+    pub fn new(level: Level) -> Self {
+        Event {
+            event_id: EventId::new(),
+            timestamp: SystemTime::now(),
+            level,
+            platform: default_platform(),
+            message: None,
+            logger: None,
+            exception: Values::default(),
+            transaction: None,
+            culprit: None,
+            fingerprint: Vec::new(),
+            release: None,
+            environment: None,
+            server_name: None,
+            user: None,
+            request: None,
+            tags: BTreeMap::new(),
+            contexts: BTreeMap::new(),
+            extra: Map::new(),
+            breadcrumbs: Values::default(),
+            sdk: None,
+        }
+    }
+
+    /// The title an issue list shows: `Type: message` of the outermost exception, or the
+    /// message.
+    pub fn title(&self) -> String {
+        match self.exception.values.last() {
+            Some(exc) => match &exc.value {
+                Some(value) => format!("{}: {}", exc.ty, value),
+                None => exc.ty.clone(),
+            },
+            None => self
+                .message
+                .clone()
+                .unwrap_or_else(|| "<no message>".to_owned()),
+        }
+    }
+
+    /// The group this event belongs to: a stable hash of the resolved fingerprint.
+    /// Events that share it are one issue.
+    pub fn group_hash(&self) -> String {
+        crate::fingerprint::hash_parts(self.fingerprint.iter().map(String::as_str))
+    }
+}
+
+/// Which SDK produced a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SdkInfo {
+    /// `backstop.rust`.
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+}
+
+impl SdkInfo {
+    pub(crate) fn backstop() -> Self {
+        SdkInfo {
+            name: "backstop.rust".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Transactions and spans
+
+/// How a span or transaction ended, in Sentry's (and OpenTelemetry's) vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum SpanStatus {
+    Ok,
+    DeadlineExceeded,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    ResourceExhausted,
+    InvalidArgument,
+    Unimplemented,
+    Unavailable,
+    InternalError,
+    UnknownError,
+    Cancelled,
+    AlreadyExists,
+    FailedPrecondition,
+    Aborted,
+    OutOfRange,
+    DataLoss,
+}
+
+impl SpanStatus {
+    /// The status for an HTTP response code, as Sentry maps it.
+    pub fn from_http(code: u16) -> SpanStatus {
+        match code {
+            100..=399 => SpanStatus::Ok,
+            400 => SpanStatus::InvalidArgument,
+            401 => SpanStatus::Unauthenticated,
+            403 => SpanStatus::PermissionDenied,
+            404 => SpanStatus::NotFound,
+            409 => SpanStatus::AlreadyExists,
+            413 => SpanStatus::FailedPrecondition,
+            429 => SpanStatus::ResourceExhausted,
+            499 => SpanStatus::Cancelled,
+            400..=499 => SpanStatus::InvalidArgument,
+            501 => SpanStatus::Unimplemented,
+            503 => SpanStatus::Unavailable,
+            504 => SpanStatus::DeadlineExceeded,
+            500..=599 => SpanStatus::InternalError,
+            _ => SpanStatus::UnknownError,
+        }
+    }
+
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SpanStatus::Ok => "ok",
+            SpanStatus::DeadlineExceeded => "deadline_exceeded",
+            SpanStatus::Unauthenticated => "unauthenticated",
+            SpanStatus::PermissionDenied => "permission_denied",
+            SpanStatus::NotFound => "not_found",
+            SpanStatus::ResourceExhausted => "resource_exhausted",
+            SpanStatus::InvalidArgument => "invalid_argument",
+            SpanStatus::Unimplemented => "unimplemented",
+            SpanStatus::Unavailable => "unavailable",
+            SpanStatus::InternalError => "internal_error",
+            SpanStatus::UnknownError => "unknown_error",
+            SpanStatus::Cancelled => "cancelled",
+            SpanStatus::AlreadyExists => "already_exists",
+            SpanStatus::FailedPrecondition => "failed_precondition",
+            SpanStatus::Aborted => "aborted",
+            SpanStatus::OutOfRange => "out_of_range",
+            SpanStatus::DataLoss => "data_loss",
+        }
+    }
+}
+
+/// A unit of work inside a transaction: a query, a function, an outgoing call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    /// This span.
+    pub span_id: SpanId,
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+    /// The span it ran under (the transaction's root span, or another span).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<SpanId>,
+    /// What kind of work: `db.sql.query`, `function`, `http.client` ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// What exactly: the normalised SQL, the function name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// How it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SpanStatus>,
+    /// When it started.
+    #[serde(with = "ts::float")]
+    pub start_timestamp: SystemTime,
+    /// When it ended.
+    #[serde(with = "ts::rfc3339")]
+    pub timestamp: SystemTime,
+    /// Indexed key/value pairs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Structured data (`db.system`, `db.rows_affected`, ...).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub data: Map,
+}
+
+impl Span {
+    /// How long the span took.
+    pub fn duration(&self) -> std::time::Duration {
+        self.timestamp
+            .duration_since(self.start_timestamp)
+            .unwrap_or_default()
+    }
+}
+
+/// The `trace` context of a transaction: its root span.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The transaction's root span.
+    pub span_id: SpanId,
+    /// The caller's span, when the trace was continued from an incoming header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<SpanId>,
+    /// `http.server`, `task` ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<String>,
+    /// How the transaction ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SpanStatus>,
+    /// Structured data (`http.response.status_code`, ...).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub data: Map,
+}
+
+/// One sampled request (or task), with its spans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Unique id.
+    pub event_id: EventId,
+    /// Always `transaction`.
+    #[serde(rename = "type", default = "transaction_type")]
+    pub ty: String,
+    /// The name (`GET /users/{id}`).
+    #[serde(rename = "transaction")]
+    pub name: String,
+    /// When it started.
+    #[serde(with = "ts::float")]
+    pub start_timestamp: SystemTime,
+    /// When it ended.
+    #[serde(with = "ts::rfc3339")]
+    pub timestamp: SystemTime,
+    /// Always `native`.
+    #[serde(default = "default_platform")]
+    pub platform: String,
+    /// The root span, plus any other contexts (browser, os...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, Value>,
+    /// The child spans, in the order they finished.
+    #[serde(default)]
+    pub spans: Vec<Span>,
+    /// The release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// The user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    /// The HTTP request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Request>,
+    /// Indexed key/value pairs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Unindexed extra data (`spans_dropped` when the span limit was hit).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map,
+    /// Which SDK sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<SdkInfo>,
+}
+
+fn transaction_type() -> String {
+    "transaction".into()
+}
+
+impl Transaction {
+    /// How long the transaction took.
+    pub fn duration(&self) -> std::time::Duration {
+        self.timestamp
+            .duration_since(self.start_timestamp)
+            .unwrap_or_default()
+    }
+
+    /// The root span, parsed from the `trace` context.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        self.contexts
+            .get("trace")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// The status the transaction ended with.
+    pub fn status(&self) -> Option<SpanStatus> {
+        self.contexts
+            .get("trace")
+            .and_then(|t| t.get("status"))
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+    }
+}

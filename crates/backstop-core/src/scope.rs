@@ -1,0 +1,859 @@
+//! Per-request context: the [`Scope`] data (user, tags, breadcrumbs...) inside a
+//! [`RequestScope`] (which also carries the trace and collects spans), and how handler
+//! code finds it without passing it around.
+//!
+//! The adapter creates one `RequestScope` per request and binds it to the request's
+//! future: while that future is polled, the scope is the thread's *current* scope, so
+//! `backstop::set_user`, `add_breadcrumb` and `capture_*` find it. Work the handler
+//! spawns keeps the scope only when bound explicitly with [`bind`].
+//!
+//! ```
+//! use backstop_core::{Client, Options, RequestScope};
+//!
+//! let backstop = Client::start(Options::new().traces_sample_rate(1.0)).unwrap();
+//! let scope = RequestScope::builder(&backstop, "GET /users/{id}").op("http.server").start();
+//! scope.run(|| {
+//!     backstop_core::set_tag("tenant", "acme");
+//!     backstop_core::add_breadcrumb(backstop_core::Breadcrumb::new("auth", "signed in"));
+//! });
+//! scope.finish_http(200);
+//! ```
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::options::SamplingContext;
+use crate::protocol::{
+    Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
+    SpanStatus, TraceId, Transaction, User, Values,
+};
+use crate::trace::TraceParent;
+
+/// The context that events of one request carry: who, what, and what happened before.
+///
+/// Reached through [`configure_scope`](crate::configure_scope) or
+/// [`RequestScope::configure`].
+pub struct Scope {
+    client: Client,
+    user: Option<User>,
+    tags: BTreeMap<String, String>,
+    contexts: BTreeMap<String, Value>,
+    extra: Map,
+    breadcrumbs: VecDeque<Breadcrumb>,
+    fingerprint: Option<Vec<String>>,
+    transaction: Option<String>,
+    level: Option<Level>,
+    request: Option<Request>,
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("user", &self.user)
+            .field("tags", &self.tags)
+            .field("contexts", &self.contexts.keys())
+            .field("breadcrumbs", &self.breadcrumbs.len())
+            .field("fingerprint", &self.fingerprint)
+            .field("transaction", &self.transaction)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scope {
+    fn new(client: Client) -> Self {
+        Scope {
+            client,
+            user: None,
+            tags: BTreeMap::new(),
+            contexts: BTreeMap::new(),
+            extra: Map::new(),
+            breadcrumbs: VecDeque::new(),
+            fingerprint: None,
+            transaction: None,
+            level: None,
+            request: None,
+        }
+    }
+
+    /// Sets (or clears) the user.
+    pub fn set_user(&mut self, user: Option<User>) {
+        self.user = user;
+    }
+
+    /// The user, if set.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_ref()
+    }
+
+    /// Sets a tag (indexed, searchable).
+    pub fn set_tag(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.tags.insert(key.into(), value.into());
+    }
+
+    /// Removes a tag.
+    pub fn remove_tag(&mut self, key: &str) {
+        self.tags.remove(key);
+    }
+
+    /// The tags.
+    pub fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+
+    /// Sets a named context: a JSON object such as `{"id": 7, "total": "19.90"}`.
+    pub fn set_context(&mut self, name: impl Into<String>, context: impl Into<Value>) {
+        self.contexts.insert(name.into(), context.into());
+    }
+
+    /// The contexts.
+    pub fn contexts(&self) -> &BTreeMap<String, Value> {
+        &self.contexts
+    }
+
+    /// Sets one piece of extra (unindexed) data.
+    pub fn set_extra(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        self.extra.insert(key.into(), value.into());
+    }
+
+    /// Adds a breadcrumb, after `before_breadcrumb`. When the scope holds
+    /// `max_breadcrumbs` already, the oldest is dropped (and counted).
+    pub fn add_breadcrumb(&mut self, breadcrumb: Breadcrumb) {
+        let settings = self.client.settings();
+        let counters = self.client.counters();
+        let breadcrumb = match &settings.before_breadcrumb {
+            None => breadcrumb,
+            Some(filter) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filter(breadcrumb)))
+                {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        counters.breadcrumb_dropped();
+                        return;
+                    }
+                    Err(_) => {
+                        counters.callback_panicked();
+                        counters.breadcrumb_dropped();
+                        return;
+                    }
+                }
+            }
+        };
+        let max = settings.max_breadcrumbs;
+        if max == 0 {
+            counters.breadcrumb_dropped();
+            return;
+        }
+        while self.breadcrumbs.len() >= max {
+            self.breadcrumbs.pop_front();
+            counters.breadcrumb_dropped();
+        }
+        self.breadcrumbs.push_back(breadcrumb);
+    }
+
+    /// The breadcrumbs, oldest first.
+    pub fn breadcrumbs(&self) -> impl ExactSizeIterator<Item = &Breadcrumb> {
+        self.breadcrumbs.iter()
+    }
+
+    /// Overrides grouping for events of this scope. `{{ default }}` stands for the
+    /// default grouping: `["{{ default }}", tenant]` splits each issue per tenant.
+    pub fn set_fingerprint(&mut self, fingerprint: Option<Vec<String>>) {
+        self.fingerprint = fingerprint;
+    }
+
+    /// Renames the transaction (the route, by default).
+    pub fn set_transaction(&mut self, name: impl Into<String>) {
+        self.transaction = Some(name.into());
+    }
+
+    /// The transaction name.
+    pub fn transaction(&self) -> Option<&str> {
+        self.transaction.as_deref()
+    }
+
+    /// Forces the level of events captured in this scope.
+    pub fn set_level(&mut self, level: Option<Level>) {
+        self.level = level;
+    }
+
+    /// Sets the HTTP request that events carry. Adapters call this.
+    pub fn set_request(&mut self, request: Request) {
+        self.request = Some(request);
+    }
+
+    /// The HTTP request, if set.
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_ref()
+    }
+
+    fn apply_to_event(&self, event: &mut Event) {
+        if event.user.is_none() {
+            event.user.clone_from(&self.user);
+        }
+        for (k, v) in &self.tags {
+            event.tags.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &self.contexts {
+            event.contexts.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &self.extra {
+            event.extra.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if event.breadcrumbs.values.is_empty() {
+            event.breadcrumbs.values = self.breadcrumbs.iter().cloned().collect();
+        }
+        if event.fingerprint.is_empty()
+            && let Some(fp) = &self.fingerprint
+        {
+            event.fingerprint.clone_from(fp);
+        }
+        if event.transaction.is_none() {
+            event.transaction.clone_from(&self.transaction);
+        }
+        if let Some(level) = self.level {
+            event.level = level;
+        }
+        if event.request.is_none() {
+            event.request.clone_from(&self.request);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// RequestScope
+
+/// The scope of one request (or task): its [`Scope`], its place in a trace, and the
+/// spans recorded under it. Shared as `Arc<RequestScope>`; nothing in it is shared
+/// between requests.
+pub struct RequestScope {
+    client: Client,
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+    sampled: bool,
+    op: Cow<'static, str>,
+    start: SystemTime,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+struct State {
+    scope: Scope,
+    spans: Vec<Span>,
+    spans_dropped: u64,
+    finished: bool,
+}
+
+impl fmt::Debug for RequestScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestScope")
+            .field("trace_id", &self.trace_id)
+            .field("span_id", &self.span_id)
+            .field("sampled", &self.sampled)
+            .field("op", &self.op)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts a [`RequestScope`]: names it, continues a trace, and decides sampling once.
+#[must_use]
+pub struct ScopeBuilder<'a> {
+    client: &'a Client,
+    name: String,
+    op: Cow<'static, str>,
+    parent: Option<TraceParent>,
+    method: Option<&'a str>,
+    route: Option<&'a str>,
+    headers: Option<&'a http::HeaderMap>,
+    sampled: Option<bool>,
+    request: Option<Request>,
+}
+
+impl<'a> ScopeBuilder<'a> {
+    /// The operation (`http.server`, `task`). Default `task`.
+    pub fn op(mut self, op: impl Into<Cow<'static, str>>) -> Self {
+        self.op = op.into();
+        self
+    }
+
+    /// Continues the caller's trace (from `traceparent` or `sentry-trace`), honouring
+    /// its sampling decision.
+    pub fn continue_trace(mut self, parent: Option<TraceParent>) -> Self {
+        self.parent = parent;
+        self
+    }
+
+    /// The method, route and headers the traces sampler sees.
+    pub fn sampling_input(
+        mut self,
+        method: Option<&'a str>,
+        route: Option<&'a str>,
+        headers: Option<&'a http::HeaderMap>,
+    ) -> Self {
+        self.method = method;
+        self.route = route;
+        self.headers = headers;
+        self
+    }
+
+    /// Forces the sampling decision.
+    pub fn sampled(mut self, sampled: bool) -> Self {
+        self.sampled = Some(sampled);
+        self
+    }
+
+    /// The HTTP request that events and the transaction carry.
+    pub fn request(mut self, request: Request) -> Self {
+        self.request = Some(request);
+        self
+    }
+
+    /// Decides sampling and creates the scope.
+    pub fn start(self) -> Arc<RequestScope> {
+        let parent_sampled = self.parent.as_ref().and_then(|p| p.sampled);
+        let sampled = self.sampled.unwrap_or_else(|| {
+            self.client.sample_transaction(&SamplingContext {
+                name: &self.name,
+                op: &self.op,
+                method: self.method,
+                route: self.route,
+                headers: self.headers,
+                parent_sampled,
+            })
+        });
+        let mut scope = Scope::new(self.client.clone());
+        scope.transaction = Some(self.name);
+        scope.request = self.request;
+        let (trace_id, parent_span_id) = match &self.parent {
+            Some(p) => (p.trace_id, Some(p.parent_span_id)),
+            None => (TraceId::new(), None),
+        };
+        Arc::new(RequestScope {
+            client: self.client.clone(),
+            trace_id,
+            span_id: SpanId::new(),
+            parent_span_id,
+            sampled,
+            op: self.op,
+            start: SystemTime::now(),
+            started: Instant::now(),
+            state: Mutex::new(State {
+                scope,
+                spans: Vec::new(),
+                spans_dropped: 0,
+                finished: false,
+            }),
+        })
+    }
+}
+
+impl RequestScope {
+    /// Starts building a scope named `name` (the transaction name).
+    pub fn builder<'a>(client: &'a Client, name: impl Into<String>) -> ScopeBuilder<'a> {
+        ScopeBuilder {
+            client,
+            name: name.into(),
+            op: Cow::Borrowed("task"),
+            parent: None,
+            method: None,
+            route: None,
+            headers: None,
+            sampled: None,
+            request: None,
+        }
+    }
+
+    /// The scope bound to the current thread, if any.
+    pub fn current() -> Option<Arc<RequestScope>> {
+        CURRENT.with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+    }
+
+    /// The client this scope reports to.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The trace this request belongs to.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+
+    /// The request's root span.
+    pub fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+
+    /// Whether this request is recorded as a transaction.
+    pub fn is_sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// When the request started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The `traceparent` header value for outgoing calls made on behalf of this request.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{}",
+            self.trace_id,
+            self.span_id,
+            if self.sampled { "01" } else { "00" }
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic inside `configure` poisons the lock; the data is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with the scope's data.
+    ///
+    /// Inside `f`, change the scope through the `&mut Scope` given: a nested call to
+    /// `configure` (or `backstop::set_tag` and friends) on the same thread would need
+    /// the lock `f` already holds, so its changes are discarded with a warning instead
+    /// of deadlocking.
+    pub fn configure<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
+        if Reentry::active() {
+            tracing::warn!(
+                target: "backstop",
+                "scope configured from inside `configure`; use the `&mut Scope` given instead (change discarded)"
+            );
+            return f(&mut Scope::new(self.client.clone()));
+        }
+        let mut state = self.lock();
+        let _reentry = Reentry::enter();
+        f(&mut state.scope)
+    }
+
+    /// Records a finished child span. Spans past `max_spans` are counted, not kept.
+    pub fn add_span(&self, span: Span) {
+        if !self.sampled {
+            return;
+        }
+        let max = self.client.settings().max_spans;
+        let mut state = self.lock();
+        if state.finished {
+            return;
+        }
+        if state.spans.len() >= max {
+            state.spans_dropped += 1;
+            drop(state);
+            self.client.counters().spans_dropped(1);
+            return;
+        }
+        state.spans.push(span);
+    }
+
+    /// Captures an event with this scope's context. Returns its id at once.
+    pub fn capture_event(&self, mut event: Event) -> EventId {
+        self.apply(&mut event);
+        self.client.send_event(event, None)
+    }
+
+    /// Captures a message.
+    pub fn capture_message(&self, message: impl Into<String>, level: Level) -> EventId {
+        self.capture_event(message_event(message.into(), level))
+    }
+
+    /// Captures an error and its whole `source()` chain.
+    pub fn capture_error<E: std::error::Error + ?Sized>(&self, error: &E) -> EventId {
+        self.capture_event(error_event(error))
+    }
+
+    /// Records a panic that the adapter caught with `catch_unwind`, with the message,
+    /// location and backtrace the panic hook saw, as an unhandled `panic`. Returns the
+    /// event id (the one already recorded, if the panic was reported on the way out of
+    /// an inner scope).
+    pub fn capture_panic(&self, payload: &(dyn std::any::Any + Send)) -> EventId {
+        let (mut event, backtrace) = match crate::panic::take_last() {
+            Some(record) => crate::panic::panic_event(record),
+            None => {
+                if let Some(id) = crate::panic::take_reported() {
+                    return id;
+                }
+                crate::panic::panic_event(crate::panic::PanicRecord::from_payload(payload))
+            }
+        };
+        self.apply(&mut event);
+        self.client.send_event(event, backtrace)
+    }
+
+    /// Reports a panic leaving a bound region that nothing in Backstop will catch.
+    fn report_escaping_panic(&self) {
+        if let Some(record) = crate::panic::take_last() {
+            let (mut event, backtrace) = crate::panic::panic_event(record);
+            self.apply(&mut event);
+            let id = self.client.send_event(event, backtrace);
+            crate::panic::set_reported(id);
+        }
+    }
+
+    fn apply(&self, event: &mut Event) {
+        if Reentry::active() {
+            // Called from inside `configure` on this thread: the lock is ours already.
+            // The event goes out with the trace link only.
+        } else {
+            self.lock().scope.apply_to_event(event);
+        }
+        event.contexts.entry("trace".into()).or_insert_with(|| {
+            serde_json::json!({
+                "trace_id": self.trace_id,
+                "span_id": self.span_id,
+                "op": self.op,
+            })
+        });
+    }
+
+    /// Ends the request with an HTTP status: maps it to a span status and records it.
+    pub fn finish_http(&self, status: u16) -> Option<EventId> {
+        let mut data = Map::new();
+        data.insert("http.response.status_code".into(), status.into());
+        self.finish_with(SpanStatus::from_http(status), data)
+    }
+
+    /// Ends the request. If it was sampled, its transaction (with every span) is
+    /// handed to the pipeline; returns the transaction's id. Only the first call counts.
+    pub fn finish(&self, status: SpanStatus) -> Option<EventId> {
+        self.finish_with(status, Map::new())
+    }
+
+    /// Like [`finish`](Self::finish), with extra data for the root span.
+    pub fn finish_with(&self, status: SpanStatus, data: Map) -> Option<EventId> {
+        let mut state = self.lock();
+        if state.finished {
+            return None;
+        }
+        state.finished = true;
+        if !self.sampled {
+            return None;
+        }
+        let spans = std::mem::take(&mut state.spans);
+        let spans_dropped = state.spans_dropped;
+        let scope = &state.scope;
+        let end = self.start + self.started.elapsed();
+        let mut contexts = scope.contexts.clone();
+        contexts.insert(
+            "trace".into(),
+            serde_json::json!({
+                "trace_id": self.trace_id,
+                "span_id": self.span_id,
+                "parent_span_id": self.parent_span_id,
+                "op": self.op,
+                "status": status,
+                "data": data,
+            }),
+        );
+        if self.parent_span_id.is_none()
+            && let Some(trace) = contexts.get_mut("trace").and_then(Value::as_object_mut)
+        {
+            trace.remove("parent_span_id");
+        }
+        let mut extra = scope.extra.clone();
+        if spans_dropped > 0 {
+            extra.insert("spans_dropped".into(), spans_dropped.into());
+        }
+        let transaction = Transaction {
+            event_id: EventId::new(),
+            ty: "transaction".into(),
+            name: scope
+                .transaction
+                .clone()
+                .unwrap_or_else(|| "<unnamed>".into()),
+            start_timestamp: self.start,
+            timestamp: end,
+            platform: "native".into(),
+            contexts,
+            spans,
+            release: None,
+            environment: None,
+            server_name: None,
+            user: scope.user.clone(),
+            request: scope.request.clone(),
+            tags: scope.tags.clone(),
+            extra,
+            sdk: None,
+        };
+        drop(state);
+        let id = transaction.event_id;
+        self.client.send_transaction(transaction);
+        Some(id)
+    }
+
+    /// Whether `finish` has been called.
+    pub fn is_finished(&self) -> bool {
+        self.lock().finished
+    }
+
+    /// Makes this the current scope of this thread until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> ScopeGuard {
+        let previous = CURRENT.with(|c| c.replace(Some(self.clone())));
+        ScopeGuard {
+            previous,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Runs `f` with this as the current scope.
+    pub fn run<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        let _guard = self.enter();
+        f()
+    }
+
+    /// Binds this scope to a future: it is the current scope whenever the future runs,
+    /// on whichever thread.
+    pub fn bind<F: Future>(self: Arc<Self>, future: F) -> Bound<F> {
+        Bound {
+            scope: Some(self),
+            inner: future,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Binding to threads and futures
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<RequestScope>>> = const { RefCell::new(None) };
+    static IN_CONFIGURE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread has a current scope (for the panic hook: no clone, no lock).
+pub(crate) fn has_current() -> bool {
+    CURRENT.with(|c| c.try_borrow().map(|c| c.is_some()).unwrap_or(true))
+}
+
+/// Marks that this thread holds a scope's lock inside `configure`.
+struct Reentry;
+
+impl Reentry {
+    fn enter() -> Reentry {
+        IN_CONFIGURE.with(|c| c.set(c.get() + 1));
+        Reentry
+    }
+
+    fn active() -> bool {
+        IN_CONFIGURE.with(|c| c.get() > 0)
+    }
+}
+
+impl std::ops::Drop for Reentry {
+    fn drop(&mut self) {
+        IN_CONFIGURE.with(|c| c.set(c.get().saturating_sub(1)));
+    }
+}
+
+/// Keeps a scope current until dropped; restores the previous one. Not `Send`: it
+/// belongs to the thread that entered.
+#[must_use = "the scope is current only while the guard lives"]
+pub struct ScopeGuard {
+    previous: Option<Arc<RequestScope>>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for ScopeGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ScopeGuard")
+    }
+}
+
+impl std::ops::Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let mine = CURRENT.with(|c| c.replace(self.previous.take()));
+        if std::thread::panicking()
+            && let Some(scope) = mine
+        {
+            scope.report_escaping_panic();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future with a [`RequestScope`] bound to it. See [`RequestScope::bind`] and
+    /// [`bind`].
+    pub struct Bound<F> {
+        scope: Option<Arc<RequestScope>>,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> fmt::Debug for Bound<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bound")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Bound<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.scope.is_none() {
+            return this.inner.poll(cx);
+        }
+        // Move the scope into the thread-local for the poll and back out after: no
+        // reference-count traffic per poll.
+        let _entered = PollGuard::enter(this.scope);
+        this.inner.poll(cx)
+    }
+}
+
+struct PollGuard<'a> {
+    slot: &'a mut Option<Arc<RequestScope>>,
+    previous: Option<Arc<RequestScope>>,
+}
+
+impl<'a> PollGuard<'a> {
+    fn enter(slot: &'a mut Option<Arc<RequestScope>>) -> Self {
+        let previous = CURRENT.with(|c| c.replace(slot.take()));
+        PollGuard { slot, previous }
+    }
+}
+
+impl std::ops::Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        let mine = CURRENT.with(|c| c.replace(self.previous.take()));
+        if std::thread::panicking()
+            && let Some(scope) = &mine
+        {
+            scope.report_escaping_panic();
+        }
+        *self.slot = mine;
+    }
+}
+
+/// Binds the current scope (if any) to a future, so work spawned by a handler keeps
+/// the request's context:
+///
+/// ```
+/// # async fn handler() {
+/// tokio::spawn(backstop_core::bind(async {
+///     backstop_core::add_breadcrumb(backstop_core::Breadcrumb::new("email", "queued"));
+/// }));
+/// # }
+/// ```
+pub fn bind<F: Future>(future: F) -> Bound<F> {
+    Bound {
+        scope: RequestScope::current(),
+        inner: future,
+    }
+}
+
+/// Runs `f` with the current scope, if there is one. The thread-local is released
+/// before `f` runs, so `f` may bind other scopes.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<RequestScope>) -> R) -> Option<R> {
+    RequestScope::current().map(|s| f(&s))
+}
+
+// ---------------------------------------------------------------------------------------
+// Building events
+
+pub(crate) fn message_event(message: String, level: Level) -> Event {
+    let mut event = Event::new(level);
+    event.message = Some(message);
+    event
+}
+
+/// An event for an error and its `source()` chain: the root cause first, the error
+/// itself last, as Sentry orders chained exceptions.
+pub fn error_event<E: std::error::Error + ?Sized>(error: &E) -> Event {
+    let mut exceptions = Vec::new();
+    let top_type = std::any::type_name::<E>();
+    let top_type = (!top_type.starts_with("dyn ")).then_some(top_type);
+    exceptions.push(exception_for(error, top_type));
+    let mut source = error.source();
+    // Bound the walk: a cyclic chain must not hang the request.
+    while let Some(err) = source {
+        if exceptions.len() >= 32 {
+            break;
+        }
+        exceptions.push(exception_for(err, None));
+        source = err.source();
+    }
+    exceptions.reverse();
+    if let Some(top) = exceptions.last_mut() {
+        top.mechanism = Some(Mechanism::new("error", true));
+    }
+    let mut event = Event::new(Level::Error);
+    event.exception = Values { values: exceptions };
+    event
+}
+
+fn exception_for<E: std::error::Error + ?Sized>(error: &E, type_name: Option<&str>) -> Exception {
+    let (module, ty) = match type_name {
+        Some(full) => split_type_name(full),
+        None => (None, type_from_debug(&format!("{error:?}"))),
+    };
+    Exception {
+        ty,
+        value: Some(error.to_string()),
+        module,
+        stacktrace: None,
+        mechanism: None,
+    }
+}
+
+/// `core::num::error::ParseIntError` → (`core::num::error`, `ParseIntError`); generic
+/// arguments are kept with the name.
+fn split_type_name(full: &str) -> (Option<String>, String) {
+    let base_end = full.find('<').unwrap_or(full.len());
+    match full[..base_end].rfind("::") {
+        Some(at) => (Some(full[..at].to_owned()), full[at + 2..].to_owned()),
+        None => (None, full.to_owned()),
+    }
+}
+
+/// The type name a `Debug` output starts with (`ParseIntError { kind: .. }`), as the
+/// best guess for a `dyn Error` whose concrete type is unknown.
+fn type_from_debug(debug: &str) -> String {
+    let name: String = debug
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    if name.is_empty() || !name.chars().next().is_some_and(char::is_alphabetic) {
+        "Error".to_owned()
+    } else {
+        name.rsplit("::").next().unwrap_or(&name).to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names() {
+        assert_eq!(
+            split_type_name("core::num::error::ParseIntError"),
+            (Some("core::num::error".into()), "ParseIntError".into())
+        );
+        assert_eq!(
+            split_type_name("shop::Wrapper<core::num::error::ParseIntError>"),
+            (
+                Some("shop".into()),
+                "Wrapper<core::num::error::ParseIntError>".into()
+            )
+        );
+        assert_eq!(
+            type_from_debug("ParseIntError { kind: InvalidDigit }"),
+            "ParseIntError"
+        );
+        assert_eq!(type_from_debug("Os { code: 2 }"), "Os");
+        assert_eq!(type_from_debug("\"just a string\""), "Error");
+    }
+}

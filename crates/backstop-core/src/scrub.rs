@@ -1,0 +1,245 @@
+//! PII scrubbing, on the worker, before anything reaches a sink.
+//!
+//! With `send_default_pii` off (the default):
+//! - secret headers (`Authorization`, `Cookie`, `X-Api-Key`, ...) and headers whose
+//!   name matches a secret key pattern are replaced by `[Filtered]`;
+//! - query-string, form and JSON keys that match a secret pattern (`password`, `token`,
+//!   `session`, ...) have their values replaced by `[Filtered]`, wherever they appear:
+//!   the URL, the body, extra data, contexts, tags, breadcrumb and span data;
+//! - the user's email and IP, cookies and `REMOTE_ADDR` are removed.
+//!
+//! Patterns match case-insensitively, as substrings: `user_password` is caught by
+//! `password`.
+
+use serde_json::Value;
+
+use crate::protocol::{Event, Map, Request, Transaction, User};
+
+/// The replacement for a scrubbed value.
+pub const FILTERED: &str = "[Filtered]";
+
+/// Headers whose values are always filtered when PII is off.
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-forwarded-for",
+    "x-real-ip",
+];
+
+/// Key patterns whose values are filtered when PII is off.
+pub const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "auth",
+    "credentials",
+    "session",
+    "csrf",
+    "signature",
+];
+
+/// The scrubbing rules of one client.
+pub(crate) struct Scrubber {
+    enabled: bool,
+    headers: Vec<String>,
+    keys: Vec<String>,
+}
+
+impl Scrubber {
+    pub(crate) fn new(
+        send_default_pii: bool,
+        extra_keys: Vec<String>,
+        extra_headers: Vec<String>,
+    ) -> Self {
+        let mut keys: Vec<String> = SECRET_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        keys.extend(extra_keys.into_iter().map(|k| k.to_ascii_lowercase()));
+        let mut headers: Vec<String> = SECRET_HEADERS.iter().map(|h| (*h).to_owned()).collect();
+        headers.extend(extra_headers.into_iter().map(|h| h.to_ascii_lowercase()));
+        Scrubber {
+            enabled: !send_default_pii,
+            headers,
+            keys,
+        }
+    }
+
+    /// Whether a key (query, form, JSON, tag) names a secret.
+    pub(crate) fn is_secret_key(&self, key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        self.keys.iter().any(|k| key.contains(k.as_str()))
+    }
+
+    /// Whether a header's value is filtered.
+    pub(crate) fn is_secret_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.is_secret_key(name)
+    }
+
+    pub(crate) fn event(&self, event: &mut Event) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(request) = &mut event.request {
+            self.request(request);
+        }
+        if let Some(user) = &mut event.user {
+            scrub_user(user);
+        }
+        self.tags(&mut event.tags);
+        self.map(&mut event.extra);
+        for value in event.contexts.values_mut() {
+            self.value(value);
+        }
+        for crumb in &mut event.breadcrumbs.values {
+            self.map(&mut crumb.data);
+        }
+    }
+
+    pub(crate) fn transaction(&self, transaction: &mut Transaction) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(request) = &mut transaction.request {
+            self.request(request);
+        }
+        if let Some(user) = &mut transaction.user {
+            scrub_user(user);
+        }
+        self.tags(&mut transaction.tags);
+        self.map(&mut transaction.extra);
+        for value in transaction.contexts.values_mut() {
+            self.value(value);
+        }
+        for span in &mut transaction.spans {
+            self.map(&mut span.data);
+            self.tags(&mut span.tags);
+        }
+    }
+
+    fn request(&self, request: &mut Request) {
+        for (name, value) in request.headers.iter_mut() {
+            if self.is_secret_header(name) {
+                *value = FILTERED.to_owned();
+            }
+        }
+        request.cookies = None;
+        request.env.remove("REMOTE_ADDR");
+        if let Some(query) = &mut request.query_string {
+            *query = self.query(query);
+        }
+        if let Some(url) = &mut request.url
+            && let Some((base, query)) = url.split_once('?')
+        {
+            *url = format!("{base}?{}", self.query(query));
+        }
+        if let Some(data) = &mut request.data {
+            *data = self.body(data);
+        }
+    }
+
+    /// Filters the values of secret keys in `a=1&password=x`, leaving the rest as it was.
+    pub(crate) fn query(&self, query: &str) -> String {
+        query
+            .split('&')
+            .map(|pair| {
+                let (raw_key, _) = pair.split_once('=').unwrap_or((pair, ""));
+                let key = url::form_urlencoded::parse(raw_key.as_bytes())
+                    .next()
+                    .map(|(k, _)| k.into_owned())
+                    .unwrap_or_default();
+                if pair.contains('=') && self.is_secret_key(&key) {
+                    format!("{raw_key}={}", FILTERED)
+                } else {
+                    pair.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// A captured body: JSON is scrubbed key by key; anything else is treated as a form.
+    fn body(&self, body: &str) -> String {
+        match serde_json::from_str::<Value>(body) {
+            Ok(mut value) => {
+                self.value(&mut value);
+                value.to_string()
+            }
+            Err(_) if body.contains('=') => self.query(body),
+            Err(_) => body.to_owned(),
+        }
+    }
+
+    fn tags(&self, tags: &mut std::collections::BTreeMap<String, String>) {
+        for (key, value) in tags.iter_mut() {
+            if self.is_secret_key(key) {
+                *value = FILTERED.to_owned();
+            }
+        }
+    }
+
+    fn map(&self, map: &mut Map) {
+        for (key, value) in map.iter_mut() {
+            if self.is_secret_key(key) {
+                *value = Value::String(FILTERED.to_owned());
+            } else {
+                self.value(value);
+            }
+        }
+    }
+
+    fn value(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => self.map(map),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
+            _ => {}
+        }
+    }
+}
+
+fn scrub_user(user: &mut User) {
+    user.email = None;
+    user.ip_address = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrubber() -> Scrubber {
+        Scrubber::new(false, vec!["pin".into()], vec!["x-internal".into()])
+    }
+
+    #[test]
+    fn query_keeps_order_and_filters_secrets() {
+        let s = scrubber();
+        assert_eq!(
+            s.query("page=2&password=hunter2&q=shoes&api_key=abc&PIN=1234"),
+            "page=2&password=[Filtered]&q=shoes&api_key=[Filtered]&PIN=[Filtered]"
+        );
+        assert_eq!(s.query("flag&user_token=x"), "flag&user_token=[Filtered]");
+        assert_eq!(s.query("pass%77ord=x"), "pass%77ord=[Filtered]");
+    }
+
+    #[test]
+    fn json_bodies_are_scrubbed_deeply() {
+        let s = scrubber();
+        let out = s.body(r#"{"user":{"name":"ann","password":"x"},"items":[{"session_id":"s"}]}"#);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["user"]["name"], "ann");
+        assert_eq!(v["user"]["password"], FILTERED);
+        assert_eq!(v["items"][0]["session_id"], FILTERED);
+    }
+
+    #[test]
+    fn headers() {
+        let s = scrubber();
+        assert!(s.is_secret_header("Authorization"));
+        assert!(s.is_secret_header("X-Internal"));
+        assert!(s.is_secret_header("X-Auth-Token"));
+        assert!(!s.is_secret_header("Accept"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Test support: capture what Backstop records, in memory, and assert on it.
+//!
+//! ```
+//! use backstop_core::{Level, test};
+//!
+//! let captured = test::capture(|| {
+//!     backstop_core::set_tag("feature", "checkout");
+//!     backstop_core::capture_message("card declined", Level::Warning);
+//! });
+//! assert_eq!(captured.events.len(), 1);
+//! assert_eq!(captured.events[0].tags["feature"], "checkout");
+//! ```
+//!
+//! For a whole service (a router with the Backstop layer), plug a [`TestSink`] into the
+//! options and read it after [`Backstop::flush`](crate::Backstop::flush).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::options::Options;
+use crate::pipeline::{Record, Sink, SinkError};
+use crate::protocol::{Event, Transaction};
+use crate::scope::RequestScope;
+
+/// A sink that keeps every record in memory. Clones share the same records.
+#[derive(Debug, Clone, Default)]
+pub struct TestSink {
+    records: Arc<Mutex<Vec<Record>>>,
+}
+
+impl TestSink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        TestSink::default()
+    }
+
+    /// Everything received so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The events received so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.take_kind(|r| r.as_event().cloned())
+    }
+
+    /// The transactions received so far.
+    pub fn transactions(&self) -> Vec<Transaction> {
+        self.take_kind(|r| r.as_transaction().cloned())
+    }
+
+    /// Forgets everything received so far.
+    pub fn clear(&self) {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    fn take_kind<T>(&self, f: impl Fn(&Record) -> Option<T>) -> Vec<T> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(f)
+            .collect()
+    }
+}
+
+impl Sink for TestSink {
+    fn name(&self) -> &str {
+        "test"
+    }
+
+    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(batch);
+        Ok(())
+    }
+}
+
+/// What [`capture`] recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    /// Error and message events, in capture order.
+    pub events: Vec<Event>,
+    /// Transactions, in finish order.
+    pub transactions: Vec<Transaction>,
+}
+
+const FLUSH: Duration = Duration::from_secs(10);
+
+/// Runs `f` in a fresh scope of a private client (every transaction sampled) and
+/// returns what it captured. Independent of any global client, so tests can run in
+/// parallel.
+pub fn capture(f: impl FnOnce()) -> Captured {
+    capture_with(Options::new().traces_sample_rate(1.0), f)
+}
+
+/// Like [`capture`], with options of the test's choosing (sinks are added to).
+pub fn capture_with(options: Options, f: impl FnOnce()) -> Captured {
+    let (client, sink, _guard) = start(options);
+    let scope = RequestScope::builder(&client, "test")
+        .sampled(false)
+        .start();
+    scope.run(f);
+    finish(&client, &sink)
+}
+
+/// Like [`capture`], for async code: the future runs with the scope bound.
+pub async fn capture_async<F: Future<Output = ()>>(future: F) -> Captured {
+    let (client, sink, _guard) = start(Options::new().traces_sample_rate(1.0));
+    let scope = RequestScope::builder(&client, "test")
+        .sampled(false)
+        .start();
+    scope.bind(future).await;
+    finish(&client, &sink)
+}
+
+fn start(options: Options) -> (Client, TestSink, crate::Backstop) {
+    let sink = TestSink::new();
+    let guard =
+        Client::start(options.sink(sink.clone()).console(false)).expect("test options are valid");
+    (guard.client().clone(), sink, guard)
+}
+
+fn finish(client: &Client, sink: &TestSink) -> Captured {
+    client.flush(FLUSH);
+    Captured {
+        events: sink.events(),
+        transactions: sink.transactions(),
+    }
+}

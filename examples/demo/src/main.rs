@@ -1,0 +1,2 @@
+//! The Backstop demo.
+fn main() {}
