@@ -49,7 +49,8 @@ pub fn normalize_message(message: &str) -> String {
             r"|(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b)",
             r"|(?P<ip>\b\d{1,3}(?:\.\d{1,3}){3}\b|\b(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{1,4}\b)",
             r"|(?P<hex>\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b|\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b)",
-            r"|(?P<num>-?\b\d+(?:\.\d+)?\b)",
+            // Digits anywhere: `30s`, `retry3` vary as much as `30`.
+            r"|(?P<num>-?\d+(?:\.\d+)?)",
         ))
         .expect("the placeholder pattern is valid")
     });
@@ -201,6 +202,10 @@ mod tests {
             ("object 5f3a9c0e1b not found", "object <hex> not found"),
             ("took 3.25 s", "took <num> s"),
             ("no numbers here", "no numbers here"),
+            (
+                "timed out after 30s (retry3)",
+                "timed out after <num>s (retry<num>)",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(normalize_message(input), expected, "{input}");

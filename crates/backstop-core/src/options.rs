@@ -444,6 +444,12 @@ pub(crate) struct Settings {
     pub(crate) shutdown_timeout: Duration,
 }
 
+// The callbacks are only ever called under `catch_unwind`, and a panic in one leaves no
+// shared state half-changed (the result is discarded and counted), so the settings are
+// safe to observe across an unwind: users can `catch_unwind` around scoped code.
+impl std::panic::RefUnwindSafe for Settings {}
+impl std::panic::UnwindSafe for Settings {}
+
 /// What `init` needs besides the settings: the parts that go to the worker.
 pub(crate) struct Validated {
     pub(crate) settings: Settings,

@@ -60,7 +60,6 @@ const NOT_IN_APP: &[&str] = &[
 const PANIC_MACHINERY: &[&str] = &[
     "std::panicking::",
     "core::panicking::",
-    "std::panic::",
     "core::panic::",
     "rust_begin_unwind",
     "__rustc::rust_begin_unwind",
@@ -69,7 +68,6 @@ const PANIC_MACHINERY: &[&str] = &[
     "std::rt::begin_panic",
     "backtrace::",
     "backstop_core::panic::",
-    "<alloc::boxed::Box<F,A> as core::ops::function::Fn<Args>>::call",
 ];
 
 /// Symbolises a backtrace captured by the panic hook.
@@ -109,12 +107,13 @@ pub(crate) fn from_backtrace(
             });
         }
     }
-    // Drop everything down to and including the last panic-machinery frame near the top.
+    // Drop the run of panic machinery (and unsymbolised frames) at the top: the hook,
+    // the backtrace capture, std's panic entry points. The first frame after it is the
+    // code that panicked.
     let cut = frames
         .iter()
-        .take(64)
-        .rposition(|f| is_machinery(f))
-        .map_or(0, |i| i + 1);
+        .position(|f| !(is_machinery(f) || (f.function.is_none() && f.module.is_none())))
+        .unwrap_or(0);
     frames.drain(..cut);
     // Below the entry point is the runtime's start-up: of no interest.
     if let Some(end) = frames
@@ -152,7 +151,8 @@ pub(crate) fn mark_in_app(stacktrace: &mut Stacktrace, settings: &Settings) {
 
 fn is_machinery(frame: &Frame) -> bool {
     let name = full_name(frame);
-    PANIC_MACHINERY.iter().any(|m| name.starts_with(m))
+    // The boxed hook's `Fn::call` frame names the hook's argument type.
+    PANIC_MACHINERY.iter().any(|m| name.starts_with(m)) || name.contains("PanicHookInfo")
 }
 
 /// `module::function`, or whichever of the two is known.
@@ -165,17 +165,36 @@ pub(crate) fn full_name(frame: &Frame) -> String {
     }
 }
 
-/// The crate a demangled path belongs to: the first segment, looking inside
-/// `<Type as Trait>` to the type.
+/// The crate a demangled path belongs to: the first segment; for `<Type as Trait>`,
+/// the type's crate, or the trait's when the type is a primitive (`usize`, `[T]`, `&str`).
 pub(crate) fn frame_crate(name: &str) -> Option<&str> {
-    let mut name = name.trim_start_matches('<').trim_start_matches('&');
-    name = name.strip_prefix("mut ").unwrap_or(name);
-    name = name.strip_prefix("dyn ").unwrap_or(name);
-    let end = name
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(name.len());
-    let krate = &name[..end];
-    (!krate.is_empty()).then_some(krate)
+    fn first_segment(path: &str) -> Option<&str> {
+        let path = path.trim_start_matches(['<', '&', '*', ' ']);
+        let path = path.strip_prefix("mut ").unwrap_or(path);
+        let path = path.strip_prefix("dyn ").unwrap_or(path);
+        let end = path
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(path.len());
+        let krate = &path[..end];
+        // A path without `::` after its first segment is a primitive or a bare name.
+        (!krate.is_empty() && path[end..].starts_with("::")).then_some(krate)
+    }
+    if let Some(inner) = name.strip_prefix('<') {
+        let ty_end = inner.find(" as ").unwrap_or(inner.len());
+        if let Some(krate) = first_segment(&inner[..ty_end]) {
+            return Some(krate);
+        }
+        if ty_end < inner.len() {
+            return first_segment(&inner[ty_end + 4..]);
+        }
+        return None;
+    }
+    first_segment(name).or_else(|| {
+        let end = name
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(name.len());
+        (end > 0).then_some(&name[..end])
+    })
 }
 
 /// Splits `a::b::Type::method::{{closure}}` into the module path (`a::b::Type`) and the
@@ -249,6 +268,12 @@ mod tests {
         );
         assert_eq!(frame_crate("<&mut shop::Cart as Drop>::drop"), Some("shop"));
         assert_eq!(frame_crate(""), None);
+        assert_eq!(
+            frame_crate("<usize as core::slice::index::SliceIndex<[T]>>::index"),
+            Some("core")
+        );
+        assert_eq!(frame_crate("<[T] as shop::Sum>::sum"), Some("shop"));
+        assert_eq!(frame_crate("main"), Some("main"));
     }
 
     #[test]
