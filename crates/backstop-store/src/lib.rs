@@ -1,0 +1,53 @@
+//! Backstop's embedded SQLite store: the default home for events.
+//!
+//! [`SqliteStore`] is a pipeline [`Sink`](backstop_core::Sink): the worker hands it
+//! batches, and it writes each batch in one SQLite transaction (WAL mode, so readers
+//! never wait). Events are grouped by fingerprint into issues, with counts, users
+//! affected, releases, a status and a regression flag; transactions are kept with their
+//! spans. Retention prunes by age and row count in small transactions.
+//!
+//! [`StoreReader`] answers the dashboard's and alerts' questions with typed results:
+//! issues, events, routes with percentiles, the slowest requests, releases.
+//!
+//! ```
+//! use std::time::Duration;
+//! use backstop_core::{Client, Level, Options};
+//! use backstop_store::{IssueQuery, SqliteStore};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(dir.path().join("backstop.db")).unwrap();
+//! let reader = store.reader();
+//!
+//! let backstop = Client::start(Options::new().sink(store).console(false)).unwrap();
+//! backstop.capture_event({
+//!     let mut event = backstop_core::Event::new(Level::Error);
+//!     event.message = Some("payment failed".into());
+//!     event
+//! });
+//! assert!(backstop.flush(Duration::from_secs(5)));
+//!
+//! let issues = reader.issues(&IssueQuery::new()).unwrap();
+//! assert_eq!(issues[0].title, "payment failed");
+//! assert_eq!(issues[0].count, 1);
+//! ```
+//!
+//! The schema, how to query it with the `sqlite3` shell, retention and fault handling
+//! are described in `docs/store.md`.
+
+mod error;
+pub mod reader;
+mod schema;
+mod stats;
+mod store;
+
+pub use error::StoreError;
+pub use reader::{
+    EventSummary, InvalidStatus, Issue, IssueDetail, IssueId, IssueQuery, IssueSort, IssueStatus,
+    ReleaseSummary, RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats,
+    StoreReader, StoredEvent,
+};
+pub use stats::{StoreCounters, StoreStats};
+pub use store::{Retention, SqliteStore, StoreBuilder};
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = schema::VERSION;

@@ -1,0 +1,890 @@
+//! The writer: [`SqliteStore`] is the pipeline [`Sink`] that writes each batch in one
+//! SQLite transaction, then prunes by age and row count.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backstop_core::protocol::{Event, Transaction};
+use backstop_core::{Record, Sink, SinkError};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+
+use crate::error::StoreError;
+use crate::reader::StoreReader;
+use crate::schema::{self, Mode};
+use crate::stats::{StoreCounters, StoreStats};
+
+/// Rows deleted per pruning transaction: small, so the write lock is short.
+const PRUNE_CHUNK: usize = 1000;
+/// Pruning after a batch stops after this long and carries on after the next one.
+const PRUNE_BUDGET: Duration = Duration::from_millis(250);
+/// Write failures are logged at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// How long rows are kept. Defaults: 7 days, 10,000 transactions, 10,000 events per
+/// issue (the first and the latest are kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Rows older than this are deleted; issues not seen for this long go with them.
+    pub max_age: Option<Duration>,
+    /// The most transactions kept (with their spans); the oldest go first.
+    pub max_transactions: Option<u64>,
+    /// The most events kept per issue: the first event and the latest ones.
+    pub max_events_per_issue: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            max_transactions: Some(10_000),
+            max_events_per_issue: Some(10_000),
+        }
+    }
+}
+
+/// Builds a [`SqliteStore`] with non-default retention or limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use backstop_store::SqliteStore;
+///
+/// let store = SqliteStore::builder(":memory:")
+///     .max_age(Duration::from_secs(3 * 24 * 3600))
+///     .max_transactions(50_000)
+///     .max_events_per_issue(1_000)
+///     .open()
+///     .unwrap();
+/// # drop(store);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct StoreBuilder {
+    path: PathBuf,
+    retention: Retention,
+    busy_timeout: Duration,
+    max_size: Option<u64>,
+}
+
+impl StoreBuilder {
+    /// Deletes rows older than `max_age` (default 7 days).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.retention.max_age = Some(max_age);
+        self
+    }
+
+    /// Keeps at most `max` transactions (default 10,000).
+    pub fn max_transactions(mut self, max: u64) -> Self {
+        self.retention.max_transactions = Some(max);
+        self
+    }
+
+    /// Keeps at most `max` events per issue, the first and the latest (default 10,000;
+    /// at least 2).
+    pub fn max_events_per_issue(mut self, max: u64) -> Self {
+        self.retention.max_events_per_issue = Some(max.max(2));
+        self
+    }
+
+    /// Replaces the whole retention policy (`None` fields keep rows forever).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How long a write waits for another connection's lock before the batch is
+    /// dropped (default 2 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Caps the database file at about `bytes` (SQLite's `max_page_count`). A batch that
+    /// would grow it further fails as if the disk were full, and is dropped; retention
+    /// frees room for later ones.
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(self) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(self)
+    }
+}
+
+/// The embedded SQLite store: a [`Sink`] that keeps events grouped into issues, and
+/// transactions with their spans. Read it with a [`StoreReader`].
+///
+/// ```
+/// use backstop_store::SqliteStore;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::open(dir.path().join("backstop.db")).unwrap();
+/// let reader = store.reader();
+/// let backstop = backstop_core::Client::start(
+///     backstop_core::Options::new().sink(store).console(false),
+/// )
+/// .unwrap();
+/// backstop.capture_event(backstop_core::Event::new(backstop_core::Level::Error));
+/// assert!(backstop.flush(std::time::Duration::from_secs(5)));
+/// assert_eq!(reader.issues(&Default::default()).unwrap().len(), 1);
+/// ```
+pub struct SqliteStore {
+    path: PathBuf,
+    retention: Retention,
+    busy_timeout: Duration,
+    max_pages: Option<u64>,
+    /// `None` after a failure: reopened before the next batch.
+    conn: Option<Arc<Mutex<Connection>>>,
+    /// Device and inode of the file when opened: a change means it was replaced.
+    identity: Option<(u64, u64)>,
+    /// `:memory:` readers share the writer's connection.
+    memory: Option<Arc<Mutex<Connection>>>,
+    counters: StoreCounters,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+    failing: bool,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("retention", &self.retention)
+            .field("open", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` with the default retention.
+    /// `":memory:"` keeps everything in memory (for tests).
+    ///
+    /// A path that cannot be opened, or a file that is not a Backstop database, is an
+    /// error naming the path.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::builder(path).open()
+    }
+
+    /// Starts building a store with non-default retention or limits.
+    pub fn builder(path: impl AsRef<Path>) -> StoreBuilder {
+        StoreBuilder {
+            path: path.as_ref().to_owned(),
+            retention: Retention::default(),
+            busy_timeout: Duration::from_secs(2),
+            max_size: None,
+        }
+    }
+
+    fn open_with(builder: StoreBuilder) -> Result<SqliteStore, StoreError> {
+        let max_pages = builder.max_size.map(|b| (b / 4096).max(16));
+        let mut store = SqliteStore {
+            path: builder.path,
+            retention: builder.retention,
+            busy_timeout: builder.busy_timeout,
+            max_pages,
+            conn: None,
+            identity: None,
+            memory: None,
+            counters: StoreCounters::default(),
+            last_logged: None,
+            suppressed: 0,
+            failing: false,
+        };
+        store.connect()?;
+        if schema::is_memory(&store.path) {
+            store.memory = store.conn.clone();
+        }
+        Ok(store)
+    }
+
+    /// The database path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The retention policy.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// A reader for the dashboard and alerts. Cheap to clone; each query uses its own
+    /// read-only connection and never blocks this writer.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader::new(
+            self.path.clone(),
+            self.busy_timeout,
+            self.memory.clone(),
+            Some(self.counters.clone()),
+        )
+    }
+
+    /// A handle to the store's counters that stays valid after the store has moved
+    /// into the pipeline.
+    pub fn counters(&self) -> StoreCounters {
+        self.counters.clone()
+    }
+
+    /// The store's counters now.
+    pub fn stats(&self) -> StoreStats {
+        self.counters.snapshot()
+    }
+
+    /// Writes one batch in one transaction, then prunes what retention allows (for a
+    /// bounded time). This is what [`Sink::consume`] does, without the pipeline.
+    pub fn write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
+        let (events, transactions) = count_kinds(batch);
+        match self.try_write(batch) {
+            Ok(()) => {
+                self.counters.written(events, transactions);
+                if self.failing {
+                    self.failing = false;
+                    tracing::info!(target: "backstop", path = %self.path.display(), "store writes resumed");
+                }
+                if let Err(error) = self.prune(Some(Instant::now() + PRUNE_BUDGET)) {
+                    self.report(&error, "prune");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.counters
+                    .failed(events, transactions, error.to_string());
+                self.failing = true;
+                if !is_transient(&error) {
+                    // Start afresh next time: the file may be gone or replaced, or the
+                    // connection stuck in a failed transaction.
+                    self.conn = None;
+                }
+                self.report(&error, "write");
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs retention to completion: deletes everything past `max_age` and the row
+    /// limits, in small transactions. The store also does this after every batch, for
+    /// a bounded time.
+    pub fn prune_now(&mut self) -> Result<(), StoreError> {
+        self.prune(None)
+    }
+
+    /// Prunes, gives free pages back to the file system (`incremental_vacuum`) and
+    /// truncates the write-ahead log, so the file size reflects what is kept.
+    pub fn compact(&mut self) -> Result<(), StoreError> {
+        self.prune(None)?;
+        let conn = self.connection()?;
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        incremental_vacuum(&conn, None).map_err(|e| self.sqlite_err(e))?;
+        if self.memory.is_none() {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(|e| self.sqlite_err(e))?;
+        }
+        Ok(())
+    }
+
+    fn sqlite_err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn connect(&mut self) -> Result<(), StoreError> {
+        let conn = schema::open(&self.path, Mode::Write, self.busy_timeout, self.max_pages)?;
+        self.identity = file_identity(&self.path);
+        self.conn = Some(Arc::new(Mutex::new(conn)));
+        Ok(())
+    }
+
+    /// The writer's connection, reopened if it failed or the file was replaced.
+    fn connection(&mut self) -> Result<Arc<Mutex<Connection>>, StoreError> {
+        if self.memory.is_none()
+            && self.conn.is_some()
+            && file_identity(&self.path) != self.identity
+        {
+            // Removed or replaced under us: SQLite would keep writing to the unlinked
+            // file, so follow the path instead.
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            match &self.memory {
+                Some(memory) => self.conn = Some(memory.clone()),
+                None => {
+                    self.connect()?;
+                    self.counters.reopened();
+                }
+            }
+        }
+        Ok(self.conn.clone().expect("connected above"))
+    }
+
+    fn try_write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
+        let conn = self.connection()?;
+        let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        write_batch(&mut conn, batch, &self.retention).map_err(|e| self.sqlite_err(e))
+    }
+
+    fn prune(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
+        let conn = self.connection()?;
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = SystemTime::now();
+        let result = prune(&conn, &self.retention, now, deadline, &self.counters);
+        result.map_err(|e| self.sqlite_err(e))
+    }
+
+    fn report(&mut self, error: &StoreError, what: &str) {
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|t| now.duration_since(t) < LOG_EVERY)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        let stats = self.counters.snapshot();
+        tracing::error!(
+            target: "backstop",
+            path = %self.path.display(),
+            suppressed = self.suppressed,
+            batches_failed = stats.batches_failed,
+            "store failed to {what}, batch dropped: {error}"
+        );
+        self.last_logged = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+impl Sink for SqliteStore {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+        self.write(batch).map_err(SinkError::from)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        // Every batch is committed when `consume` returns (WAL, synchronous=NORMAL:
+        // durable across a process crash). Flushing is a chance to catch up on pruning.
+        if self.conn.is_some()
+            && let Err(error) = self.prune(Some(Instant::now() + PRUNE_BUDGET))
+        {
+            self.report(&error, "prune");
+        }
+        Ok(())
+    }
+}
+
+/// Busy and full are cleared by waiting; anything else reopens the connection.
+fn is_transient(error: &StoreError) -> bool {
+    matches!(
+        error.sqlite_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull)
+    )
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.len().min(1), 0))
+}
+
+fn count_kinds(batch: &[Record]) -> (u64, u64) {
+    let events = batch.iter().filter(|r| r.as_event().is_some()).count() as u64;
+    (events, batch.len() as u64 - events)
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+pub(crate) fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+fn micros(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
+/// Who an event affected: the user id, else the IP address.
+fn user_key(event: &Event) -> Option<String> {
+    let user = event.user.as_ref()?;
+    if let Some(id) = &user.id {
+        return Some(format!("id:{id}"));
+    }
+    user.ip_address.as_ref().map(|ip| format!("ip:{ip}"))
+}
+
+/// Whether a transaction counts as failed: a 5xx, or (with no HTTP status) a status
+/// other than ok or cancelled.
+fn is_error(status: Option<&str>, http_status: Option<i64>) -> bool {
+    match http_status {
+        Some(code) => code >= 500,
+        None => !matches!(status, None | Some("ok" | "cancelled")),
+    }
+}
+
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[Record],
+    retention: &Retention,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut releases: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut over_cap: HashSet<i64> = HashSet::new();
+    for record in batch {
+        let (release, ts) = match record {
+            Record::Event(event) => {
+                if let Some(issue) = write_event(&tx, event, retention)? {
+                    over_cap.insert(issue);
+                }
+                (event.release.as_deref(), millis(event.timestamp))
+            }
+            Record::Transaction(t) => {
+                write_transaction(&tx, t)?;
+                (t.release.as_deref(), millis(t.start_timestamp))
+            }
+        };
+        if let Some(release) = release {
+            let seen = releases.entry(release).or_insert((ts, ts));
+            seen.0 = seen.0.min(ts);
+            seen.1 = seen.1.max(ts);
+        }
+    }
+    if !releases.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO releases (version, first_seen, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (version) DO UPDATE SET
+                first_seen = min(first_seen, excluded.first_seen),
+                last_seen = max(last_seen, excluded.last_seen)",
+        )?;
+        for (version, (first, last)) in releases {
+            stmt.execute(params![version, first, last])?;
+        }
+    }
+    if let Some(cap) = retention.max_events_per_issue {
+        let mut stmt = tx.prepare_cached(
+            "DELETE FROM events WHERE issue_id = ?1
+               AND id > (SELECT min(id) FROM events WHERE issue_id = ?1)
+               AND id < (SELECT id FROM events WHERE issue_id = ?1
+                         ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?;
+        for issue in over_cap {
+            stmt.execute(params![issue, cap.max(2) as i64 - 2])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Writes one event and updates its issue. Returns the issue's id if it now holds more
+/// events than retention keeps.
+fn write_event(
+    tx: &rusqlite::Transaction<'_>,
+    event: &Event,
+    retention: &Retention,
+) -> rusqlite::Result<Option<i64>> {
+    let fingerprint = event.group_hash();
+    let title = event.title();
+    let culprit = event.culprit.as_deref().or(event.transaction.as_deref());
+    let ts = millis(event.timestamp);
+    let level = event.level.as_str();
+    let release = event.release.as_deref();
+    let environment = event.environment.as_deref();
+    let user = user_key(event);
+
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT id FROM issues WHERE fingerprint = ?1")?
+        .query_row([&fingerprint], |r| r.get(0))
+        .optional()?;
+    let issue_id = match existing {
+        Some(id) => id,
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO issues (fingerprint, title, culprit, level, first_seen, last_seen,
+                    first_release, last_release, first_environment, last_environment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, ?7, ?7)",
+            )?
+            .execute(params![
+                fingerprint,
+                title,
+                culprit,
+                level,
+                ts,
+                release,
+                environment
+            ])?;
+            tx.last_insert_rowid()
+        }
+    };
+
+    let trace_id = event
+        .contexts
+        .get("trace")
+        .and_then(|t| t.get("trace_id"))
+        .and_then(Value::as_str);
+    let json = serde_json::to_string(event)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (event_id, issue_id, timestamp, level, title, culprit,
+                transaction_name, release, environment, user_key, trace_id, json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            event.event_id.to_string(),
+            issue_id,
+            ts,
+            level,
+            title,
+            culprit,
+            event.transaction.as_deref(),
+            release,
+            environment,
+            user.as_deref(),
+            trace_id,
+            json,
+        ])?;
+    if inserted == 0 {
+        // The same event id again (a retry): already counted.
+        return Ok(None);
+    }
+
+    let mut new_user = 0;
+    if let Some(user) = &user {
+        new_user = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO issue_users (issue_id, user_key) VALUES (?1, ?2)",
+            )?
+            .execute(params![issue_id, user])?;
+    }
+    if let Some(release) = release {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO issue_releases (issue_id, release) VALUES (?1, ?2)",
+        )?
+        .execute(params![issue_id, release])?;
+    }
+    if let Some(environment) = environment {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO issue_environments (issue_id, environment) VALUES (?1, ?2)",
+        )?
+        .execute(params![issue_id, environment])?;
+    }
+    // SET expressions see the row as it was, so `status = 'resolved'` below is the old
+    // status: a resolved issue that gets an event is reopened and flagged regressed.
+    let times_seen: i64 = tx
+        .prepare_cached(
+            "UPDATE issues SET
+                times_seen = times_seen + 1,
+                users = users + ?2,
+                regressed = CASE WHEN status = 'resolved' THEN 1 ELSE regressed END,
+                status_changed = CASE WHEN status = 'resolved' THEN ?3 ELSE status_changed END,
+                status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
+                first_release = CASE WHEN ?3 < first_seen THEN ?4 ELSE first_release END,
+                first_environment = CASE WHEN ?3 < first_seen THEN ?5 ELSE first_environment END,
+                first_seen = min(first_seen, ?3),
+                last_release = CASE WHEN ?3 >= last_seen THEN ?4 ELSE last_release END,
+                last_environment = CASE WHEN ?3 >= last_seen THEN ?5 ELSE last_environment END,
+                title = CASE WHEN ?3 >= last_seen THEN ?6 ELSE title END,
+                culprit = CASE WHEN ?3 >= last_seen THEN ?7 ELSE culprit END,
+                level = CASE WHEN ?3 >= last_seen THEN ?8 ELSE level END,
+                last_seen = max(last_seen, ?3)
+             WHERE id = ?1
+             RETURNING times_seen",
+        )?
+        .query_row(
+            params![
+                issue_id,
+                new_user as i64,
+                ts,
+                release,
+                environment,
+                title,
+                culprit,
+                level
+            ],
+            |r| r.get(0),
+        )?;
+    let over = retention
+        .max_events_per_issue
+        .is_some_and(|cap| times_seen as u64 > cap.max(2));
+    Ok(over.then_some(issue_id))
+}
+
+fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlite::Result<()> {
+    let trace = t.contexts.get("trace");
+    let field = |name: &str| trace.and_then(|c| c.get(name)).and_then(Value::as_str);
+    let status = field("status");
+    let http_status = trace
+        .and_then(|c| c.get("data"))
+        .and_then(|d| d.get("http.response.status_code"))
+        .and_then(Value::as_i64);
+    let start = micros(t.start_timestamp);
+    let duration = micros(t.timestamp) - start;
+    let queries = t
+        .spans
+        .iter()
+        .filter(|s| s.op.as_deref().is_some_and(|op| op.starts_with("db")))
+        .count();
+    let json = serde_json::to_string(t)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO transactions (event_id, trace_id, name, op, status,
+                http_status, is_error, timestamp, duration_us, span_count, query_count,
+                release, environment, json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            t.event_id.to_string(),
+            field("trace_id"),
+            t.name,
+            field("op"),
+            status,
+            http_status,
+            is_error(status, http_status),
+            start.div_euclid(1000),
+            duration.max(0),
+            t.spans.len() as i64,
+            queries as i64,
+            t.release.as_deref(),
+            t.environment.as_deref(),
+            json,
+        ])?;
+    if inserted == 0 {
+        return Ok(());
+    }
+    let id = tx.last_insert_rowid();
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO spans (transaction_id, seq, span_id, parent_span_id, op, description,
+            status, start_us, duration_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (seq, span) in t.spans.iter().enumerate() {
+        let span_start = micros(span.start_timestamp);
+        stmt.execute(params![
+            id,
+            seq as i64,
+            span.span_id.to_string(),
+            span.parent_span_id.map(|p| p.to_string()),
+            span.op.as_deref(),
+            span.description.as_deref(),
+            span.status.map(|s| s.as_str()),
+            span_start - start,
+            (micros(span.timestamp) - span_start).max(0),
+        ])?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Retention
+
+/// Runs one chunk of work in its own short write transaction.
+fn chunk<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn ids(conn: &Connection, sql: &str, param: i64) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let ids: Vec<i64> = stmt
+        .query_map(params![param, PRUNE_CHUNK as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(if ids.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&ids).expect("integers serialize")
+    })
+}
+
+fn delete_transactions(conn: &Connection, ids: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM spans WHERE transaction_id IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute([ids])?;
+    conn.prepare_cached("DELETE FROM transactions WHERE id IN (SELECT value FROM json_each(?1))")?
+        .execute([ids])
+}
+
+fn prune(
+    conn: &Connection,
+    retention: &Retention,
+    now: SystemTime,
+    deadline: Option<Instant>,
+    counters: &StoreCounters,
+) -> rusqlite::Result<()> {
+    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+    let cutoff = retention
+        .max_age
+        .map(|age| millis(now.checked_sub(age).unwrap_or(UNIX_EPOCH)));
+    let mut deleted_any = false;
+
+    // Transactions over the row limit: the oldest by insertion.
+    if let Some(max) = retention.max_transactions {
+        let last_to_go: Option<i64> = conn
+            .prepare_cached("SELECT id FROM transactions ORDER BY id DESC LIMIT 1 OFFSET ?1")?
+            .query_row([max as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(last) = last_to_go {
+            loop {
+                let n = chunk(conn, |c| {
+                    let ids = ids(
+                        c,
+                        "SELECT id FROM transactions WHERE id <= ?1 ORDER BY id LIMIT ?2",
+                        last,
+                    )?;
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    delete_transactions(c, &ids)
+                })?;
+                counters.pruned(0, n as u64, 0);
+                deleted_any |= n > 0;
+                if n < PRUNE_CHUNK || out_of_time() {
+                    break;
+                }
+            }
+        }
+    }
+    if out_of_time() {
+        return Ok(());
+    }
+
+    if let Some(cutoff) = cutoff {
+        // Transactions, events, then issues and releases not seen since the cutoff.
+        loop {
+            let n = chunk(conn, |c| {
+                let ids = ids(
+                    c,
+                    "SELECT id FROM transactions WHERE timestamp < ?1 LIMIT ?2",
+                    cutoff,
+                )?;
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                delete_transactions(c, &ids)
+            })?;
+            counters.pruned(0, n as u64, 0);
+            deleted_any |= n > 0;
+            if n < PRUNE_CHUNK || out_of_time() {
+                break;
+            }
+        }
+        loop {
+            let n = chunk(conn, |c| {
+                let ids = ids(
+                    c,
+                    "SELECT id FROM events WHERE timestamp < ?1 LIMIT ?2",
+                    cutoff,
+                )?;
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                c.prepare_cached(
+                    "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))",
+                )?
+                .execute([&ids])
+            })?;
+            counters.pruned(n as u64, 0, 0);
+            deleted_any |= n > 0;
+            if n < PRUNE_CHUNK || out_of_time() {
+                break;
+            }
+        }
+        loop {
+            let (events, issues) = chunk(conn, |c| {
+                let ids = ids(
+                    c,
+                    "SELECT id FROM issues WHERE last_seen < ?1 LIMIT ?2",
+                    cutoff,
+                )?;
+                if ids.is_empty() {
+                    return Ok((0, 0));
+                }
+                let mut events = 0;
+                for table in [
+                    "issue_users",
+                    "issue_releases",
+                    "issue_environments",
+                    "events",
+                ] {
+                    let n = c
+                        .prepare_cached(&format!(
+                            "DELETE FROM {table} WHERE issue_id IN (SELECT value FROM json_each(?1))"
+                        ))?
+                        .execute([&ids])?;
+                    if table == "events" {
+                        events = n;
+                    }
+                }
+                let issues = c
+                    .prepare_cached(
+                        "DELETE FROM issues WHERE id IN (SELECT value FROM json_each(?1))",
+                    )?
+                    .execute([&ids])?;
+                Ok((events, issues))
+            })?;
+            counters.pruned(events as u64, 0, issues as u64);
+            deleted_any |= issues > 0;
+            if issues < PRUNE_CHUNK || out_of_time() {
+                break;
+            }
+        }
+        chunk(conn, |c| {
+            c.prepare_cached("DELETE FROM releases WHERE last_seen < ?1")?
+                .execute([cutoff])
+        })?;
+    }
+
+    if deleted_any {
+        // Give pages back only when most of the file is free: pages on the free list
+        // are reused by new rows anyway, so this only bounds a file that shrank for good.
+        let (pages, free): (i64, i64) = conn.query_row(
+            "SELECT page_count, freelist_count FROM pragma_page_count, pragma_freelist_count",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if free > 1024 && free * 2 > pages {
+            incremental_vacuum(conn, Some(free - pages / 4))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives up to `pages` free pages (all of them with `None`) back to the file system.
+fn incremental_vacuum(conn: &Connection, pages: Option<i64>) -> rusqlite::Result<()> {
+    let sql = match pages {
+        Some(n) => format!("PRAGMA incremental_vacuum({n})"),
+        None => "PRAGMA incremental_vacuum".to_owned(),
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Builders for records, shared by the integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::{Duration, SystemTime};
+
+use backstop_core::protocol::{Exception, Span, SpanId, SpanStatus, TraceId, Transaction};
+use backstop_core::{Event, EventId, Level, Record, User};
+
+pub fn error_event(group: &str, message: &str) -> Event {
+    let mut event = Event::new(Level::Error);
+    event.exception.values.push(Exception {
+        ty: "AppError".into(),
+        value: Some(message.into()),
+        ..Exception::default()
+    });
+    event.fingerprint = vec![group.into()];
+    event
+}
+
+pub fn with_user(mut event: Event, id: Option<&str>, ip: Option<&str>) -> Event {
+    event.user = Some(User {
+        id: id.map(Into::into),
+        ip_address: ip.map(Into::into),
+        ..User::default()
+    });
+    event
+}
+
+pub fn at(mut event: Event, time: SystemTime) -> Event {
+    event.timestamp = time;
+    event
+}
+
+pub fn released(mut event: Event, release: &str, environment: &str) -> Event {
+    event.release = Some(release.into());
+    event.environment = Some(environment.into());
+    event
+}
+
+pub fn transaction(
+    name: &str,
+    duration: Duration,
+    db_spans: usize,
+    other_spans: usize,
+) -> Transaction {
+    transaction_at(
+        name,
+        SystemTime::now() - duration,
+        duration,
+        db_spans,
+        other_spans,
+        200,
+    )
+}
+
+pub fn transaction_at(
+    name: &str,
+    start: SystemTime,
+    duration: Duration,
+    db_spans: usize,
+    other_spans: usize,
+    http_status: u16,
+) -> Transaction {
+    let trace_id = TraceId::new();
+    let root = SpanId::new();
+    let mut spans = Vec::new();
+    let n = db_spans + other_spans;
+    for i in 0..n {
+        let s = start + duration * i as u32 / (n as u32 + 1);
+        spans.push(Span {
+            span_id: SpanId::new(),
+            trace_id,
+            parent_span_id: Some(root),
+            op: Some(
+                if i < db_spans {
+                    "db.sql.query"
+                } else {
+                    "function"
+                }
+                .into(),
+            ),
+            description: Some(if i < db_spans {
+                format!("SELECT * FROM users WHERE id = ? -- {i}")
+            } else {
+                format!("render {i}")
+            }),
+            status: Some(SpanStatus::Ok),
+            start_timestamp: s,
+            timestamp: s + duration / (n as u32 + 2),
+            tags: Default::default(),
+            data: Default::default(),
+        });
+    }
+    let mut contexts = std::collections::BTreeMap::new();
+    contexts.insert(
+        "trace".to_owned(),
+        serde_json::json!({
+            "trace_id": trace_id,
+            "span_id": root,
+            "op": "http.server",
+            "status": SpanStatus::from_http(http_status),
+            "data": {"http.response.status_code": http_status},
+        }),
+    );
+    Transaction {
+        event_id: EventId::new(),
+        ty: "transaction".into(),
+        name: name.into(),
+        start_timestamp: start,
+        timestamp: start + duration,
+        platform: "native".into(),
+        contexts,
+        spans,
+        release: None,
+        environment: None,
+        server_name: None,
+        user: None,
+        request: None,
+        tags: Default::default(),
+        extra: Default::default(),
+        sdk: None,
+    }
+}
+
+pub fn ev(event: Event) -> Record {
+    Record::Event(Box::new(event))
+}
+
+pub fn tx(t: Transaction) -> Record {
+    Record::Transaction(Box::new(t))
+}
