@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
-use crate::pipeline::{Counters, Drop, Kind, Message, PendingEvent, Stats, Worker};
+use crate::pipeline::{Counters, Drop, Kind, Message, PendingEvent, Stats, TraceLink, Worker};
 use crate::process::Processor;
 use crate::protocol::{Event, EventId, Transaction};
 
@@ -27,6 +27,10 @@ pub(crate) struct ClientInner {
     pub(crate) settings: Arc<Settings>,
     pub(crate) counters: Arc<Counters>,
     tx: Sender<Message>,
+    /// The worker sleeps between ticks; a sender wakes it early only when the queue
+    /// is filling up, so a capture costs no syscall.
+    worker: std::thread::Thread,
+    wake_at: usize,
     closed: AtomicBool,
 }
 
@@ -87,6 +91,7 @@ impl Client {
                 worker.run();
             })
             .map_err(InitError::Worker)?;
+        let worker = handle.thread().clone();
         if validated.install_panic_hook {
             crate::panic::install_hook();
         }
@@ -96,6 +101,8 @@ impl Client {
                     settings,
                     counters,
                     tx,
+                    worker,
+                    wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
                 }),
             },
@@ -134,6 +141,7 @@ impl Client {
         {
             return false;
         }
+        self.inner.worker.unpark();
         ack_rx.recv_deadline(deadline).is_ok()
     }
 
@@ -192,13 +200,14 @@ impl Client {
 
     /// Sends a fully built event (no scope is applied). Returns its id at once.
     pub fn capture_event(&self, event: Event) -> EventId {
-        self.send_event(event, None)
+        self.send_event(event, None, None)
     }
 
     pub(crate) fn send_event(
         &self,
         event: Event,
         backtrace: Option<backtrace::Backtrace>,
+        trace: Option<TraceLink>,
     ) -> EventId {
         let id = event.event_id;
         let counters = &self.inner.counters;
@@ -209,7 +218,11 @@ impl Client {
         }
         self.enqueue(
             Kind::Event,
-            Message::Event(Box::new(PendingEvent { event, backtrace })),
+            Message::Event(Box::new(PendingEvent {
+                event,
+                backtrace,
+                trace,
+            })),
         );
         id
     }
@@ -229,7 +242,12 @@ impl Client {
             return;
         }
         match self.inner.tx.try_send(message) {
-            Ok(()) => {}
+            Ok(()) => {
+                // Unparking a thread that is not parked is one atomic swap.
+                if self.inner.tx.len() >= self.inner.wake_at {
+                    self.inner.worker.unpark();
+                }
+            }
             Err(TrySendError::Full(_)) => counters.dropped(kind, Drop::QueueFull, 1),
             Err(TrySendError::Disconnected(_)) => counters.dropped(kind, Drop::ShutDown, 1),
         }
@@ -306,11 +324,12 @@ impl Backstop {
             *global = None;
         }
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        let done = inner
+        let sent = inner
             .tx
             .send_deadline(Message::Shutdown(ack_tx), deadline)
-            .is_ok()
-            && ack_rx.recv_deadline(deadline).is_ok();
+            .is_ok();
+        inner.worker.unpark();
+        let done = sent && ack_rx.recv_deadline(deadline).is_ok();
         if done {
             // The worker has answered and is returning: joining is immediate.
             let _ = worker.join();

@@ -111,7 +111,7 @@ fn on_panic(info: &PanicHookInfo<'_>) {
         REPORTED.with(|r| r.set(None));
     } else if let Some(client) = Client::global() {
         let (event, backtrace) = panic_event(record);
-        client.send_event(event, backtrace);
+        client.send_event(event, backtrace, None);
     }
 }
 

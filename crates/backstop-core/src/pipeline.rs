@@ -243,6 +243,15 @@ impl KindStats {
 pub(crate) struct PendingEvent {
     pub(crate) event: Event,
     pub(crate) backtrace: Option<backtrace::Backtrace>,
+    /// The request's place in its trace; the worker turns it into the `trace` context.
+    pub(crate) trace: Option<TraceLink>,
+}
+
+/// Links an event to the transaction of the request it happened in.
+pub(crate) struct TraceLink {
+    pub(crate) trace_id: crate::protocol::TraceId,
+    pub(crate) span_id: crate::protocol::SpanId,
+    pub(crate) op: std::borrow::Cow<'static, str>,
 }
 
 pub(crate) enum Message {
@@ -253,6 +262,9 @@ pub(crate) enum Message {
     /// Flush, drop the sinks, answer, and stop.
     Shutdown(Sender<()>),
 }
+
+/// How long the worker sleeps when the queue is empty and nobody woke it.
+const TICK: Duration = Duration::from_millis(10);
 
 /// The largest batch handed to sinks at once.
 const MAX_BATCH: usize = 512;
@@ -317,9 +329,22 @@ impl Worker {
         }
     }
 
+    /// The next message; `None` once every sender is gone. Between messages the worker
+    /// parks for at most a tick: senders wake it only for flushes, shutdown, or a
+    /// filling queue, so capturing never pays for a wake-up.
+    fn next(&self) -> Option<Message> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(message) => return Some(message),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                Err(crossbeam_channel::TryRecvError::Empty) => std::thread::park_timeout(TICK),
+            }
+        }
+    }
+
     pub(crate) fn run(mut self) {
         let mut batch: Vec<Record> = Vec::with_capacity(64);
-        while let Ok(first) = self.rx.recv() {
+        while let Some(first) = self.next() {
             let mut control = None;
             let mut next = Some(first);
             while let Some(message) = next.take() {

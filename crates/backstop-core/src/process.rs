@@ -57,7 +57,17 @@ impl Processor {
         let PendingEvent {
             mut event,
             backtrace,
+            trace,
         } = pending;
+        if let Some(trace) = trace {
+            event.contexts.entry("trace".into()).or_insert_with(|| {
+                serde_json::json!({
+                    "trace_id": trace.trace_id,
+                    "span_id": trace.span_id,
+                    "op": trace.op,
+                })
+            });
+        }
         fill_defaults(
             settings,
             &mut event.release,

@@ -16,6 +16,7 @@
 //! assert_eq!(json["message"], "disk almost full");
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -584,7 +585,7 @@ pub struct Event {
     pub level: Level,
     /// Always `native` for Rust.
     #[serde(default = "default_platform")]
-    pub platform: String,
+    pub platform: Cow<'static, str>,
     /// A plain message (for `capture_message`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -635,8 +636,8 @@ pub struct Event {
     pub sdk: Option<SdkInfo>,
 }
 
-fn default_platform() -> String {
-    "native".into()
+fn default_platform() -> Cow<'static, str> {
+    Cow::Borrowed("native")
 }
 
 impl Event {
@@ -861,7 +862,7 @@ pub struct Transaction {
     pub timestamp: SystemTime,
     /// Always `native`.
     #[serde(default = "default_platform")]
-    pub platform: String,
+    pub platform: Cow<'static, str>,
     /// The root span, plus any other contexts (browser, os...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub contexts: BTreeMap<String, Value>,

@@ -34,6 +34,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::options::SamplingContext;
+use crate::pipeline::TraceLink;
 use crate::protocol::{
     Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
     SpanStatus, TraceId, Transaction, User, Values,
@@ -460,7 +461,15 @@ impl RequestScope {
     /// Captures an event with this scope's context. Returns its id at once.
     pub fn capture_event(&self, mut event: Event) -> EventId {
         self.apply(&mut event);
-        self.client.send_event(event, None)
+        self.client.send_event(event, None, Some(self.trace_link()))
+    }
+
+    fn trace_link(&self) -> TraceLink {
+        TraceLink {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            op: self.op.clone(),
+        }
     }
 
     /// Captures a message.
@@ -488,7 +497,8 @@ impl RequestScope {
             }
         };
         self.apply(&mut event);
-        self.client.send_event(event, backtrace)
+        self.client
+            .send_event(event, backtrace, Some(self.trace_link()))
     }
 
     /// Reports a panic leaving a bound region that nothing in Backstop will catch.
@@ -496,7 +506,9 @@ impl RequestScope {
         if let Some(record) = crate::panic::take_last() {
             let (mut event, backtrace) = crate::panic::panic_event(record);
             self.apply(&mut event);
-            let id = self.client.send_event(event, backtrace);
+            let id = self
+                .client
+                .send_event(event, backtrace, Some(self.trace_link()));
             crate::panic::set_reported(id);
         }
     }
@@ -508,13 +520,6 @@ impl RequestScope {
         } else {
             self.lock().scope.apply_to_event(event);
         }
-        event.contexts.entry("trace".into()).or_insert_with(|| {
-            serde_json::json!({
-                "trace_id": self.trace_id,
-                "span_id": self.span_id,
-                "op": self.op,
-            })
-        });
     }
 
     /// Ends the request with an HTTP status: maps it to a span status and records it.
@@ -574,7 +579,7 @@ impl RequestScope {
                 .unwrap_or_else(|| "<unnamed>".into()),
             start_timestamp: self.start,
             timestamp: end,
-            platform: "native".into(),
+            platform: Cow::Borrowed("native"),
             contexts,
             spans,
             release: None,
