@@ -8,7 +8,7 @@
 //!   functions below ([`set_user`], [`add_breadcrumb`], [`capture_error`], ...);
 //! - the panic hook, grouping ([`fingerprint`]), PII scrubbing and sampling;
 //! - the pipeline: a bounded queue, a worker thread, and [`Sink`]s;
-//! - [`test`] support and a [`ConsoleSink`].
+//! - [`test`](mod@test) support and a [`ConsoleSink`].
 //!
 //! ```
 //! use backstop_core::{Level, Options, User};

@@ -80,7 +80,7 @@ pub trait Sink: Send + 'static {
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
 
     /// Makes everything consumed so far durable or delivered. Called by
-    /// [`Backstop::flush`](crate::Backstop::flush) and at shutdown.
+    /// [`Backstop::flush`](crate::Client::flush) and at shutdown.
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
@@ -178,7 +178,7 @@ impl Counters {
     }
 }
 
-/// A snapshot of what the pipeline did, from [`Backstop::stats`](crate::Backstop::stats).
+/// A snapshot of what the pipeline did, from [`Backstop::stats`](crate::Client::stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {

@@ -739,7 +739,6 @@ impl SpanStatus {
     pub fn from_http(code: u16) -> SpanStatus {
         match code {
             100..=399 => SpanStatus::Ok,
-            400 => SpanStatus::InvalidArgument,
             401 => SpanStatus::Unauthenticated,
             403 => SpanStatus::PermissionDenied,
             404 => SpanStatus::NotFound,

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! For a whole service (a router with the Backstop layer), plug a [`TestSink`] into the
-//! options and read it after [`Backstop::flush`](crate::Backstop::flush).
+//! options and read it after [`Backstop::flush`](crate::Client::flush).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
