@@ -131,8 +131,8 @@ pub fn hero(page: &ErrorPage<'_>) -> Markup {
     }
 }
 
-/// The small print under the message: the path on a 404, when to retry on 429 and
-/// 503, "the team has been notified" on a 500, and the event's [`reference`].
+/// The small print under the message: the path on a 404, the allowed methods on a
+/// 405, when to retry on 429 and 503, "the team has been notified" on a 500, and the event's [`reference`].
 pub fn notes(page: &ErrorPage<'_>) -> Markup {
     let labels = page.labels();
     let status = page.status();
@@ -140,6 +140,9 @@ pub fn notes(page: &ErrorPage<'_>) -> Markup {
     html! {
         @if status == http::StatusCode::NOT_FOUND && !path.is_empty() {
             p.bs-note { (labels.requested_path) " " code { (shorten(path, MAX_SHOWN_PATH)) } }
+        }
+        @if let Some(methods) = page.allowed_methods() {
+            p.bs-note { (labels.allowed_methods) " " code { (methods) } }
         }
         @if let Some(seconds) = page.retry_after_seconds() {
             p.bs-note { (labels.retry_after.replace("{seconds}", &seconds.to_string())) }

@@ -38,7 +38,19 @@ impl PageFormat {
     /// assert_eq!(PageFormat::negotiate(None), PageFormat::PlainText);
     /// ```
     pub fn negotiate(accept: Option<&HeaderValue>) -> Self {
-        let Some(header) = accept.and_then(|v| v.to_str().ok()) else {
+        Self::negotiate_str(accept.and_then(|v| v.to_str().ok()))
+    }
+
+    /// Like [`negotiate`](Self::negotiate), from the header's text, for frameworks whose
+    /// header type is not `http` 1's (actix-web 4 uses `http` 0.2).
+    ///
+    /// ```
+    /// use backstop_pages::PageFormat;
+    ///
+    /// assert_eq!(PageFormat::negotiate_str(Some("application/problem+json")), PageFormat::ProblemJson);
+    /// ```
+    pub fn negotiate_str(accept: Option<&str>) -> Self {
+        let Some(header) = accept else {
             return Self::PlainText;
         };
         // Per format: (q, specificity) of the most specific matching range.

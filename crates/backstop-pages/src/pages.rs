@@ -343,6 +343,21 @@ impl<'a> ErrorPage<'a> {
         value.trim().parse().ok()
     }
 
+    /// The methods from an `Allow` header on a 405 page.
+    pub fn allowed_methods(&self) -> Option<&'a str> {
+        if self.status != StatusCode::METHOD_NOT_ALLOWED {
+            return None;
+        }
+        let value = self
+            .context
+            .headers
+            .get(header::ALLOW)?
+            .to_str()
+            .ok()?
+            .trim();
+        (!value.is_empty()).then_some(value)
+    }
+
     /// The theme's stylesheet for this status.
     pub(crate) fn css(&self) -> (&'a str, &'a str) {
         let css = &self.inner.css;

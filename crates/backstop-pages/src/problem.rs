@@ -52,6 +52,9 @@ pub(crate) fn text(page: &ErrorPage<'_>) -> String {
     if let Some(detail) = page.detail() {
         let _ = writeln!(out, "\n{detail}");
     }
+    if let Some(methods) = page.allowed_methods() {
+        let _ = writeln!(out, "\n{} {methods}", labels.allowed_methods);
+    }
     if let Some(seconds) = page.retry_after_seconds() {
         let _ = writeln!(
             out,

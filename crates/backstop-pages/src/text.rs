@@ -64,6 +64,8 @@ pub struct Labels {
     pub retry_after: String,
     /// Precedes the path on a 404 page.
     pub requested_path: String,
+    /// Precedes the methods from `Allow` on a 405 page.
+    pub allowed_methods: String,
     /// Precedes the support link.
     pub need_help: String,
     /// The support link's text.
@@ -83,6 +85,7 @@ impl Default for Labels {
             reference: "Reference".into(),
             retry_after: "You can try again in {seconds} seconds.".into(),
             requested_path: "You asked for".into(),
+            allowed_methods: "This page accepts".into(),
             need_help: "Need help?".into(),
             contact_support: "Contact support".into(),
             debug_banner: "Debug page: shown because debug is on. Visitors in production see the normal page without these details.".into(),

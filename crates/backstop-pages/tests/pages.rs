@@ -258,6 +258,15 @@ fn status_headers_survive_and_others_do_not() {
     let r = render(&pages, StatusCode::METHOD_NOT_ALLOWED, &ctx, HTML);
     assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
     assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    assert!(
+        r.body()
+            .contains("This page accepts <code>GET, HEAD</code>")
+    );
+    let text = render(&pages, StatusCode::METHOD_NOT_ALLOWED, &ctx, TEXT).into_body();
+    assert!(text.contains("This page accepts GET, HEAD"));
+    // Only a 405 lists them.
+    let html = render(&pages, StatusCode::NOT_FOUND, &ctx, HTML).into_body();
+    assert!(!html.contains("This page accepts"));
 
     for status in [
         StatusCode::TOO_MANY_REQUESTS,
