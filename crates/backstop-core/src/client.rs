@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
-use crate::pipeline::{Counters, Drop, Kind, Message, PendingEvent, Stats, TraceLink, Worker};
+use crate::pipeline::{
+    Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Stats, TraceLink, Worker,
+};
 use crate::process::Processor;
-use crate::protocol::{Event, EventId, Transaction};
+use crate::protocol::{Event, EventId};
 
 /// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
 /// it stays valid after the [`Backstop`] guard is dropped, but records captured after
@@ -227,7 +229,7 @@ impl Client {
         id
     }
 
-    pub(crate) fn send_transaction(&self, transaction: Transaction) {
+    pub(crate) fn send_transaction(&self, transaction: PendingTransaction) {
         self.inner.counters.captured(Kind::Transaction);
         self.enqueue(
             Kind::Transaction,

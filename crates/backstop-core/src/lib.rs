@@ -31,6 +31,7 @@
 pub mod client;
 mod console;
 pub mod fingerprint;
+pub mod http;
 pub mod options;
 pub mod panic;
 pub mod pipeline;
@@ -45,12 +46,15 @@ pub mod trace;
 pub use client::{Backstop, Client, init};
 pub use console::ConsoleSink;
 pub use options::{Dsn, InitError, Options, SamplingContext};
+pub use panic::PanicDetails;
 pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, Request, Span, SpanId, SpanStatus, TraceId, Transaction,
     User,
 };
-pub use scope::{Bound, RequestScope, Scope, ScopeBuilder, ScopeGuard, bind, error_event};
+pub use scope::{
+    Bound, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard, bind, error_event,
+};
 pub use scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use trace::TraceParent;
 

@@ -50,6 +50,36 @@ impl PanicRecord {
     }
 }
 
+/// What the debug page shows of a panic.
+#[derive(Debug, Clone, Default)]
+pub struct PanicDetails {
+    /// The panic message.
+    pub message: String,
+    /// `file:line:column`, when the hook saw it.
+    pub location: Option<String>,
+    /// The stack, outermost caller first; empty unless asked for.
+    pub frames: Vec<crate::protocol::Frame>,
+}
+
+impl PanicRecord {
+    /// The details, symbolising a copy of the backtrace when `frames` is set (slow:
+    /// only for the development debug page).
+    pub(crate) fn details(
+        &self,
+        settings: &crate::options::Settings,
+        frames: bool,
+    ) -> PanicDetails {
+        PanicDetails {
+            message: self.message.clone(),
+            location: self.location.clone(),
+            frames: match (&self.backtrace, frames) {
+                (Some(bt), true) => crate::stacktrace::from_backtrace(bt.clone(), settings).frames,
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
 /// The message of a panic payload (`&str` or `String`, as `panic!` makes them).
 pub fn payload_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

@@ -247,16 +247,27 @@ pub(crate) struct PendingEvent {
     pub(crate) trace: Option<TraceLink>,
 }
 
-/// Links an event to the transaction of the request it happened in.
+/// Links a record to the request it happened in: its trace, and how to build its
+/// request context.
 pub(crate) struct TraceLink {
     pub(crate) trace_id: crate::protocol::TraceId,
     pub(crate) span_id: crate::protocol::SpanId,
     pub(crate) op: std::borrow::Cow<'static, str>,
+    pub(crate) request_source: Option<crate::scope::RequestSource>,
+}
+
+/// A finished transaction whose `trace` context and request the worker completes.
+pub(crate) struct PendingTransaction {
+    pub(crate) transaction: Transaction,
+    pub(crate) trace: TraceLink,
+    pub(crate) parent_span_id: Option<crate::protocol::SpanId>,
+    pub(crate) status: crate::protocol::SpanStatus,
+    pub(crate) data: crate::protocol::Map,
 }
 
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
-    Transaction(Box<Transaction>),
+    Transaction(Box<PendingTransaction>),
     /// Process everything before this, flush the sinks, then answer.
     Flush(Sender<()>),
     /// Flush, drop the sinks, answer, and stop.
@@ -356,8 +367,8 @@ impl Worker {
                     Message::Event(pending) => {
                         batch.extend(self.processor.event(*pending));
                     }
-                    Message::Transaction(transaction) => {
-                        batch.extend(self.processor.transaction(*transaction));
+                    Message::Transaction(pending) => {
+                        batch.extend(self.processor.transaction(*pending));
                     }
                 }
                 if batch.len() < MAX_BATCH {

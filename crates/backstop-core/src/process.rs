@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::options::Settings;
-use crate::pipeline::{Counters, Drop, Kind, PendingEvent, Record};
+use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record};
 use crate::protocol::{Event, SdkInfo, Transaction};
 
 pub(crate) struct Processor {
@@ -38,8 +38,8 @@ impl Processor {
         }
     }
 
-    pub(crate) fn transaction(&self, transaction: Transaction) -> Option<Record> {
-        match catch_unwind(AssertUnwindSafe(|| self.transaction_inner(transaction))) {
+    pub(crate) fn transaction(&self, pending: PendingTransaction) -> Option<Record> {
+        match catch_unwind(AssertUnwindSafe(|| self.transaction_inner(pending))) {
             Ok(Ok(t)) => Some(Record::Transaction(Box::new(t))),
             Ok(Err(why)) => {
                 self.counters.dropped(Kind::Transaction, why, 1);
@@ -67,6 +67,14 @@ impl Processor {
                     "op": trace.op,
                 })
             });
+            if event.request.is_none()
+                && let Some(source) = &trace.request_source
+            {
+                event.request = Some(source());
+            }
+        }
+        if let Some(request) = &event.request {
+            crate::http::user_agent_contexts(request, &mut event.contexts);
         }
         fill_defaults(
             settings,
@@ -105,8 +113,35 @@ impl Processor {
         }
     }
 
-    fn transaction_inner(&self, mut transaction: Transaction) -> Result<Transaction, Drop> {
+    fn transaction_inner(&self, pending: PendingTransaction) -> Result<Transaction, Drop> {
         let settings = &*self.settings;
+        let PendingTransaction {
+            mut transaction,
+            trace,
+            parent_span_id,
+            status,
+            data,
+        } = pending;
+        let mut root = serde_json::Map::new();
+        root.insert("trace_id".into(), trace.trace_id.to_string().into());
+        root.insert("span_id".into(), trace.span_id.to_string().into());
+        if let Some(parent) = parent_span_id {
+            root.insert("parent_span_id".into(), parent.to_string().into());
+        }
+        root.insert("op".into(), trace.op.as_ref().into());
+        root.insert("status".into(), status.as_str().into());
+        if !data.is_empty() {
+            root.insert("data".into(), data.into());
+        }
+        transaction.contexts.insert("trace".into(), root.into());
+        if transaction.request.is_none()
+            && let Some(source) = &trace.request_source
+        {
+            transaction.request = Some(source());
+        }
+        if let Some(request) = &transaction.request {
+            crate::http::user_agent_contexts(request, &mut transaction.contexts);
+        }
         fill_defaults(
             settings,
             &mut transaction.release,

@@ -34,7 +34,7 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::options::SamplingContext;
-use crate::pipeline::TraceLink;
+use crate::pipeline::{PendingTransaction, TraceLink};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
     SpanStatus, TraceId, Transaction, User, Values,
@@ -56,7 +56,13 @@ pub struct Scope {
     transaction: Option<String>,
     level: Option<Level>,
     request: Option<Request>,
+    request_source: Option<RequestSource>,
 }
+
+/// Builds the request context on demand. Adapters hand one over instead of a built
+/// [`Request`], so that the conversion (header maps into strings) happens on the worker
+/// and only for requests that produce a record.
+pub type RequestSource = Arc<dyn Fn() -> Request + Send + Sync>;
 
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -84,6 +90,7 @@ impl Scope {
             transaction: None,
             level: None,
             request: None,
+            request_source: None,
         }
     }
 
@@ -198,6 +205,12 @@ impl Scope {
         self.request.as_ref()
     }
 
+    /// Sets how to build the HTTP request context when a record needs it. A request
+    /// set with [`set_request`](Self::set_request) wins.
+    pub fn set_request_source(&mut self, source: RequestSource) {
+        self.request_source = Some(source);
+    }
+
     fn apply_to_event(&self, event: &mut Event) {
         if event.user.is_none() {
             event.user.clone_from(&self.user);
@@ -279,6 +292,7 @@ pub struct ScopeBuilder<'a> {
     headers: Option<&'a http::HeaderMap>,
     sampled: Option<bool>,
     request: Option<Request>,
+    request_source: Option<RequestSource>,
 }
 
 impl<'a> ScopeBuilder<'a> {
@@ -320,6 +334,12 @@ impl<'a> ScopeBuilder<'a> {
         self
     }
 
+    /// Builds the HTTP request context on demand, on the worker (see [`RequestSource`]).
+    pub fn request_source(mut self, source: RequestSource) -> Self {
+        self.request_source = Some(source);
+        self
+    }
+
     /// Decides sampling and creates the scope.
     pub fn start(self) -> Arc<RequestScope> {
         let parent_sampled = self.parent.as_ref().and_then(|p| p.sampled);
@@ -336,6 +356,7 @@ impl<'a> ScopeBuilder<'a> {
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);
         scope.request = self.request;
+        scope.request_source = self.request_source;
         let (trace_id, parent_span_id) = match &self.parent {
             Some(p) => (p.trace_id, Some(p.parent_span_id)),
             None => (TraceId::new(), None),
@@ -372,6 +393,7 @@ impl RequestScope {
             headers: None,
             sampled: None,
             request: None,
+            request_source: None,
         }
     }
 
@@ -460,15 +482,17 @@ impl RequestScope {
 
     /// Captures an event with this scope's context. Returns its id at once.
     pub fn capture_event(&self, mut event: Event) -> EventId {
-        self.apply(&mut event);
-        self.client.send_event(event, None, Some(self.trace_link()))
+        let source = self.apply(&mut event);
+        self.client
+            .send_event(event, None, Some(self.trace_link(source)))
     }
 
-    fn trace_link(&self) -> TraceLink {
+    fn trace_link(&self, request_source: Option<RequestSource>) -> TraceLink {
         TraceLink {
             trace_id: self.trace_id,
             span_id: self.span_id,
             op: self.op.clone(),
+            request_source,
         }
     }
 
@@ -487,38 +511,65 @@ impl RequestScope {
     /// event id (the one already recorded, if the panic was reported on the way out of
     /// an inner scope).
     pub fn capture_panic(&self, payload: &(dyn std::any::Any + Send)) -> EventId {
-        let (mut event, backtrace) = match crate::panic::take_last() {
-            Some(record) => crate::panic::panic_event(record),
+        self.capture_panic_detailed(payload, false).0
+    }
+
+    /// Like [`capture_panic`](Self::capture_panic), also returning what a debug page
+    /// shows. With `frames`, the backtrace is symbolised here, on the request's thread:
+    /// slow, so adapters ask only when the debug page is on.
+    pub fn capture_panic_detailed(
+        &self,
+        payload: &(dyn std::any::Any + Send),
+        frames: bool,
+    ) -> (EventId, crate::panic::PanicDetails) {
+        let record = match crate::panic::take_last() {
+            Some(record) => record,
             None => {
                 if let Some(id) = crate::panic::take_reported() {
-                    return id;
+                    let details = crate::panic::PanicDetails {
+                        message: crate::panic::payload_message(payload),
+                        ..Default::default()
+                    };
+                    return (id, details);
                 }
-                crate::panic::panic_event(crate::panic::PanicRecord::from_payload(payload))
+                crate::panic::PanicRecord::from_payload(payload)
             }
         };
-        self.apply(&mut event);
-        self.client
-            .send_event(event, backtrace, Some(self.trace_link()))
+        let details = record.details(self.client.settings(), frames);
+        let (mut event, backtrace) = crate::panic::panic_event(record);
+        let source = self.apply(&mut event);
+        let id = self
+            .client
+            .send_event(event, backtrace, Some(self.trace_link(source)));
+        (id, details)
     }
 
     /// Reports a panic leaving a bound region that nothing in Backstop will catch.
     fn report_escaping_panic(&self) {
         if let Some(record) = crate::panic::take_last() {
             let (mut event, backtrace) = crate::panic::panic_event(record);
-            self.apply(&mut event);
+            let source = self.apply(&mut event);
             let id = self
                 .client
-                .send_event(event, backtrace, Some(self.trace_link()));
+                .send_event(event, backtrace, Some(self.trace_link(source)));
             crate::panic::set_reported(id);
         }
     }
 
-    fn apply(&self, event: &mut Event) {
+    /// Applies the scope to an event; returns the request source for the worker when
+    /// the event has no request yet.
+    fn apply(&self, event: &mut Event) -> Option<RequestSource> {
         if Reentry::active() {
             // Called from inside `configure` on this thread: the lock is ours already.
             // The event goes out with the trace link only.
+            return None;
+        }
+        let state = self.lock();
+        state.scope.apply_to_event(event);
+        if event.request.is_none() {
+            state.scope.request_source.clone()
         } else {
-            self.lock().scope.apply_to_event(event);
+            None
         }
     }
 
@@ -545,31 +596,16 @@ impl RequestScope {
         if !self.sampled {
             return None;
         }
+        let end = self.start + self.started.elapsed();
         let spans = std::mem::take(&mut state.spans);
         let spans_dropped = state.spans_dropped;
         let scope = &state.scope;
-        let end = self.start + self.started.elapsed();
-        let mut contexts = scope.contexts.clone();
-        contexts.insert(
-            "trace".into(),
-            serde_json::json!({
-                "trace_id": self.trace_id,
-                "span_id": self.span_id,
-                "parent_span_id": self.parent_span_id,
-                "op": self.op,
-                "status": status,
-                "data": data,
-            }),
-        );
-        if self.parent_span_id.is_none()
-            && let Some(trace) = contexts.get_mut("trace").and_then(Value::as_object_mut)
-        {
-            trace.remove("parent_span_id");
-        }
         let mut extra = scope.extra.clone();
         if spans_dropped > 0 {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
+        // Only moves and cheap clones here: the worker builds the `trace` context and
+        // the request.
         let transaction = Transaction {
             event_id: EventId::new(),
             ty: "transaction".into(),
@@ -580,7 +616,7 @@ impl RequestScope {
             start_timestamp: self.start,
             timestamp: end,
             platform: Cow::Borrowed("native"),
-            contexts,
+            contexts: scope.contexts.clone(),
             spans,
             release: None,
             environment: None,
@@ -591,9 +627,19 @@ impl RequestScope {
             extra,
             sdk: None,
         };
+        let request_source = match transaction.request {
+            None => scope.request_source.clone(),
+            Some(_) => None,
+        };
         drop(state);
         let id = transaction.event_id;
-        self.client.send_transaction(transaction);
+        self.client.send_transaction(PendingTransaction {
+            transaction,
+            trace: self.trace_link(request_source),
+            parent_span_id: self.parent_span_id,
+            status,
+            data,
+        });
         Some(id)
     }
 

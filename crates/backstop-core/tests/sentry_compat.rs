@@ -248,3 +248,46 @@ fn transaction_with_spans_reads_back() {
     let level: Level = "warning".parse().unwrap();
     assert_eq!(level, Level::Warning);
 }
+
+#[test]
+fn a_request_source_is_built_on_the_worker_for_events_and_transactions() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let built = Arc::new(AtomicUsize::new(0));
+    let sink = test::TestSink::new();
+    let backstop =
+        backstop_core::Client::start(Options::new().traces_sample_rate(1.0).sink(sink.clone()))
+            .unwrap();
+    let counter = built.clone();
+    let scope = RequestScope::builder(&backstop, "GET /")
+        .request_source(Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut request = request();
+            request.headers.insert(
+                "user-agent".into(),
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1".into(),
+            );
+            request
+        }))
+        .start();
+    assert_eq!(built.load(Ordering::SeqCst), 0, "nothing is built up front");
+    scope.capture_message("m", Level::Error);
+    scope.finish_http(200);
+    assert!(backstop.flush(Duration::from_secs(5)));
+    assert_eq!(built.load(Ordering::SeqCst), 2, "once per record");
+    let event = sink.events().pop().unwrap();
+    let transaction = sink.transactions().pop().unwrap();
+    assert_eq!(
+        event.request.as_ref().unwrap().method.as_deref(),
+        Some("POST")
+    );
+    assert_eq!(event.contexts["browser"]["name"], "Safari");
+    assert_eq!(event.contexts["os"]["name"], "iPhone");
+    assert_eq!(event.contexts["device"]["family"], "smartphone");
+    assert_eq!(
+        transaction.request.as_ref().unwrap().headers["authorization"],
+        "[Filtered]"
+    );
+    assert_eq!(transaction.contexts["browser"]["name"], "Safari");
+}

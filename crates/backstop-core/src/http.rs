@@ -1,0 +1,646 @@
+//! What the tower layer and the actix middleware share: the rules about HTTP, written
+//! once. The adapters only translate their framework's types into these calls.
+//!
+//! - which responses are recorded as errors ([`HttpOptions::captures`]);
+//! - which error responses get a branded page ([`PagePolicy`]);
+//! - how transactions are named ([`transaction_name`]);
+//! - the client's IP behind trusted proxies ([`HttpOptions::client_ip`]);
+//! - the request id ([`HttpOptions::request_id`]);
+//! - which bodies may be captured ([`HttpOptions::body_limit_for`]);
+//! - how a request becomes Sentry's request context ([`build_request`]).
+//!
+//! ```
+//! use backstop_core::http::{HttpOptions, PageDecision, transaction_name};
+//!
+//! let http = HttpOptions::new().trust_proxy("10.0.0.0/8".parse().unwrap());
+//! assert_eq!(transaction_name("GET", Some("/users/{id}")), "GET /users/{id}");
+//! assert_eq!(transaction_name("GET", None), "GET <unmatched>");
+//! // axum's empty 404 gets a page; a JSON 404 from the handler is left alone.
+//! assert_eq!(http.page_decision(404, None, Some(0)), PageDecision::Replace { detail_from_body: false });
+//! assert_eq!(http.page_decision(404, Some(b"application/json"), Some(20)), PageDecision::Keep);
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+
+use ipnet::IpNet;
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::protocol::Request;
+
+/// How an error response's body is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRule {
+    /// Leave the response as the handler made it.
+    Keep,
+    /// Replace empty and `text/plain` bodies (the framework's defaults and extractor
+    /// rejections), keeping the plain text as the page's detail. Leave HTML, JSON and
+    /// everything else alone: the handler meant it.
+    ReplaceEmptyOrPlainText,
+    /// Always replace the body with the branded page.
+    Always,
+}
+
+/// Which error responses are rewritten into branded pages: a default rule, and rules
+/// per status.
+///
+/// ```
+/// use backstop_core::http::{PagePolicy, PageRule};
+/// let policy = PagePolicy::default()           // empty or plain-text bodies
+///     .status(404, PageRule::Always)           // every 404 gets the page
+///     .status(422, PageRule::Keep);            // validation errors stay as they are
+/// # drop(policy);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagePolicy {
+    default: PageRule,
+    per_status: Vec<(u16, PageRule)>,
+}
+
+impl Default for PagePolicy {
+    fn default() -> Self {
+        PagePolicy {
+            default: PageRule::ReplaceEmptyOrPlainText,
+            per_status: Vec::new(),
+        }
+    }
+}
+
+impl PagePolicy {
+    /// Replace every error body.
+    pub fn always() -> Self {
+        PagePolicy {
+            default: PageRule::Always,
+            per_status: Vec::new(),
+        }
+    }
+
+    /// Never replace a body.
+    pub fn never() -> Self {
+        PagePolicy {
+            default: PageRule::Keep,
+            per_status: Vec::new(),
+        }
+    }
+
+    /// A rule for one status, overriding the default.
+    #[must_use]
+    pub fn status(mut self, status: u16, rule: PageRule) -> Self {
+        self.per_status.retain(|(s, _)| *s != status);
+        self.per_status.push((status, rule));
+        self
+    }
+
+    /// The rule for a status.
+    pub fn rule_for(&self, status: u16) -> PageRule {
+        self.per_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(self.default, |(_, rule)| *rule)
+    }
+}
+
+/// What to do with an error response's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDecision {
+    /// Pass it through untouched (and unbuffered).
+    Keep,
+    /// Replace it with the page. With `detail_from_body`, read the (plain-text, small)
+    /// body first and show it as the page's detail.
+    Replace {
+        /// Whether the original body holds text worth keeping as the detail.
+        detail_from_body: bool,
+    },
+}
+
+/// The largest plain-text body read to become a page's detail; longer ones are cut.
+pub const MAX_DETAIL_BYTES: usize = 4096;
+
+/// HTTP settings both adapters take, with the same defaults.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    capture: Vec<RangeInclusive<u16>>,
+    pages: PagePolicy,
+    trusted_proxies: Vec<IpNet>,
+    request_id_header: http::HeaderName,
+    body_limit: Option<usize>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpOptions {
+    /// Defaults: record every 5xx; replace empty and plain-text error bodies; trust no
+    /// proxy; `X-Request-Id`; no body capture.
+    pub fn new() -> Self {
+        HttpOptions {
+            capture: vec![500..=599],
+            pages: PagePolicy::default(),
+            trusted_proxies: Vec::new(),
+            request_id_header: http::HeaderName::from_static("x-request-id"),
+            body_limit: None,
+        }
+    }
+
+    /// The statuses recorded as error events (default: all 5xx). Replaces the default.
+    #[must_use]
+    pub fn capture_statuses(
+        mut self,
+        ranges: impl IntoIterator<Item = RangeInclusive<u16>>,
+    ) -> Self {
+        self.capture = ranges.into_iter().collect();
+        self
+    }
+
+    /// Which error responses become branded pages.
+    #[must_use]
+    pub fn page_policy(mut self, policy: PagePolicy) -> Self {
+        self.pages = policy;
+        self
+    }
+
+    /// Trusts a proxy (an address or a network): `X-Forwarded-For` and `Forwarded`
+    /// are believed only when the peer is one of these.
+    #[must_use]
+    pub fn trust_proxy(mut self, net: impl Into<IpNet>) -> Self {
+        self.trusted_proxies.push(net.into());
+        self
+    }
+
+    /// The header read and echoed as the request id (default `X-Request-Id`).
+    #[must_use]
+    pub fn request_id_header(mut self, name: http::HeaderName) -> Self {
+        self.request_id_header = name;
+        self
+    }
+
+    /// Captures JSON and form request bodies up to `max_bytes` (scrubbed like
+    /// everything else). Off by default. The handler still receives the body intact.
+    #[must_use]
+    pub fn capture_bodies(mut self, max_bytes: usize) -> Self {
+        self.body_limit = Some(max_bytes);
+        self
+    }
+
+    /// The page policy.
+    pub fn pages(&self) -> &PagePolicy {
+        &self.pages
+    }
+
+    /// The request id header's name.
+    pub fn request_id_header_name(&self) -> &http::HeaderName {
+        &self.request_id_header
+    }
+
+    /// Whether a response with this status is recorded as an error event: in the
+    /// capture set and not ignored by the client's `ignore_status`.
+    pub fn captures(&self, client: &Client, status: u16) -> bool {
+        self.capture.iter().any(|r| r.contains(&status)) && !client.is_status_ignored(status)
+    }
+
+    /// What to do with an error response's body, from its status, `Content-Type` and
+    /// length (when known).
+    pub fn page_decision(
+        &self,
+        status: u16,
+        content_type: Option<&[u8]>,
+        body_len: Option<u64>,
+    ) -> PageDecision {
+        if status < 400 {
+            return PageDecision::Keep;
+        }
+        let empty = body_len == Some(0);
+        let plain = content_type.is_some_and(|ct| {
+            let ct = std::str::from_utf8(ct).unwrap_or("");
+            ct.split(';')
+                .next()
+                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/plain"))
+        });
+        match self.pages.rule_for(status) {
+            PageRule::Keep => PageDecision::Keep,
+            PageRule::Always => PageDecision::Replace {
+                detail_from_body: plain && !empty,
+            },
+            PageRule::ReplaceEmptyOrPlainText => {
+                if empty && (content_type.is_none() || plain) {
+                    PageDecision::Replace {
+                        detail_from_body: false,
+                    }
+                } else if plain {
+                    PageDecision::Replace {
+                        detail_from_body: true,
+                    }
+                } else {
+                    PageDecision::Keep
+                }
+            }
+        }
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy, in which
+    /// case the forwarding headers are walked from the nearest hop outwards, skipping
+    /// trusted proxies; the first untrusted address is the client. Malformed headers
+    /// are ignored.
+    pub fn client_ip(
+        &self,
+        peer: Option<IpAddr>,
+        x_forwarded_for: Option<&[u8]>,
+        forwarded: Option<&[u8]>,
+    ) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let hops: Vec<IpAddr> = match (forwarded, x_forwarded_for) {
+            (Some(fwd), _) => parse_forwarded(fwd),
+            (None, Some(xff)) => parse_x_forwarded_for(xff),
+            (None, None) => Vec::new(),
+        };
+        let mut client = peer;
+        for hop in hops.into_iter().rev() {
+            client = hop;
+            if !self.is_trusted(hop) {
+                break;
+            }
+        }
+        Some(client)
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The request id: the incoming header's value when it is sane (1 to 128 visible
+    /// ASCII characters), else a new random one.
+    pub fn request_id(&self, incoming: Option<&[u8]>) -> String {
+        match incoming {
+            Some(v) if (1..=128).contains(&v.len()) && v.iter().all(|b| b.is_ascii_graphic()) => {
+                String::from_utf8_lossy(v).into_owned()
+            }
+            _ => format!("{:032x}", fastrand::u128(..)),
+        }
+    }
+
+    /// How many bytes of this request's body to capture, if any: only when capture is
+    /// on, and only for JSON and form bodies.
+    pub fn body_limit_for(&self, content_type: Option<&[u8]>) -> Option<usize> {
+        let limit = self.body_limit?;
+        let ct = std::str::from_utf8(content_type?)
+            .ok()?
+            .to_ascii_lowercase();
+        let mime = ct.split(';').next()?.trim().to_owned();
+        let capturable = mime == "application/json"
+            || mime.ends_with("+json")
+            || mime == "application/x-www-form-urlencoded";
+        capturable.then_some(limit)
+    }
+}
+
+fn parse_x_forwarded_for(value: &[u8]) -> Vec<IpAddr> {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return Vec::new();
+    };
+    text.split(',')
+        .filter_map(|hop| parse_ip(hop.trim()))
+        .collect()
+}
+
+/// RFC 7239: `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8::1]:4711"`.
+fn parse_forwarded(value: &[u8]) -> Vec<IpAddr> {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return Vec::new();
+    };
+    text.split(',')
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse_ip(value.trim().trim_matches('"')))
+                    .flatten()
+            })
+        })
+        .collect()
+}
+
+/// An address, with or without a port (`192.0.2.1:80`, `[2001:db8::1]:4711`).
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    text.rsplit_once(':')
+        .and_then(|(host, _)| host.parse().ok())
+}
+
+/// `METHOD /route/{param}`, or `METHOD <unmatched>` when no route matched. The raw path
+/// is never used: it is unbounded and may hold personal data.
+pub fn transaction_name(method: &str, route: Option<&str>) -> String {
+    let route = route.unwrap_or("<unmatched>");
+    let mut name = String::with_capacity(method.len() + 1 + route.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(route);
+    name
+}
+
+/// The parts of a request that become Sentry's request context.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    /// `GET`, `POST` ...
+    pub method: &'a str,
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The `Host` (or `:authority`), if known.
+    pub host: Option<&'a str>,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The raw query string, if any.
+    pub query: Option<&'a str>,
+    /// `HTTP/1.1`, `HTTP/2.0` ...
+    pub version: &'a str,
+    /// The client's address, as [`HttpOptions::client_ip`] decided.
+    pub client_ip: Option<IpAddr>,
+    /// The request id.
+    pub request_id: Option<&'a str>,
+}
+
+/// Builds Sentry's request context from a request's parts and headers. Header names
+/// are lowercased; repeated headers are joined with `, `; values that are not UTF-8
+/// are kept lossily. Secret values are filtered later, on the worker.
+pub fn build_request<'h>(
+    parts: &RequestParts<'_>,
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+) -> Request {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut cookies = None;
+    for (name, value) in headers {
+        let name = name.to_ascii_lowercase();
+        let value = String::from_utf8_lossy(value);
+        if name == "cookie" {
+            cookies = Some(value.clone().into_owned());
+        }
+        map.entry(name)
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    let host = parts
+        .host
+        .map(str::to_owned)
+        .or_else(|| map.get("host").cloned())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let url = match parts.query {
+        Some(q) if !q.is_empty() => format!("{}://{}{}?{}", parts.scheme, host, parts.path, q),
+        _ => format!("{}://{}{}", parts.scheme, host, parts.path),
+    };
+    let mut env = BTreeMap::new();
+    if let Some(ip) = parts.client_ip {
+        env.insert("REMOTE_ADDR".to_owned(), ip.to_string());
+    }
+    env.insert("HTTP_VERSION".to_owned(), parts.version.to_owned());
+    if let Some(id) = parts.request_id {
+        env.insert("REQUEST_ID".to_owned(), id.to_owned());
+    }
+    Request {
+        url: Some(url),
+        method: Some(parts.method.to_owned()),
+        data: None,
+        query_string: parts.query.filter(|q| !q.is_empty()).map(str::to_owned),
+        cookies,
+        headers: map,
+        env,
+    }
+}
+
+/// The name of an HTTP version as Sentry shows it.
+pub fn version_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP",
+    }
+}
+
+/// Fills the `browser`, `os` and `device` contexts from the request's `User-Agent`,
+/// where they are not set already. Runs on the worker, only for recorded requests.
+pub(crate) fn user_agent_contexts(request: &Request, contexts: &mut BTreeMap<String, Value>) {
+    if contexts.contains_key("browser") {
+        return;
+    }
+    let Some(ua) = request.headers.get("user-agent") else {
+        return;
+    };
+    let Some(parsed) = woothee::parser::Parser::new().parse(ua) else {
+        return;
+    };
+    let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
+    if known(parsed.name) {
+        contexts.insert(
+            "browser".into(),
+            serde_json::json!({"type": "browser", "name": parsed.name, "version": parsed.version}),
+        );
+    }
+    if known(parsed.os) {
+        contexts.insert(
+            "os".into(),
+            serde_json::json!({"type": "os", "name": parsed.os, "version": parsed.os_version}),
+        );
+    }
+    if known(parsed.category) {
+        contexts.insert(
+            "device".into(),
+            serde_json::json!({"type": "device", "family": parsed.category}),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarding_headers_are_believed_only_from_trusted_proxies() {
+        let http = HttpOptions::new()
+            .trust_proxy("10.0.0.0/8".parse::<IpNet>().unwrap())
+            .trust_proxy(ip("192.0.2.7"));
+        let xff = Some(b"203.0.113.5, 10.1.1.1".as_slice());
+        // An untrusted peer's claims are ignored.
+        assert_eq!(
+            http.client_ip(Some(ip("198.51.100.9")), xff, None),
+            Some(ip("198.51.100.9"))
+        );
+        // A trusted peer: walk right to left past trusted hops.
+        assert_eq!(
+            http.client_ip(Some(ip("10.0.0.2")), xff, None),
+            Some(ip("203.0.113.5"))
+        );
+        // A spoofed left-most entry does not win over the first untrusted hop.
+        let spoofed = Some(b"1.2.3.4, 203.0.113.5, 10.1.1.1".as_slice());
+        assert_eq!(
+            http.client_ip(Some(ip("10.0.0.2")), spoofed, None),
+            Some(ip("203.0.113.5"))
+        );
+        // RFC 7239, with ports and brackets.
+        let fwd = Some(br#"for="[2001:db8::1]:4711";proto=https, for=10.9.9.9"#.as_slice());
+        assert_eq!(
+            http.client_ip(Some(ip("192.0.2.7")), None, fwd),
+            Some(ip("2001:db8::1"))
+        );
+        // Garbage is ignored; the peer stands.
+        assert_eq!(
+            http.client_ip(
+                Some(ip("10.0.0.2")),
+                Some(b"\xff, nonsense".as_slice()),
+                None
+            ),
+            Some(ip("10.0.0.2"))
+        );
+        // IPv4-mapped IPv6 peers match IPv4 networks.
+        assert_eq!(
+            http.client_ip(Some(ip("::ffff:10.0.0.2")), xff, None),
+            Some(ip("203.0.113.5"))
+        );
+        assert_eq!(http.client_ip(None, xff, None), None);
+    }
+
+    #[test]
+    fn request_ids() {
+        let http = HttpOptions::new();
+        assert_eq!(http.request_id(Some(b"abc-123")), "abc-123");
+        assert_eq!(http.request_id(None).len(), 32);
+        assert_eq!(http.request_id(Some(b"has space")).len(), 32);
+        assert_eq!(http.request_id(Some(b"\x00evil")).len(), 32);
+        assert_eq!(http.request_id(Some(&[b'a'; 200])).len(), 32);
+    }
+
+    #[test]
+    fn page_decisions() {
+        let http = HttpOptions::new();
+        let replace = |detail| PageDecision::Replace {
+            detail_from_body: detail,
+        };
+        assert_eq!(http.page_decision(200, None, Some(0)), PageDecision::Keep);
+        assert_eq!(http.page_decision(404, None, Some(0)), replace(false));
+        assert_eq!(
+            http.page_decision(405, None, None),
+            PageDecision::Keep,
+            "unknown body, no type"
+        );
+        assert_eq!(
+            http.page_decision(422, Some(b"text/plain; charset=utf-8"), Some(30)),
+            replace(true)
+        );
+        assert_eq!(
+            http.page_decision(500, Some(b"text/html"), Some(30)),
+            PageDecision::Keep
+        );
+        let always = HttpOptions::new().page_policy(PagePolicy::always());
+        assert_eq!(
+            always.page_decision(500, Some(b"application/json"), Some(30)),
+            replace(false)
+        );
+        let never = HttpOptions::new().page_policy(PagePolicy::never());
+        assert_eq!(never.page_decision(404, None, Some(0)), PageDecision::Keep);
+        let mixed =
+            HttpOptions::new().page_policy(PagePolicy::default().status(404, PageRule::Always));
+        assert_eq!(
+            mixed.page_decision(404, Some(b"application/json"), Some(2)),
+            replace(false)
+        );
+        assert_eq!(
+            mixed.page_decision(500, Some(b"application/json"), Some(2)),
+            PageDecision::Keep
+        );
+    }
+
+    #[test]
+    fn body_capture_only_for_json_and_forms() {
+        let off = HttpOptions::new();
+        assert_eq!(off.body_limit_for(Some(b"application/json")), None);
+        let on = HttpOptions::new().capture_bodies(1024);
+        assert_eq!(
+            on.body_limit_for(Some(b"application/json; charset=utf-8")),
+            Some(1024)
+        );
+        assert_eq!(
+            on.body_limit_for(Some(b"application/problem+json")),
+            Some(1024)
+        );
+        assert_eq!(
+            on.body_limit_for(Some(b"application/x-www-form-urlencoded")),
+            Some(1024)
+        );
+        assert_eq!(
+            on.body_limit_for(Some(b"multipart/form-data; boundary=x")),
+            None
+        );
+        assert_eq!(on.body_limit_for(None), None);
+    }
+
+    #[test]
+    fn builds_the_request_context() {
+        let parts = RequestParts {
+            method: "GET",
+            scheme: "http",
+            host: None,
+            path: "/users/7",
+            query: Some("tab=posts"),
+            version: "HTTP/1.1",
+            client_ip: Some(ip("203.0.113.5")),
+            request_id: Some("r1"),
+        };
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("Host", b"shop.test"),
+            ("Accept", b"text/html"),
+            ("Accept", b"*/*"),
+            ("Cookie", b"a=1"),
+            ("X-Odd", b"\xffok"),
+        ];
+        let request = build_request(&parts, headers);
+        assert_eq!(
+            request.url.as_deref(),
+            Some("http://shop.test/users/7?tab=posts")
+        );
+        assert_eq!(request.headers["accept"], "text/html, */*");
+        assert_eq!(request.headers["x-odd"], "\u{fffd}ok");
+        assert_eq!(request.cookies.as_deref(), Some("a=1"));
+        assert_eq!(request.env["REMOTE_ADDR"], "203.0.113.5");
+        assert_eq!(request.env["REQUEST_ID"], "r1");
+        assert_eq!(request.query_string.as_deref(), Some("tab=posts"));
+    }
+
+    #[test]
+    fn user_agents_become_contexts() {
+        let mut request = Request::default();
+        request.headers.insert(
+            "user-agent".into(),
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into(),
+        );
+        let mut contexts = BTreeMap::new();
+        user_agent_contexts(&request, &mut contexts);
+        assert_eq!(contexts["browser"]["name"], "Chrome");
+        assert_eq!(contexts["os"]["name"], "Windows 10");
+        assert_eq!(contexts["device"]["family"], "pc");
+    }
+}
