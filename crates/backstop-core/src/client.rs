@@ -167,6 +167,11 @@ impl Client {
         self.inner.settings.send_default_pii
     }
 
+    /// Whether a traces sampler is set (adapters then hand it the request headers).
+    pub fn has_traces_sampler(&self) -> bool {
+        self.inner.settings.traces_sampler.is_some()
+    }
+
     /// Whether error responses with this status are never recorded (`ignore_status`).
     pub fn is_status_ignored(&self, status: u16) -> bool {
         self.inner.settings.ignore_statuses.contains(&status)

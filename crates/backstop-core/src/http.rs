@@ -28,7 +28,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::protocol::Request;
+use crate::protocol::{Event, Exception, Level, Mechanism, Request, Values};
 
 /// How an error response's body is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,6 +355,66 @@ pub fn transaction_name(method: &str, route: Option<&str>) -> String {
     name
 }
 
+/// Headers of the original response that a page rewrite drops: they describe the old
+/// body. Every other header (`Set-Cookie`, `Allow`, `Retry-After`, the team's own)
+/// survives.
+pub const REPLACED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "content-range",
+    "content-disposition",
+    "content-language",
+    "content-location",
+    "content-md5",
+    "transfer-encoding",
+    "etag",
+    "last-modified",
+];
+
+/// The event for an error response whose handler attached its error: the error and
+/// its `source()` chain, unhandled, with the status as a tag.
+pub fn error_response_event<E: std::error::Error + ?Sized>(error: &E, status: u16) -> Event {
+    let mut event = crate::scope::error_event(error);
+    if let Some(top) = event.exception.values.last_mut() {
+        top.mechanism = Some(Mechanism::new("http", false));
+    }
+    event
+        .tags
+        .insert("http.status_code".into(), status.to_string());
+    event
+}
+
+/// The event for an error response with no error object (a bare
+/// `StatusCode::INTERNAL_SERVER_ERROR`): a synthetic exception named after the status.
+pub fn status_event(status: u16, method: &str, route: Option<&str>) -> Event {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Server Error");
+    let ty: String = reason.split_whitespace().collect();
+    let mut mechanism = Mechanism::new("http", false);
+    mechanism.synthetic = Some(true);
+    let mut event = Event::new(Level::Error);
+    event.exception = Values {
+        values: vec![Exception {
+            ty,
+            value: Some(format!(
+                "{} {} responded {status} {reason}",
+                method,
+                route.unwrap_or("<unmatched>")
+            )),
+            module: None,
+            stacktrace: None,
+            mechanism: Some(mechanism),
+        }],
+    };
+    event
+        .tags
+        .insert("http.status_code".into(), status.to_string());
+    event
+}
+
 /// The parts of a request that become Sentry's request context.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestParts<'a> {
@@ -628,6 +688,31 @@ mod tests {
         assert_eq!(request.env["REMOTE_ADDR"], "203.0.113.5");
         assert_eq!(request.env["REQUEST_ID"], "r1");
         assert_eq!(request.query_string.as_deref(), Some("tab=posts"));
+    }
+
+    #[test]
+    fn response_events() {
+        let event = status_event(503, "GET", Some("/health"));
+        let exc = &event.exception.values[0];
+        assert_eq!(exc.ty, "ServiceUnavailable");
+        assert_eq!(
+            exc.value.as_deref(),
+            Some("GET /health responded 503 Service Unavailable")
+        );
+        let mechanism = exc.mechanism.as_ref().unwrap();
+        assert_eq!(
+            (mechanism.handled, mechanism.synthetic),
+            (Some(false), Some(true))
+        );
+        assert_eq!(event.tags["http.status_code"], "503");
+
+        let err = "x".parse::<u8>().unwrap_err();
+        let event = error_response_event(&err, 500);
+        assert_eq!(event.exception.values[0].ty, "ParseIntError");
+        assert_eq!(
+            event.exception.values[0].mechanism.as_ref().unwrap().ty,
+            "http"
+        );
     }
 
     #[test]
