@@ -21,6 +21,8 @@ use crate::stats::{StoreCounters, StoreStats};
 const PRUNE_CHUNK: usize = 1000;
 /// Pruning after a batch stops after this long and carries on after the next one.
 const PRUNE_BUDGET: Duration = Duration::from_millis(250);
+/// Age-based pruning runs after a batch at most this often.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 /// Write failures are logged at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -148,6 +150,7 @@ pub struct SqliteStore {
     last_logged: Option<Instant>,
     suppressed: u64,
     failing: bool,
+    last_pruned: Option<Instant>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -194,6 +197,7 @@ impl SqliteStore {
             last_logged: None,
             suppressed: 0,
             failing: false,
+            last_pruned: None,
         };
         store.connect()?;
         if schema::is_memory(&store.path) {
@@ -239,14 +243,21 @@ impl SqliteStore {
     pub fn write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
         let (events, transactions) = count_kinds(batch);
         match self.try_write(batch) {
-            Ok(()) => {
+            Ok(trimmed) => {
                 self.counters.written(events, transactions);
+                self.counters.pruned(0, trimmed as u64, 0);
                 if self.failing {
                     self.failing = false;
                     tracing::info!(target: "backstop", path = %self.path.display(), "store writes resumed");
                 }
-                if let Err(error) = self.prune(Some(Instant::now() + PRUNE_BUDGET)) {
-                    self.report(&error, "prune");
+                // Age-based pruning runs now and then; a backlog over the row limit
+                // (the limit was lowered) is worked off after every batch.
+                let due = self.last_pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+                if due || trimmed >= PRUNE_CHUNK {
+                    self.last_pruned = Some(Instant::now());
+                    if let Err(error) = self.prune(Some(Instant::now() + PRUNE_BUDGET)) {
+                        self.report(&error, "prune");
+                    }
                 }
                 Ok(())
             }
@@ -322,7 +333,7 @@ impl SqliteStore {
         Ok(self.conn.clone().expect("connected above"))
     }
 
-    fn try_write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
+    fn try_write(&mut self, batch: &[Record]) -> Result<usize, StoreError> {
         let conn = self.connection()?;
         let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         write_batch(&mut conn, batch, &self.retention).map_err(|e| self.sqlite_err(e))
@@ -369,11 +380,14 @@ impl Sink for SqliteStore {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         // Every batch is committed when `consume` returns (WAL, synchronous=NORMAL:
-        // durable across a process crash). Flushing is a chance to catch up on pruning.
-        if self.conn.is_some()
-            && let Err(error) = self.prune(Some(Instant::now() + PRUNE_BUDGET))
-        {
-            self.report(&error, "prune");
+        // durable across a process crash), so there is nothing to flush. It is a
+        // chance to catch up on pruning when the worker is otherwise idle.
+        let due = self.last_pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+        if self.conn.is_some() && due {
+            self.last_pruned = Some(Instant::now());
+            if let Err(error) = self.prune(Some(Instant::now() + PRUNE_BUDGET)) {
+                self.report(&error, "prune");
+            }
         }
         Ok(())
     }
@@ -438,11 +452,13 @@ fn is_error(status: Option<&str>, http_status: Option<i64>) -> bool {
     }
 }
 
+/// Writes a batch in one transaction, trimming the transactions over the row limit in
+/// the same commit (at most one chunk). Returns how many were trimmed.
 fn write_batch(
     conn: &mut Connection,
     batch: &[Record],
     retention: &Retention,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut releases: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut over_cap: HashSet<i64> = HashSet::new();
@@ -487,7 +503,12 @@ fn write_batch(
             stmt.execute(params![issue, cap.max(2) as i64 - 2])?;
         }
     }
-    tx.commit()
+    let trimmed = match retention.max_transactions {
+        Some(max) => trim_transactions(&tx, max)?,
+        None => 0,
+    };
+    tx.commit()?;
+    Ok(trimmed)
 }
 
 /// Writes one event and updates its issue. Returns the issue's id if it now holds more
@@ -693,6 +714,28 @@ fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlit
 // ---------------------------------------------------------------------------------------
 // Retention
 
+/// Deletes up to [`PRUNE_CHUNK`] of the oldest transactions over `max`, with their spans.
+/// Ids only grow, so the excess is the lowest ids: a range at the start of the table.
+fn trim_transactions(conn: &Connection, max: u64) -> rusqlite::Result<usize> {
+    let count: i64 = conn
+        .prepare_cached("SELECT count(*) FROM transactions")?
+        .query_row([], |r| r.get(0))?;
+    let excess = count - max as i64;
+    if excess <= 0 {
+        return Ok(0);
+    }
+    // Children first: the spans' foreign key is enforced.
+    let last: i64 = conn
+        .prepare_cached("SELECT id FROM transactions ORDER BY id LIMIT 1 OFFSET ?1")?
+        .query_row([excess.min(PRUNE_CHUNK as i64) - 1], |r| r.get(0))?;
+    conn.prepare_cached("DELETE FROM spans WHERE transaction_id <= ?1")?
+        .execute([last])?;
+    let n = conn
+        .prepare_cached("DELETE FROM transactions WHERE id <= ?1")?
+        .execute([last])?;
+    Ok(n)
+}
+
 /// Runs one chunk of work in its own short write transaction.
 fn chunk<T>(
     conn: &Connection,
@@ -745,30 +788,14 @@ fn prune(
         .map(|age| millis(now.checked_sub(age).unwrap_or(UNIX_EPOCH)));
     let mut deleted_any = false;
 
-    // Transactions over the row limit: the oldest by insertion.
+    // Transactions over the row limit (normally trimmed with each batch already).
     if let Some(max) = retention.max_transactions {
-        let last_to_go: Option<i64> = conn
-            .prepare_cached("SELECT id FROM transactions ORDER BY id DESC LIMIT 1 OFFSET ?1")?
-            .query_row([max as i64], |r| r.get(0))
-            .optional()?;
-        if let Some(last) = last_to_go {
-            loop {
-                let n = chunk(conn, |c| {
-                    let ids = ids(
-                        c,
-                        "SELECT id FROM transactions WHERE id <= ?1 ORDER BY id LIMIT ?2",
-                        last,
-                    )?;
-                    if ids.is_empty() {
-                        return Ok(0);
-                    }
-                    delete_transactions(c, &ids)
-                })?;
-                counters.pruned(0, n as u64, 0);
-                deleted_any |= n > 0;
-                if n < PRUNE_CHUNK || out_of_time() {
-                    break;
-                }
+        loop {
+            let n = chunk(conn, |c| trim_transactions(c, max))?;
+            counters.pruned(0, n as u64, 0);
+            deleted_any |= n > 0;
+            if n < PRUNE_CHUNK || out_of_time() {
+                break;
             }
         }
     }
