@@ -701,3 +701,19 @@ fn theme_css_cannot_end_the_style_element() {
     assert!(!body.contains("<script"));
     assert!(body.contains("body{color:red}"));
 }
+
+#[test]
+fn pages_stay_small() {
+    let pages = ErrorPages::new(
+        Theme::new("Acme")
+            .support_email("help@acme.example")
+            .footer_link("Status", "/status")
+            .footer_link("Privacy", "/privacy"),
+    );
+    for status in all_statuses() {
+        let body = render(&pages, status, &ctx().with_event_id("0f8e2d4c"), HTML).into_body();
+        let css = body.find("</style>").unwrap() - body.find("<style>").unwrap();
+        eprintln!("{status}: {} bytes, {css} of them CSS", body.len());
+        assert!(body.len() < 10_000, "{status}: {} bytes", body.len());
+    }
+}
