@@ -132,7 +132,8 @@ pub fn hero(page: &ErrorPage<'_>) -> Markup {
 }
 
 /// The small print under the message: the path on a 404, the allowed methods on a
-/// 405, when to retry on 429 and 503, "the team has been notified" on a 500, and the event's [`reference`].
+/// 405, when to retry on 429 and 503, "the team has been notified" on a 500, and the
+/// event's [`reference()`].
 pub fn notes(page: &ErrorPage<'_>) -> Markup {
     let labels = page.labels();
     let status = page.status();
