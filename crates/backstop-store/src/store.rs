@@ -270,7 +270,7 @@ impl SqliteStore {
                     // connection stuck in a failed transaction.
                     self.conn = None;
                 }
-                self.report(&error, "write");
+                self.report(&error, "write a batch (dropped)");
                 Err(error)
             }
         }
@@ -362,7 +362,7 @@ impl SqliteStore {
             path = %self.path.display(),
             suppressed = self.suppressed,
             batches_failed = stats.batches_failed,
-            "store failed to {what}, batch dropped: {error}"
+            "store failed to {what}: {error}"
         );
         self.last_logged = Some(now);
         self.suppressed = 0;
