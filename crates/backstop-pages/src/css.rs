@@ -75,8 +75,9 @@ fn vars(accent: &Accent) -> String {
     )
 }
 
-/// Colours: light text #1f2430 on #ffffff is 15.6:1, muted #4b5262 on #ffffff 7.8:1;
-/// dark text #e8eaf0 on #181b24 is 14.7:1, muted #b3b9c7 on #181b24 9.1:1.
+/// Colours: light text #1f2430 on #ffffff is 15.5:1, muted #4b5262 on #ffffff 7.8:1
+/// (6.9:1 on the code background); dark text #e8eaf0 on #181b24 is 14.3:1, muted
+/// #b3b9c7 on #181b24 8.8:1 (7.3:1 on the code background).
 const BASE: &str = r#"
 :root{color-scheme:light dark;--bg:#f3f4f8;--card:#ffffff;--text:#1f2430;--muted:#4b5262;--border:#dde1ea;--code-bg:#eef0f5;--shadow:0 12px 32px rgba(15,23,42,.10);--focus:#1d4ed8}
 @media (prefers-color-scheme:dark){:root{--bg:#0e1016;--card:#181b24;--text:#e8eaf0;--muted:#b3b9c7;--border:#2e3340;--code-bg:#252a36;--shadow:0 12px 32px rgba(0,0,0,.45);--focus:#93c5fd}}
