@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
-use ipnet::IpNet;
+pub use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::client::Client;
@@ -279,11 +279,13 @@ impl HttpOptions {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
-    /// The request id: the incoming header's value when it is sane (1 to 128 visible
-    /// ASCII characters), else a new random one.
+    /// The request id: the incoming header's value when it is sane (1 to 128 of
+    /// `A-Z a-z 0-9 - _ . : / + = @`, the characters ids are made of), else a new
+    /// random one.
     pub fn request_id(&self, incoming: Option<&[u8]>) -> String {
+        let sane = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b);
         match incoming {
-            Some(v) if (1..=128).contains(&v.len()) && v.iter().all(|b| b.is_ascii_graphic()) => {
+            Some(v) if (1..=128).contains(&v.len()) && v.iter().all(sane) => {
                 String::from_utf8_lossy(v).into_owned()
             }
             _ => format!("{:032x}", fastrand::u128(..)),
@@ -591,6 +593,8 @@ mod tests {
         assert_eq!(http.request_id(None).len(), 32);
         assert_eq!(http.request_id(Some(b"has space")).len(), 32);
         assert_eq!(http.request_id(Some(b"\x00evil")).len(), 32);
+        assert_eq!(http.request_id(Some(b"<script>")).len(), 32);
+        assert_eq!(http.request_id(Some(b"trace:abc/1+2=3")), "trace:abc/1+2=3");
         assert_eq!(http.request_id(Some(&[b'a'; 200])).len(), 32);
     }
 

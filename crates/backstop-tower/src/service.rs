@@ -1,0 +1,546 @@
+//! The service the layer wraps around the application, its response future and body.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use backstop_core::http::{
+    MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
+    error_response_event, status_event, transaction_name, version_name,
+};
+use backstop_core::{EventId, RequestScope, SpanStatus, TraceParent};
+use backstop_pages::{BacktraceFrame, DebugDetails, PageContext};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use crate::CapturedError;
+use crate::layer::Shared;
+
+/// An error from the response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The service [`BackstopLayer`](crate::BackstopLayer) makes.
+#[derive(Clone, Debug)]
+pub struct BackstopService<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+/// What the response side needs to know about the request.
+struct RequestInfo {
+    scope: Arc<RequestScope>,
+    method: Method,
+    uri: Uri,
+    route: Option<Arc<str>>,
+    accept: Option<HeaderValue>,
+    request_id: HeaderValue,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for BackstopService<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<BackstopBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let shared = self.shared.clone();
+        let (mut parts, body) = request.into_parts();
+        let info = start(&shared, &mut parts);
+        let request = Request::from_parts(parts, body);
+        let scope = info.scope.clone();
+        let called = {
+            let _entered = scope.enter();
+            catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        };
+        match called {
+            Ok(future) => ResponseFuture {
+                state: State::Running { future },
+                info: Some(info),
+                shared,
+            },
+            Err(payload) => {
+                let response = panic_response(&shared, &info, &*payload);
+                ResponseFuture {
+                    state: State::Ready {
+                        response: Some(response),
+                    },
+                    info: Some(info),
+                    shared,
+                }
+            }
+        }
+    }
+}
+
+/// Opens the request's scope: names it, continues the trace, decides sampling, and
+/// leaves the request context to be built on the worker if a record needs it.
+fn start(shared: &Shared, request: &mut http::request::Parts) -> RequestInfo {
+    let http = &shared.http;
+    let headers = &request.headers;
+    let route = matched_route(request);
+    let method = request.method.clone();
+    let name = transaction_name(method.as_str(), route.as_deref());
+    let trace = TraceParent::from_values(
+        headers.get("traceparent").map(HeaderValue::as_bytes),
+        headers.get("sentry-trace").map(HeaderValue::as_bytes),
+    );
+    let request_id = http.request_id(
+        headers
+            .get(http.request_id_header_name())
+            .map(HeaderValue::as_bytes),
+    );
+    let client_ip = http.client_ip(
+        peer_ip(request),
+        headers.get("x-forwarded-for").map(HeaderValue::as_bytes),
+        headers.get("forwarded").map(HeaderValue::as_bytes),
+    );
+    let source = {
+        let method = method.clone();
+        let uri = request.uri.clone();
+        let version = request.version;
+        let headers = request.headers.clone();
+        let request_id = request_id.clone();
+        Arc::new(move || {
+            build_request(
+                &RequestParts {
+                    method: method.as_str(),
+                    scheme: uri.scheme_str().unwrap_or("http"),
+                    host: uri.authority().map(|a| a.as_str()),
+                    path: uri.path(),
+                    query: uri.query(),
+                    version: version_name(version),
+                    client_ip,
+                    request_id: Some(&request_id),
+                },
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+            )
+        })
+    };
+    let client = &shared.client;
+    let sampler_headers = client.has_traces_sampler().then_some(headers);
+    let scope = RequestScope::builder(client, name)
+        .op("http.server")
+        .continue_trace(trace)
+        .sampling_input(Some(method.as_str()), route.as_deref(), sampler_headers)
+        .request_source(source)
+        .start();
+    if let Some(user_from) = &shared.user_from {
+        // The team's code: a panic in it is contained, and the request goes on
+        // without a user.
+        let user = catch_unwind(AssertUnwindSafe(|| user_from(request)))
+            .ok()
+            .flatten();
+        if let Some(user) = user {
+            scope.configure(|s| s.set_user(Some(user)));
+        }
+    }
+    let accept = request.headers.get(http::header::ACCEPT).cloned();
+    let uri = request.uri.clone();
+    request.extensions.insert(scope.clone());
+    RequestInfo {
+        scope,
+        method,
+        uri,
+        route,
+        accept,
+        request_id: HeaderValue::from_str(&request_id)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+    }
+}
+
+#[cfg(feature = "axum")]
+fn matched_route(request: &http::request::Parts) -> Option<Arc<str>> {
+    request
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| Arc::from(m.as_str()))
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_route(_request: &http::request::Parts) -> Option<Arc<str>> {
+    None
+}
+
+#[cfg(feature = "axum")]
+fn peer_ip(request: &http::request::Parts) -> Option<std::net::IpAddr> {
+    request
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+#[cfg(not(feature = "axum"))]
+fn peer_ip(_request: &http::request::Parts) -> Option<std::net::IpAddr> {
+    None
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`BackstopService`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        info: Option<RequestInfo>,
+        shared: Arc<Shared>,
+    }
+
+    impl<F, B> PinnedDrop for ResponseFuture<F, B> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before it finished: the client went away. The transaction ends
+            // as aborted; nothing stays behind.
+            if let Some(info) = this.project().info.take() {
+                info.scope.finish(SpanStatus::Aborted);
+            }
+        }
+    }
+}
+
+type Pending<B> = Pin<Box<dyn Future<Output = Response<BackstopBody<B>>> + Send>>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Running { #[pin] future: F },
+        ReadingDetail { future: Pending<B> },
+        Ready { response: Option<Response<BackstopBody<B>>> },
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<BackstopBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Running { future } => {
+                    let info = this.info.as_ref().expect("polled after completion");
+                    let polled = {
+                        let _entered = info.scope.enter();
+                        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+                    };
+                    let response = match polled {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(Err(error))) => {
+                            // The service failed without a response (not an HTTP
+                            // status): the server decides what the client sees.
+                            if let Some(info) = this.info.take() {
+                                info.scope.finish(SpanStatus::InternalError);
+                            }
+                            return Poll::Ready(Err(error));
+                        }
+                        Ok(Poll::Ready(Ok(response))) => response,
+                        Err(payload) => {
+                            let response = panic_response(this.shared, info, &*payload);
+                            this.state.set(State::Ready {
+                                response: Some(response),
+                            });
+                            continue;
+                        }
+                    };
+                    match on_response(this.shared, info, response) {
+                        Outcome::Done(response) => {
+                            this.state.set(State::Ready {
+                                response: Some(response),
+                            });
+                        }
+                        Outcome::ReadDetail(future) => {
+                            this.state.set(State::ReadingDetail { future });
+                        }
+                    }
+                }
+                StateProj::ReadingDetail { future } => {
+                    let response = ready!(future.as_mut().poll(cx));
+                    this.state.set(State::Ready {
+                        response: Some(response),
+                    });
+                }
+                StateProj::Ready { response } => {
+                    let mut response = response.take().expect("polled after completion");
+                    if let Some(info) = this.info.take() {
+                        response.headers_mut().insert(
+                            this.shared.http.request_id_header_name().clone(),
+                            info.request_id,
+                        );
+                        info.scope.finish_http(response.status().as_u16());
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+            }
+        }
+    }
+}
+
+enum Outcome<B> {
+    Done(Response<BackstopBody<B>>),
+    ReadDetail(Pending<B>),
+}
+
+/// The response is in: record it if it is an error, and decide whether the visitor
+/// gets a page instead.
+fn on_response<B>(shared: &Arc<Shared>, info: &RequestInfo, response: Response<B>) -> Outcome<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return Outcome::Done(response.map(BackstopBody::inner));
+    }
+    let code = status.as_u16();
+    let error = response.extensions().get::<CapturedError>().cloned();
+    let event_id = shared.http.captures(&shared.client, code).then(|| {
+        let event = match &error {
+            Some(error) => error_response_event(&*error.0, code),
+            None => status_event(code, info.method.as_str(), info.route.as_deref()),
+        };
+        info.scope.capture_event(event)
+    });
+    let content_type = response.headers().get(http::header::CONTENT_TYPE);
+    let decision = shared.http.page_decision(
+        code,
+        content_type.map(HeaderValue::as_bytes),
+        response.body().size_hint().exact(),
+    );
+    let mut context = page_context(info, event_id);
+    if shared.pages.is_debug()
+        && let Some(error) = &error
+    {
+        context =
+            context.with_debug(DebugDetails::new(error.0.to_string()).with_chain_of(&*error.0));
+    }
+    match decision {
+        PageDecision::Keep => Outcome::Done(response.map(BackstopBody::inner)),
+        PageDecision::Replace {
+            detail_from_body: false,
+        } => Outcome::Done(page(shared, info, status, context, response.into_parts().0)),
+        PageDecision::Replace {
+            detail_from_body: true,
+        } => {
+            let shared = shared.clone();
+            let accept = info.accept.clone();
+            let method = info.method.clone();
+            let (parts, body) = response.into_parts();
+            Outcome::ReadDetail(Box::pin(async move {
+                let limited = http_body_util::Limited::new(body, MAX_DETAIL_BYTES);
+                let detail = match limited.collect().await {
+                    Ok(collected) => {
+                        let bytes = collected.to_bytes();
+                        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                        (!text.is_empty()).then_some(text)
+                    }
+                    // Too long or unreadable: the page goes without it.
+                    Err(_) => None,
+                };
+                let context = match detail {
+                    Some(detail) => context.with_detail(detail),
+                    None => context,
+                };
+                render(&shared, &method, accept.as_ref(), status, &context, parts)
+            }))
+        }
+    }
+}
+
+fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
+    let path = info
+        .uri
+        .path_and_query()
+        .map_or_else(|| info.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let context = PageContext::new(info.method.clone(), path);
+    match event_id {
+        Some(id) => context.with_event_id(id.to_string()),
+        None => context,
+    }
+}
+
+fn page<B>(
+    shared: &Shared,
+    info: &RequestInfo,
+    status: StatusCode,
+    context: PageContext,
+    parts: http::response::Parts,
+) -> Response<BackstopBody<B>> {
+    render(
+        shared,
+        &info.method,
+        info.accept.as_ref(),
+        status,
+        &context,
+        parts,
+    )
+}
+
+/// Renders the page, keeping the original response's headers except those that
+/// described its body.
+fn render<B>(
+    shared: &Shared,
+    method: &Method,
+    accept: Option<&HeaderValue>,
+    status: StatusCode,
+    context: &PageContext,
+    original: http::response::Parts,
+) -> Response<BackstopBody<B>> {
+    let context = context.clone().with_headers(original.headers.clone());
+    let page = shared
+        .pages
+        .render(status, &context, accept, *method == Method::HEAD);
+    let (mut parts, body) = page.into_parts();
+    let page_headers = std::mem::take(&mut parts.headers);
+    let mut headers = HeaderMap::with_capacity(original.headers.len() + page_headers.len());
+    for (name, value) in &original.headers {
+        if !REPLACED_HEADERS.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    for name in page_headers.keys() {
+        headers.remove(name);
+    }
+    for (name, value) in &page_headers {
+        headers.append(name.clone(), value.clone());
+    }
+    parts.headers = headers;
+    parts.extensions = original.extensions;
+    parts.version = original.version;
+    Response::from_parts(parts, BackstopBody::full(Bytes::from(body)))
+}
+
+/// A panic was caught: record it, and answer with the 500 page.
+fn panic_response<B>(
+    shared: &Shared,
+    info: &RequestInfo,
+    payload: &(dyn std::any::Any + Send),
+) -> Response<BackstopBody<B>> {
+    let debug = shared.pages.is_debug();
+    let (id, details) = info.scope.capture_panic_detailed(payload, debug);
+    let mut context = page_context(info, Some(id));
+    if debug {
+        let mut debug_details = DebugDetails::new(details.message);
+        for frame in details.frames.iter().rev() {
+            let function = match (&frame.module, &frame.function) {
+                (Some(m), Some(f)) => format!("{m}::{f}"),
+                (None, Some(f)) => f.clone(),
+                _ => "<unknown>".to_owned(),
+            };
+            let mut shown = BacktraceFrame::new(function).in_app(frame.in_app == Some(true));
+            if let (Some(file), Some(line)) = (&frame.filename, frame.lineno) {
+                shown = shown.at(file.clone(), u32::try_from(line).unwrap_or(u32::MAX));
+            }
+            debug_details = debug_details.with_frame(shown);
+        }
+        if let Some(location) = details.location {
+            debug_details = debug_details.with_request_field("panicked at", location);
+        }
+        context = context.with_debug(debug_details);
+    }
+    let parts = Response::new(()).into_parts().0;
+    render(
+        shared,
+        &info.method,
+        info.accept.as_ref(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &context,
+        parts,
+    )
+}
+
+pin_project_lite::pin_project! {
+    /// The response body: the application's, untouched, or a page.
+    pub struct BackstopBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        Inner { #[pin] body: B },
+        Page { bytes: Option<Bytes> },
+    }
+}
+
+impl<B> BackstopBody<B> {
+    fn inner(body: B) -> Self {
+        BackstopBody {
+            kind: Kind::Inner { body },
+        }
+    }
+
+    fn full(bytes: Bytes) -> Self {
+        BackstopBody {
+            kind: Kind::Page {
+                bytes: (!bytes.is_empty()).then_some(bytes),
+            },
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for BackstopBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackstopBody")
+    }
+}
+
+impl<B> Body for BackstopBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().kind.project() {
+            KindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
+            KindProj::Page { bytes } => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Inner { body } => body.is_end_stream(),
+            Kind::Page { bytes } => bytes.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Inner { body } => body.size_hint(),
+            Kind::Page { bytes } => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+        }
+    }
+}
