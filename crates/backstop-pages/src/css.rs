@@ -125,3 +125,40 @@ code{background:var(--code-bg);padding:.1em .35em;border-radius:.3em;overflow-wr
 @media (max-width:480px){.bs-hero{padding:1.5rem 1.25rem 1.25rem}.bs-code{font-size:3.5rem}.bs-body{padding:1.25rem 1.25rem 1.5rem}.bs-body h1{font-size:1.55rem}.bs-main{padding:.5rem .75rem 1.5rem}.bs-actions .bs-button{flex:1 1 100%}}
 @media (prefers-reduced-motion:reduce){*{transition:none!important;animation:none!important}}
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::theme::{contrast_ratio, parse_hex, relative_luminance};
+
+    /// The value of a custom property in the first rule of `css` that sets it.
+    fn var<'a>(css: &'a str, name: &str) -> &'a str {
+        let start = css.find(&format!("--{name}:")).expect(name) + name.len() + 3;
+        let end = start + css[start..].find([';', '}']).expect("end");
+        &css[start..end]
+    }
+
+    #[test]
+    fn text_meets_wcag_aa_in_light_and_dark_mode() {
+        let dark_at = BASE.find("prefers-color-scheme:dark").expect("dark block");
+        for (mode, css) in [("light", BASE), ("dark", &BASE[dark_at..])] {
+            for fg in ["text", "muted"] {
+                for bg in ["card", "bg", "code-bg"] {
+                    let l = |n| relative_luminance(parse_hex(var(css, n)).expect("hex"));
+                    let ratio = contrast_ratio(l(fg), l(bg));
+                    assert!(ratio >= 4.5, "{mode}: {fg} on {bg} is {ratio:.2}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn theme_css_is_built_once_with_every_status() {
+        let css = ThemeCss::new(&Theme::default());
+        assert_eq!(css.by_index.len(), DEFAULTS.len());
+        assert!(
+            css.status_vars(StatusCode::NOT_FOUND, 3)
+                .contains("#6d28d9")
+        );
+    }
+}
