@@ -1,1 +1,153 @@
-fn main() {}
+//! What each monitoring stack adds to an axum request, in one run:
+//!
+//! - bare axum;
+//! - `BackstopLayer`, errors only;
+//! - `BackstopLayer`, every request a transaction;
+//! - tower-http `CatchPanicLayer` + `TraceLayer`;
+//! - sentry-tower (`NewSentryLayer` + `SentryHttpLayer` with transactions) with the
+//!   sentry-tracing layer, into a transport that discards.
+//!
+//! Two routes: `/hello`, and `/query`, which emits five sqlx-style query events inside
+//! a span.
+//!
+//! `cargo bench -p backstop-tower --bench middleware_overhead`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use backstop_core::{Client, Options, Record, Sink, SinkError};
+use backstop_tower::BackstopLayer;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Request;
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+
+struct Discard;
+
+impl Sink for Discard {
+    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+struct SentryDiscard;
+
+impl sentry::Transport for SentryDiscard {
+    fn send_envelope(&self, envelope: sentry::Envelope) {
+        black_box(envelope);
+    }
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+async fn query() -> &'static str {
+    let span = tracing::info_span!("load_user");
+    let _entered = span.enter();
+    for i in 0..5u32 {
+        let elapsed = 0.000_2 + f64::from(i) * 0.000_01;
+        tracing::debug!(
+            target: "sqlx::query",
+            summary = "SELECT id, name FROM users WHERE id = ?",
+            db.statement = "SELECT id, name FROM users WHERE id = ?",
+            rows_affected = 0u64,
+            rows_returned = 1u64,
+            elapsed_secs = elapsed,
+        );
+    }
+    "queried"
+}
+
+fn routes() -> Router {
+    Router::new().route("/hello", get(hello)).route("/query", get(query))
+}
+
+fn backstop(traces: f64) -> backstop_core::Backstop {
+    Client::start(
+        Options::new()
+            .traces_sample_rate(traces)
+            .queue_capacity(1 << 16)
+            .install_panic_hook(false)
+            .sink(Discard),
+    )
+    .unwrap()
+}
+
+fn bench_stack(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, app: Router) {
+    let mut group = c.benchmark_group(format!("middleware_overhead/{name}"));
+    for path in ["/hello", "/query"] {
+        group.bench_function(path.trim_start_matches('/'), |b| {
+            b.to_async(rt).iter(|| {
+                let app = app.clone();
+                async move {
+                    let request = Request::get(path)
+                        .header("user-agent", "bench/1.0")
+                        .header("accept", "*/*")
+                        .body(Body::empty())
+                        .unwrap();
+                    black_box(app.oneshot(request).await.unwrap())
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn middleware_overhead(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    bench_stack(c, &rt, "bare", routes());
+
+    let errors_only = backstop(0.0);
+    bench_stack(c, &rt, "backstop_errors", routes().layer(BackstopLayer::new(&errors_only)));
+
+    let transactions = backstop(1.0);
+    bench_stack(c, &rt, "backstop_transactions", routes().layer(BackstopLayer::new(&transactions)));
+    // Let the worker drain so the next stacks run on a quiet machine.
+    transactions.flush(Duration::from_secs(30));
+    eprintln!("backstop transactions: {:?}", transactions.stats().transactions);
+
+    bench_stack(
+        c,
+        &rt,
+        "tower_http_catch_panic_trace",
+        routes()
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .layer(tower_http::catch_panic::CatchPanicLayer::new()),
+    );
+
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some("https://public@sentry.example.com/1".parse().unwrap());
+    options.transport = Some(Arc::new(Arc::new(SentryDiscard)));
+    let mut options = options.traces_sample_rate(1.0);
+    options.default_integrations = false;
+    let _sentry = sentry::init(options);
+    let subscriber = tracing_subscriber::registry().with(sentry_tracing::SentryLayer::default());
+    let _dispatch = tracing::subscriber::set_default(subscriber);
+    bench_stack(
+        c,
+        &rt,
+        "sentry_tower",
+        routes()
+            .layer(sentry_tower::SentryHttpLayer::new().enable_transaction())
+            .layer(sentry_tower::NewSentryLayer::<Request<Body>>::new_from_top()),
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    targets = middleware_overhead
+}
+criterion_main!(benches);
