@@ -279,16 +279,12 @@ impl HttpOptions {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
-    /// The request id: the incoming header's value when it is sane (1 to 128 of
-    /// `A-Z a-z 0-9 - _ . : / + = @`, the characters ids are made of), else a new
-    /// random one.
+    /// The request id: the incoming header's value when it is sane (see
+    /// [`is_valid_request_id`]), else a new random one.
     pub fn request_id(&self, incoming: Option<&[u8]>) -> String {
-        let sane = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b);
         match incoming {
-            Some(v) if (1..=128).contains(&v.len()) && v.iter().all(sane) => {
-                String::from_utf8_lossy(v).into_owned()
-            }
-            _ => format!("{:032x}", fastrand::u128(..)),
+            Some(v) if is_valid_request_id(v) => String::from_utf8_lossy(v).into_owned(),
+            _ => String::from_utf8_lossy(&new_request_id()).into_owned(),
         }
     }
 
@@ -305,6 +301,25 @@ impl HttpOptions {
             || mime == "application/x-www-form-urlencoded";
         capturable.then_some(limit)
     }
+}
+
+/// Whether an incoming request id can be trusted and echoed: 1 to 128 of
+/// `A-Z a-z 0-9 - _ . : / + = @`, the characters ids are made of.
+pub fn is_valid_request_id(value: &[u8]) -> bool {
+    let sane = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b);
+    (1..=128).contains(&value.len()) && value.iter().all(sane)
+}
+
+/// A new random request id: 32 lowercase hex digits, built without allocating.
+pub fn new_request_id() -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bits = fastrand::u128(..);
+    let mut out = [0u8; 32];
+    for byte in out.iter_mut().rev() {
+        *byte = HEX[(bits & 0xf) as usize];
+        bits >>= 4;
+    }
+    out
 }
 
 fn parse_x_forwarded_for(value: &[u8]) -> Vec<IpAddr> {
@@ -509,28 +524,52 @@ pub(crate) fn user_agent_contexts(request: &Request, contexts: &mut BTreeMap<Str
     let Some(ua) = request.headers.get("user-agent") else {
         return;
     };
+    // A service sees the same few user agents over and over: parse each once. The
+    // cache lives on the worker thread, bounded by clearing it when full.
+    thread_local! {
+        static PARSED: std::cell::RefCell<std::collections::HashMap<String, Vec<(&'static str, Value)>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    const CACHED: usize = 512;
+    PARSED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(ua.as_str()) {
+            if cache.len() >= CACHED {
+                cache.clear();
+            }
+            cache.insert(ua.clone(), parse_user_agent(ua));
+        }
+        for (name, value) in &cache[ua.as_str()] {
+            contexts.insert((*name).to_owned(), value.clone());
+        }
+    });
+}
+
+fn parse_user_agent(ua: &str) -> Vec<(&'static str, Value)> {
     let Some(parsed) = woothee::parser::Parser::new().parse(ua) else {
-        return;
+        return Vec::new();
     };
     let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
+    let mut out = Vec::new();
     if known(parsed.name) {
-        contexts.insert(
-            "browser".into(),
+        out.push((
+            "browser",
             serde_json::json!({"type": "browser", "name": parsed.name, "version": parsed.version}),
-        );
+        ));
     }
     if known(parsed.os) {
-        contexts.insert(
-            "os".into(),
+        out.push((
+            "os",
             serde_json::json!({"type": "os", "name": parsed.os, "version": parsed.os_version}),
-        );
+        ));
     }
     if known(parsed.category) {
-        contexts.insert(
-            "device".into(),
+        out.push((
+            "device",
             serde_json::json!({"type": "device", "family": parsed.category}),
-        );
+        ));
     }
+    out
 }
 
 #[cfg(test)]
@@ -731,5 +770,88 @@ mod tests {
         assert_eq!(contexts["browser"]["name"], "Chrome");
         assert_eq!(contexts["os"]["name"], "Windows 10");
         assert_eq!(contexts["device"]["family"], "pc");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Request body capture, shared by the adapters (added with backstop-actix).
+
+/// The body of one request, copied as the handler reads it, for the request context.
+///
+/// The adapter wraps the request body so every chunk the handler reads is also
+/// [`push`](Self::push)ed here, then calls [`finish`](Self::finish) at its end. Only a
+/// body that ends within the limit is kept: a cut JSON document could not be scrubbed
+/// key by key, so it is dropped rather than stored half-scrubbed. Nothing is read that
+/// the handler does not read, so the handler gets its body intact and unbuffered.
+///
+/// ```
+/// use backstop_core::http::BodyCapture;
+///
+/// let capture = BodyCapture::new(16);
+/// capture.push(b"{\"a\":");
+/// capture.push(b"1}");
+/// assert_eq!(capture.text(), None, "not read to its end yet");
+/// capture.finish();
+/// assert_eq!(capture.text().as_deref(), Some("{\"a\":1}"));
+///
+/// let big = BodyCapture::new(4);
+/// big.push(b"{\"password\":\"x\"}");
+/// big.finish();
+/// assert_eq!(big.text(), None, "over the limit: not kept");
+/// ```
+#[derive(Debug)]
+pub struct BodyCapture {
+    limit: usize,
+    // One lock per request, taken once per chunk: never shared across requests.
+    state: std::sync::Mutex<BodyState>,
+}
+
+#[derive(Debug, Default)]
+struct BodyState {
+    bytes: Vec<u8>,
+    over: bool,
+    complete: bool,
+}
+
+impl BodyCapture {
+    /// Captures up to `limit` bytes (from [`HttpOptions::body_limit_for`]).
+    pub fn new(limit: usize) -> Self {
+        BodyCapture {
+            limit,
+            state: std::sync::Mutex::new(BodyState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BodyState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Copies a chunk the handler read. Past the limit, the copy stops.
+    pub fn push(&self, chunk: &[u8]) {
+        let mut state = self.lock();
+        if state.over {
+            return;
+        }
+        if state.bytes.len() + chunk.len() > self.limit {
+            state.over = true;
+            state.bytes = Vec::new();
+            return;
+        }
+        state.bytes.extend_from_slice(chunk);
+    }
+
+    /// The handler read the body to its end.
+    pub fn finish(&self) {
+        self.lock().complete = true;
+    }
+
+    /// The body as text (non-UTF-8 bytes replaced), if it was read to its end within
+    /// the limit and is not empty.
+    pub fn text(&self) -> Option<String> {
+        let state = self.lock();
+        (state.complete && !state.over && !state.bytes.is_empty())
+            .then(|| String::from_utf8_lossy(&state.bytes).into_owned())
     }
 }

@@ -53,7 +53,8 @@ pub use protocol::{
     User,
 };
 pub use scope::{
-    Bound, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard, bind, error_event,
+    Bound, BuildRequest, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard, bind,
+    error_event,
 };
 pub use scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use trace::TraceParent;

@@ -70,7 +70,7 @@ impl Processor {
             if event.request.is_none()
                 && let Some(source) = &trace.request_source
             {
-                event.request = Some(source());
+                event.request = Some(source.build_request());
             }
         }
         if let Some(request) = &event.request {
@@ -137,7 +137,7 @@ impl Processor {
         if transaction.request.is_none()
             && let Some(source) = &trace.request_source
         {
-            transaction.request = Some(source());
+            transaction.request = Some(source.build_request());
         }
         if let Some(request) = &transaction.request {
             crate::http::user_agent_contexts(request, &mut transaction.contexts);

@@ -61,8 +61,21 @@ pub struct Scope {
 
 /// Builds the request context on demand. Adapters hand one over instead of a built
 /// [`Request`], so that the conversion (header maps into strings) happens on the worker
-/// and only for requests that produce a record.
-pub type RequestSource = Arc<dyn Fn() -> Request + Send + Sync>;
+/// and only for requests that produce a record. Closures returning a `Request` are
+/// sources.
+pub trait BuildRequest: Send + Sync {
+    /// The request context.
+    fn build_request(&self) -> Request;
+}
+
+impl<F: Fn() -> Request + Send + Sync> BuildRequest for F {
+    fn build_request(&self) -> Request {
+        self()
+    }
+}
+
+/// A shared [`BuildRequest`].
+pub type RequestSource = Arc<dyn BuildRequest>;
 
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -65,7 +65,9 @@ async fn query() -> &'static str {
 }
 
 fn routes() -> Router {
-    Router::new().route("/hello", get(hello)).route("/query", get(query))
+    Router::new()
+        .route("/hello", get(hello))
+        .route("/query", get(query))
 }
 
 fn backstop(traces: f64) -> backstop_core::Backstop {
@@ -108,13 +110,26 @@ fn middleware_overhead(c: &mut Criterion) {
     bench_stack(c, &rt, "bare", routes());
 
     let errors_only = backstop(0.0);
-    bench_stack(c, &rt, "backstop_errors", routes().layer(BackstopLayer::new(&errors_only)));
+    bench_stack(
+        c,
+        &rt,
+        "backstop_errors",
+        routes().layer(BackstopLayer::new(&errors_only)),
+    );
 
     let transactions = backstop(1.0);
-    bench_stack(c, &rt, "backstop_transactions", routes().layer(BackstopLayer::new(&transactions)));
+    bench_stack(
+        c,
+        &rt,
+        "backstop_transactions",
+        routes().layer(BackstopLayer::new(&transactions)),
+    );
     // Let the worker drain so the next stacks run on a quiet machine.
     transactions.flush(Duration::from_secs(30));
-    eprintln!("backstop transactions: {:?}", transactions.stats().transactions);
+    eprintln!(
+        "backstop transactions: {:?}",
+        transactions.stats().transactions
+    );
 
     bench_stack(
         c,

@@ -10,10 +10,10 @@ use backstop_core::http::{
     MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
     error_response_event, status_event, transaction_name, version_name,
 };
-use backstop_core::{EventId, RequestScope, SpanStatus, TraceParent};
+use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus, TraceParent};
 use backstop_pages::{BacktraceFrame, DebugDetails, PageContext};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -39,12 +39,51 @@ impl std::fmt::Debug for Shared {
 /// What the response side needs to know about the request.
 struct RequestInfo {
     scope: Arc<RequestScope>,
+    data: Arc<RequestData>,
+}
+
+/// The request's parts, copied once (cheap clones of shared buffers): the response
+/// side reads them, and the worker builds the request context from them when a record
+/// needs it.
+struct RequestData {
     method: Method,
     uri: Uri,
-    route: Option<Arc<str>>,
-    accept: Option<HeaderValue>,
+    version: http::Version,
+    headers: HeaderMap,
+    route: RouteName,
+    client_ip: Option<std::net::IpAddr>,
     request_id: HeaderValue,
 }
+
+impl RequestData {
+    fn accept(&self) -> Option<&HeaderValue> {
+        self.headers.get(http::header::ACCEPT)
+    }
+}
+
+impl BuildRequest for RequestData {
+    fn build_request(&self) -> backstop_core::Request {
+        let uri = &self.uri;
+        build_request(
+            &RequestParts {
+                method: self.method.as_str(),
+                scheme: uri.scheme_str().unwrap_or("http"),
+                host: uri.authority().map(|a| a.as_str()),
+                path: uri.path(),
+                query: uri.query(),
+                version: version_name(self.version),
+                client_ip: self.client_ip,
+                request_id: self.request_id.to_str().ok(),
+            },
+            self.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+        )
+    }
+}
+
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for BackstopService<S>
 where
@@ -95,52 +134,44 @@ where
 fn start(shared: &Shared, request: &mut http::request::Parts) -> RequestInfo {
     let http = &shared.http;
     let headers = &request.headers;
-    let route = matched_route(request);
-    let method = request.method.clone();
+    let route = matched_route(request).map_or_else(RouteName::none, Route::into_name);
+    let method = &request.method;
     let name = transaction_name(method.as_str(), route.as_deref());
     let trace = TraceParent::from_values(
-        headers.get("traceparent").map(HeaderValue::as_bytes),
-        headers.get("sentry-trace").map(HeaderValue::as_bytes),
+        headers.get(&TRACEPARENT).map(HeaderValue::as_bytes),
+        headers.get(&SENTRY_TRACE).map(HeaderValue::as_bytes),
     );
-    let request_id = http.request_id(
-        headers
-            .get(http.request_id_header_name())
-            .map(HeaderValue::as_bytes),
-    );
+    // Reuse a sane incoming id as is (no copy); otherwise make one.
+    let request_id = match headers.get(http.request_id_header_name()) {
+        Some(v) if backstop_core::http::is_valid_request_id(v.as_bytes()) => v.clone(),
+        _ => HeaderValue::from_bytes(&backstop_core::http::new_request_id())
+            .expect("hex digits are a valid header value"),
+    };
     let client_ip = http.client_ip(
         peer_ip(request),
-        headers.get("x-forwarded-for").map(HeaderValue::as_bytes),
-        headers.get("forwarded").map(HeaderValue::as_bytes),
+        headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes),
+        headers.get(&FORWARDED).map(HeaderValue::as_bytes),
     );
-    let source = {
-        let method = method.clone();
-        let uri = request.uri.clone();
-        let version = request.version;
-        let headers = request.headers.clone();
-        let request_id = request_id.clone();
-        Arc::new(move || {
-            build_request(
-                &RequestParts {
-                    method: method.as_str(),
-                    scheme: uri.scheme_str().unwrap_or("http"),
-                    host: uri.authority().map(|a| a.as_str()),
-                    path: uri.path(),
-                    query: uri.query(),
-                    version: version_name(version),
-                    client_ip,
-                    request_id: Some(&request_id),
-                },
-                headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
-            )
-        })
-    };
     let client = &shared.client;
     let sampler_headers = client.has_traces_sampler().then_some(headers);
+    let data = Arc::new(RequestData {
+        method: method.clone(),
+        uri: request.uri.clone(),
+        version: request.version,
+        headers: headers.clone(),
+        route,
+        client_ip,
+        request_id,
+    });
     let scope = RequestScope::builder(client, name)
         .op("http.server")
         .continue_trace(trace)
-        .sampling_input(Some(method.as_str()), route.as_deref(), sampler_headers)
-        .request_source(source)
+        .sampling_input(
+            Some(data.method.as_str()),
+            data.route.as_deref(),
+            sampler_headers,
+        )
+        .request_source(data.clone())
         .start();
     if let Some(user_from) = &shared.user_from {
         // The team's code: a panic in it is contained, and the request goes on
@@ -152,30 +183,73 @@ fn start(shared: &Shared, request: &mut http::request::Parts) -> RequestInfo {
             scope.configure(|s| s.set_user(Some(user)));
         }
     }
-    let accept = request.headers.get(http::header::ACCEPT).cloned();
-    let uri = request.uri.clone();
     request.extensions.insert(scope.clone());
-    RequestInfo {
-        scope,
-        method,
-        uri,
-        route,
-        accept,
-        request_id: HeaderValue::from_str(&request_id)
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+    RequestInfo { scope, data }
+}
+
+/// The matched route, borrowed from axum's `MatchedPath` (an `Arc<str>` inside).
+#[cfg(feature = "axum")]
+struct Route(axum::extract::MatchedPath);
+
+#[cfg(feature = "axum")]
+impl Route {
+    fn into_name(self) -> RouteName {
+        RouteName(Some(self.0))
+    }
+}
+
+/// The route kept for the response side, without copying it.
+#[cfg(feature = "axum")]
+#[derive(Clone)]
+struct RouteName(Option<axum::extract::MatchedPath>);
+
+#[cfg(feature = "axum")]
+impl RouteName {
+    fn none() -> Self {
+        RouteName(None)
+    }
+
+    fn as_deref(&self) -> Option<&str> {
+        self.0.as_ref().map(|m| m.as_str())
     }
 }
 
 #[cfg(feature = "axum")]
-fn matched_route(request: &http::request::Parts) -> Option<Arc<str>> {
+fn matched_route(request: &http::request::Parts) -> Option<Route> {
     request
         .extensions
         .get::<axum::extract::MatchedPath>()
-        .map(|m| Arc::from(m.as_str()))
+        .cloned()
+        .map(Route)
 }
 
 #[cfg(not(feature = "axum"))]
-fn matched_route(_request: &http::request::Parts) -> Option<Arc<str>> {
+struct Route(std::convert::Infallible);
+
+#[cfg(not(feature = "axum"))]
+impl Route {
+    fn into_name(self) -> RouteName {
+        match self.0 {}
+    }
+}
+
+#[cfg(not(feature = "axum"))]
+#[derive(Clone)]
+struct RouteName;
+
+#[cfg(not(feature = "axum"))]
+impl RouteName {
+    fn none() -> Self {
+        RouteName
+    }
+
+    fn as_deref(&self) -> Option<&str> {
+        None
+    }
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_route(_request: &http::request::Parts) -> Option<Route> {
     None
 }
 
@@ -288,7 +362,7 @@ where
                     if let Some(info) = this.info.take() {
                         response.headers_mut().insert(
                             this.shared.http.request_id_header_name().clone(),
-                            info.request_id,
+                            info.data.request_id.clone(),
                         );
                         info.scope.finish_http(response.status().as_u16());
                     }
@@ -320,7 +394,7 @@ where
     let event_id = shared.http.captures(&shared.client, code).then(|| {
         let event = match &error {
             Some(error) => error_response_event(&*error.0, code),
-            None => status_event(code, info.method.as_str(), info.route.as_deref()),
+            None => status_event(code, info.data.method.as_str(), info.data.route.as_deref()),
         };
         info.scope.capture_event(event)
     });
@@ -346,8 +420,7 @@ where
             detail_from_body: true,
         } => {
             let shared = shared.clone();
-            let accept = info.accept.clone();
-            let method = info.method.clone();
+            let data = info.data.clone();
             let (parts, body) = response.into_parts();
             Outcome::ReadDetail(Box::pin(async move {
                 let limited = http_body_util::Limited::new(body, MAX_DETAIL_BYTES);
@@ -364,18 +437,18 @@ where
                     Some(detail) => context.with_detail(detail),
                     None => context,
                 };
-                render(&shared, &method, accept.as_ref(), status, &context, parts)
+                render(&shared, &data, status, &context, parts)
             }))
         }
     }
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let path = info
-        .uri
+    let uri = &info.data.uri;
+    let path = uri
         .path_and_query()
-        .map_or_else(|| info.uri.path().to_owned(), |p| p.as_str().to_owned());
-    let context = PageContext::new(info.method.clone(), path);
+        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+    let context = PageContext::new(info.data.method.clone(), path);
     match event_id {
         Some(id) => context.with_event_id(id.to_string()),
         None => context,
@@ -389,22 +462,14 @@ fn page<B>(
     context: PageContext,
     parts: http::response::Parts,
 ) -> Response<BackstopBody<B>> {
-    render(
-        shared,
-        &info.method,
-        info.accept.as_ref(),
-        status,
-        &context,
-        parts,
-    )
+    render(shared, &info.data, status, &context, parts)
 }
 
 /// Renders the page, keeping the original response's headers except those that
 /// described its body.
 fn render<B>(
     shared: &Shared,
-    method: &Method,
-    accept: Option<&HeaderValue>,
+    data: &RequestData,
     status: StatusCode,
     context: &PageContext,
     original: http::response::Parts,
@@ -412,7 +477,7 @@ fn render<B>(
     let context = context.clone().with_headers(original.headers.clone());
     let page = shared
         .pages
-        .render(status, &context, accept, *method == Method::HEAD);
+        .render(status, &context, data.accept(), data.method == Method::HEAD);
     let (mut parts, body) = page.into_parts();
     let page_headers = std::mem::take(&mut parts.headers);
     let mut headers = HeaderMap::with_capacity(original.headers.len() + page_headers.len());
@@ -464,8 +529,7 @@ fn panic_response<B>(
     let parts = Response::new(()).into_parts().0;
     render(
         shared,
-        &info.method,
-        info.accept.as_ref(),
+        &info.data,
         StatusCode::INTERNAL_SERVER_ERROR,
         &context,
         parts,

@@ -38,7 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     // A request whose handler panics, caught the way the adapters catch it.
-    let request = RequestScope::builder(&backstop, "GET /panic").op("http.server").start();
+    let request = RequestScope::builder(&backstop, "GET /panic")
+        .op("http.server")
+        .start();
     let outcome = request.run(|| {
         backstop::set_user(Some(User::with_id("42").username("ann")));
         backstop::add_breadcrumb(Breadcrumb::new("ui", "opened the cart"));
@@ -54,7 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     request.finish_http(500);
 
     // A request whose handler returns an error with a source chain.
-    let request = RequestScope::builder(&backstop, "POST /checkout").op("http.server").start();
+    let request = RequestScope::builder(&backstop, "POST /checkout")
+        .op("http.server")
+        .start();
     request.run(|| {
         backstop::set_tag("payment", "card");
         if let Err(error) = checkout("three") {
