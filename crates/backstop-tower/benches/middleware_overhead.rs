@@ -146,7 +146,11 @@ fn middleware_overhead(c: &mut Criterion) {
     let mut options = options.traces_sample_rate(1.0);
     options.default_integrations = false;
     let _sentry = sentry::init(options);
-    let subscriber = tracing_subscriber::registry().with(sentry_tracing::SentryLayer::default());
+    // The equivalent of sentry-tracing's default layer: spans become Sentry spans,
+    // events become breadcrumbs.
+    let subscriber = tracing_subscriber::registry()
+        .with(sentry_tracing::SpanLayer::new())
+        .with(sentry_tracing::BreadcrumbLayer::new());
     let _dispatch = tracing::subscriber::set_default(subscriber);
     bench_stack(
         c,

@@ -1,78 +1,35 @@
-//! The Backstop demo.
-//!
-//! Until the axum demo lands, this records what a service would: a request that
-//! panics, and one whose handler returns an error with a source chain. The console
-//! sink prints one line per event; the full JSON of each follows.
+//! The Backstop demo: an axum service on 127.0.0.1:3000 (`BACKSTOP_DEMO_ADDR`) with the
+//! Backstop layer, the SQLite store at `backstop.db` (`BACKSTOP_DB`) and the branded
+//! pages.
 
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use backstop::{Breadcrumb, Level, Options, RequestScope, User};
+use backstop::{Options, SqliteStore};
 
-#[derive(Debug)]
-struct CheckoutError(std::num::ParseIntError);
-
-impl std::fmt::Display for CheckoutError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("could not read the quantity")
-    }
-}
-
-impl std::error::Error for CheckoutError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-fn checkout(quantity: &str) -> Result<u32, CheckoutError> {
-    quantity.parse().map_err(CheckoutError)
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let sink = backstop::test::TestSink::new();
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = std::env::var("BACKSTOP_DEMO_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()?;
+    let db = std::env::var("BACKSTOP_DB").unwrap_or_else(|_| "backstop.db".into());
     let backstop = backstop::init(
         Options::from_env()
             .release(concat!("backstop-demo@", env!("CARGO_PKG_VERSION")))
             .traces_sample_rate(1.0)
-            .console(true)
-            .sink(sink.clone()),
+            .sink(SqliteStore::open(&db)?)
+            .console(true),
     )?;
-
-    // A request whose handler panics, caught the way the adapters catch it.
-    let request = RequestScope::builder(&backstop, "GET /panic")
-        .op("http.server")
-        .start();
-    let outcome = request.run(|| {
-        backstop::set_user(Some(User::with_id("42").username("ann")));
-        backstop::add_breadcrumb(Breadcrumb::new("ui", "opened the cart"));
-        std::panic::catch_unwind(|| {
-            let basket: Vec<u32> = Vec::new();
-            basket[3]
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("Backstop demo on http://{addr} (events in {db})");
+    for path in ["/", "/panic", "/error", "/forbidden", "/bad-request", "/no/such/page", "/users", "/users/fixed", "/slow"] {
+        println!("  http://{addr}{path}");
+    }
+    let app = backstop_demo::app(&backstop);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
         })
-    });
-    if let Err(payload) = outcome {
-        let id = request.capture_panic(&*payload);
-        println!("the panic was recorded as event {id}");
-    }
-    request.finish_http(500);
-
-    // A request whose handler returns an error with a source chain.
-    let request = RequestScope::builder(&backstop, "POST /checkout")
-        .op("http.server")
-        .start();
-    request.run(|| {
-        backstop::set_tag("payment", "card");
-        if let Err(error) = checkout("three") {
-            let id = backstop::capture_error(&error);
-            println!("the error was recorded as event {id}");
-        }
-        backstop::capture_message("checkout retried", Level::Warning);
-    });
-    request.finish_http(500);
-
-    backstop.flush(Duration::from_secs(5));
-    for event in sink.events() {
-        println!("{}", serde_json::to_string_pretty(&event)?);
-    }
-    println!("stats: {:?}", backstop.stats());
+        .await?;
+    drop(backstop);
     Ok(())
 }

@@ -1,0 +1,125 @@
+//! The demo's routes, as a router: `main` serves it, and the end-to-end tests serve
+//! it on loopback.
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | a home page linking to the rest |
+//! | `GET /panic` | the handler panics |
+//! | `GET /error` | the handler returns an error with a source chain (500) |
+//! | `GET /forbidden` | 403 |
+//! | `GET /bad-request` | 400 |
+//! | any unknown path | 404 |
+//! | `GET /users` | users and their posts |
+//! | `GET /users/fixed` | the same data |
+//! | `GET /slow` | about 300 ms of work |
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, html};
+use backstop::{BackstopLayer, Breadcrumb, Client, ResponseErrorExt, User};
+
+/// The demo's router, with the Backstop layer reporting to `client`.
+pub fn app(client: &Client) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/panic", get(panic))
+        .route("/error", get(error))
+        .route("/forbidden", get(|| async { StatusCode::FORBIDDEN }))
+        .route("/bad-request", get(|| async { (StatusCode::BAD_REQUEST, "the form was incomplete") }))
+        .route("/users", get(users))
+        .route("/users/fixed", get(users))
+        .route("/slow", get(slow))
+        .layer(
+            BackstopLayer::new(client)
+                .user_from(|parts| {
+                    // A real service reads its session here; the demo trusts a header.
+                    let id = parts.headers.get("x-demo-user")?.to_str().ok()?;
+                    Some(User::with_id(id))
+                }),
+        )
+}
+
+async fn home() -> Html<String> {
+    let links = [
+        ("/panic", "a handler that panics"),
+        ("/error", "a handler that returns an error with a source chain"),
+        ("/forbidden", "403"),
+        ("/bad-request", "400"),
+        ("/no/such/page", "an unknown path (404)"),
+        ("/users", "users and their posts"),
+        ("/users/fixed", "the same data"),
+        ("/slow", "about 300 ms of work"),
+    ];
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Backstop demo" }
+            }
+            body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem" {
+                h1 { "Backstop demo" }
+                p { "Each link exercises one thing Backstop catches. Events land in the SQLite store (backstop.db) and are printed on the console." }
+                ul {
+                    @for (href, what) in links {
+                        li { a href=(href) { (href) } " — " (what) }
+                    }
+                }
+            }
+        }
+    };
+    Html(page.into_string())
+}
+
+async fn panic() -> &'static str {
+    backstop::set_tag("feature", "checkout");
+    backstop::add_breadcrumb(Breadcrumb::new("ui", "pressed pay"));
+    let basket: Vec<u32> = Vec::new();
+    let _ = basket[3];
+    "unreachable"
+}
+
+/// An error with a cause, the way a storage layer fails.
+#[derive(Debug)]
+pub struct CheckoutError(std::io::Error);
+
+impl std::fmt::Display for CheckoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the order could not be saved")
+    }
+}
+
+impl std::error::Error for CheckoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl IntoResponse for CheckoutError {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, "the order could not be saved")
+            .into_response()
+            .with_error(self)
+    }
+}
+
+async fn error() -> Result<&'static str, CheckoutError> {
+    Err(CheckoutError(std::io::Error::other("disk quota exceeded")))
+}
+
+async fn users() -> axum::Json<serde_json::Value> {
+    let users: Vec<_> = (1..=20)
+        .map(|id| serde_json::json!({"id": id, "name": format!("user {id}"), "posts": [format!("post by {id}")]}))
+        .collect();
+    axum::Json(serde_json::Value::Array(users))
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    "done, slowly"
+}
