@@ -161,16 +161,37 @@ impl Scrubber {
             .join("&")
     }
 
-    /// A captured body: JSON is scrubbed key by key; anything else is treated as a form.
+    /// A captured body: JSON is scrubbed key by key; JSON that does not parse (a body
+    /// cut at the capture limit) has the values of secret keys filtered in its text;
+    /// anything else is treated as a form.
     fn body(&self, body: &str) -> String {
         match serde_json::from_str::<Value>(body) {
             Ok(mut value) => {
                 self.value(&mut value);
                 value.to_string()
             }
+            Err(_) if body.trim_start().starts_with(['{', '[']) => self.raw_json(body),
             Err(_) if body.contains('=') => self.query(body),
             Err(_) => body.to_owned(),
         }
+    }
+
+    /// Filters `"secret_key": value` pairs in text that is JSON-like but not valid
+    /// JSON; a value cut off at the end is filtered too.
+    fn raw_json(&self, body: &str) -> String {
+        static PAIR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r#""((?:[^"\\]|\\.)*)"\s*:\s*("(?:[^"\\]|\\.)*"?|[^,}\]\s]*)"#)
+                .expect("valid pattern")
+        });
+        PAIR.replace_all(body, |caps: &regex::Captures<'_>| {
+            let key = &caps[1];
+            if self.is_secret_key(key) {
+                format!(r#""{key}":"{FILTERED}""#)
+            } else {
+                caps[0].to_owned()
+            }
+        })
+        .into_owned()
     }
 
     fn tags(&self, tags: &mut std::collections::BTreeMap<String, String>) {
@@ -232,6 +253,17 @@ mod tests {
         assert_eq!(v["user"]["name"], "ann");
         assert_eq!(v["user"]["password"], FILTERED);
         assert_eq!(v["items"][0]["session_id"], FILTERED);
+    }
+
+    #[test]
+    fn json_cut_at_the_limit_is_still_scrubbed() {
+        let s = scrubber();
+        let out = s.body(r#"{"user":"ann","password":"hunt"#);
+        assert!(!out.contains("hunt"), "{out}");
+        assert!(out.contains(r#""user":"ann""#), "{out}");
+        let out = s.body(r#"[{"api_key": 12345, "n": 1}, {"token":"abc\"def"#);
+        assert!(!out.contains("12345") && !out.contains("abc"), "{out}");
+        assert!(out.contains(r#""n": 1"#), "{out}");
     }
 
     #[test]

@@ -27,6 +27,7 @@
 
 use std::sync::Arc;
 
+mod capture;
 mod layer;
 mod service;
 

@@ -53,6 +53,8 @@ struct RequestData {
     route: RouteName,
     client_ip: Option<std::net::IpAddr>,
     request_id: HeaderValue,
+    /// The first bytes of the body, as the handler read them (body capture).
+    body: Option<crate::capture::Captured>,
 }
 
 impl RequestData {
@@ -64,7 +66,7 @@ impl RequestData {
 impl BuildRequest for RequestData {
     fn build_request(&self) -> backstop_core::Request {
         let uri = &self.uri;
-        build_request(
+        let mut request = build_request(
             &RequestParts {
                 method: self.method.as_str(),
                 scheme: uri.scheme_str().unwrap_or("http"),
@@ -76,7 +78,9 @@ impl BuildRequest for RequestData {
                 request_id: self.request_id.to_str().ok(),
             },
             self.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
-        )
+        );
+        request.data = self.body.as_ref().and_then(crate::capture::Captured::text);
+        request
     }
 }
 
@@ -88,6 +92,7 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for BackstopService<S>
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -102,7 +107,17 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
         let (mut parts, body) = request.into_parts();
-        let info = start(&shared, &mut parts);
+        let limit = shared.http.body_limit_for(
+            parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+        );
+        let (body, captured) = match limit {
+            Some(limit) => crate::capture::tee(body, limit),
+            None => (body, None),
+        };
+        let info = start(&shared, &mut parts, captured);
         let request = Request::from_parts(parts, body);
         let scope = info.scope.clone();
         let called = {
@@ -131,7 +146,11 @@ where
 
 /// Opens the request's scope: names it, continues the trace, decides sampling, and
 /// leaves the request context to be built on the worker if a record needs it.
-fn start(shared: &Shared, request: &mut http::request::Parts) -> RequestInfo {
+fn start(
+    shared: &Shared,
+    request: &mut http::request::Parts,
+    body: Option<crate::capture::Captured>,
+) -> RequestInfo {
     let http = &shared.http;
     let headers = &request.headers;
     let route = matched_route(request).map_or_else(RouteName::none, Route::into_name);
@@ -162,6 +181,7 @@ fn start(shared: &Shared, request: &mut http::request::Parts) -> RequestInfo {
         route,
         client_ip,
         request_id,
+        body,
     });
     let scope = RequestScope::builder(client, name)
         .op("http.server")

@@ -585,3 +585,54 @@ async fn works_with_service_builder_around_the_whole_router() {
     assert_eq!(transactions.len(), 1);
     let _ = Arc::new(());
 }
+
+#[tokio::test]
+async fn json_bodies_are_captured_scrubbed_and_still_reach_the_handler() {
+    let (backstop, sink) = backstop(Options::new());
+    let app = Router::new()
+        .route(
+            "/login",
+            post(|body: String| async move {
+                assert!(
+                    body.ends_with("\"padding\":\"xxxxxxxxxx\"}"),
+                    "the handler gets it all: {body}"
+                );
+                StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        )
+        .route(
+            "/upload",
+            post(|_body: String| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .layer(BackstopLayer::new(&backstop).capture_bodies(64));
+    let json = r#"{"user":"ann","password":"hunter2","padding":"xxxxxxxxxx"}"#;
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json))
+        .unwrap();
+    let (status, _, _) = send(&app, request).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let long = format!(r#"{{"note":"{}"}}"#, "y".repeat(200));
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(long))
+        .unwrap();
+    send(&app, request).await;
+    let request = Request::post("/upload")
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from("binary"))
+        .unwrap();
+    send(&app, request).await;
+    let (events, _) = flushed(&backstop, &sink);
+    let data = events[0].request.as_ref().unwrap().data.as_deref().unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(parsed["user"], "ann");
+    assert_eq!(parsed["password"], "[Filtered]");
+    let cut = events[1].request.as_ref().unwrap().data.as_deref().unwrap();
+    assert_eq!(cut.len(), 64, "capped at the limit");
+    assert_eq!(
+        events[2].request.as_ref().unwrap().data,
+        None,
+        "only JSON and forms"
+    );
+}

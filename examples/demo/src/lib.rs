@@ -19,8 +19,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use maud::{DOCTYPE, html};
 use backstop::{BackstopLayer, Breadcrumb, Client, ResponseErrorExt, User};
+use maud::{DOCTYPE, html};
 
 /// The demo's router, with the Backstop layer reporting to `client`.
 pub fn app(client: &Client) -> Router {
@@ -29,24 +29,27 @@ pub fn app(client: &Client) -> Router {
         .route("/panic", get(panic))
         .route("/error", get(error))
         .route("/forbidden", get(|| async { StatusCode::FORBIDDEN }))
-        .route("/bad-request", get(|| async { (StatusCode::BAD_REQUEST, "the form was incomplete") }))
+        .route(
+            "/bad-request",
+            get(|| async { (StatusCode::BAD_REQUEST, "the form was incomplete") }),
+        )
         .route("/users", get(users))
         .route("/users/fixed", get(users))
         .route("/slow", get(slow))
-        .layer(
-            BackstopLayer::new(client)
-                .user_from(|parts| {
-                    // A real service reads its session here; the demo trusts a header.
-                    let id = parts.headers.get("x-demo-user")?.to_str().ok()?;
-                    Some(User::with_id(id))
-                }),
-        )
+        .layer(BackstopLayer::new(client).user_from(|parts| {
+            // A real service reads its session here; the demo trusts a header.
+            let id = parts.headers.get("x-demo-user")?.to_str().ok()?;
+            Some(User::with_id(id))
+        }))
 }
 
 async fn home() -> Html<String> {
     let links = [
         ("/panic", "a handler that panics"),
-        ("/error", "a handler that returns an error with a source chain"),
+        (
+            "/error",
+            "a handler that returns an error with a source chain",
+        ),
         ("/forbidden", "403"),
         ("/bad-request", "400"),
         ("/no/such/page", "an unknown path (404)"),
@@ -102,7 +105,10 @@ impl std::error::Error for CheckoutError {
 
 impl IntoResponse for CheckoutError {
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, "the order could not be saved")
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the order could not be saved",
+        )
             .into_response()
             .with_error(self)
     }

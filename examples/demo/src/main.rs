@@ -21,15 +21,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Backstop demo on http://{addr} (events in {db})");
-    for path in ["/", "/panic", "/error", "/forbidden", "/bad-request", "/no/such/page", "/users", "/users/fixed", "/slow"] {
+    for path in [
+        "/",
+        "/panic",
+        "/error",
+        "/forbidden",
+        "/bad-request",
+        "/no/such/page",
+        "/users",
+        "/users/fixed",
+        "/slow",
+    ] {
         println!("  http://{addr}{path}");
     }
     let app = backstop_demo::app(&backstop);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     drop(backstop);
     Ok(())
 }

@@ -21,15 +21,32 @@ async fn every_route_of_the_demo_contract() {
     let addr = listener.local_addr().unwrap();
     let app = backstop_demo::app(&backstop);
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     let http = reqwest::Client::new();
-    let get = |path: &str| http.get(format!("http://{addr}{path}")).header("accept", "text/html").send();
+    let get = |path: &str| {
+        http.get(format!("http://{addr}{path}"))
+            .header("accept", "text/html")
+            .send()
+    };
 
     let home = get("/").await.unwrap();
     assert_eq!(home.status(), 200);
     let body = home.text().await.unwrap();
-    for link in ["/panic", "/error", "/forbidden", "/bad-request", "/users", "/users/fixed", "/slow"] {
+    for link in [
+        "/panic",
+        "/error",
+        "/forbidden",
+        "/bad-request",
+        "/users",
+        "/users/fixed",
+        "/slow",
+    ] {
         assert!(body.contains(&format!("href=\"{link}\"")), "{link}");
     }
     for (path, status) in [
@@ -41,7 +58,12 @@ async fn every_route_of_the_demo_contract() {
     ] {
         let response = get(path).await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{path}");
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         let page = response.text().await.unwrap();
         assert_eq!(page.matches("<h1").count(), 1, "{path}: a branded page");
     }
@@ -54,9 +76,23 @@ async fn every_route_of_the_demo_contract() {
 
     assert!(backstop.flush(Duration::from_secs(10)));
     let reader = backstop::store::StoreReader::open(&db).unwrap();
-    let issues = reader.issues(&backstop::store::IssueQuery::default()).unwrap();
+    let issues = reader
+        .issues(&backstop::store::IssueQuery::default())
+        .unwrap();
     let titles: Vec<_> = issues.iter().map(|i| i.title.clone()).collect();
-    assert!(titles.iter().any(|t| t.starts_with("panic: index out of bounds")), "{titles:?}");
-    assert!(titles.iter().any(|t| t.starts_with("CheckoutError")), "{titles:?}");
-    assert_eq!(reader.transaction_count().unwrap(), 9, "one transaction per request");
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("panic: index out of bounds")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.iter().any(|t| t.starts_with("CheckoutError")),
+        "{titles:?}"
+    );
+    assert_eq!(
+        reader.transaction_count().unwrap(),
+        9,
+        "one transaction per request"
+    );
 }

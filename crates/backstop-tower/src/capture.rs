@@ -1,0 +1,93 @@
+//! Optional request-body capture: the handler reads the body as usual, and the first
+//! bytes of it are kept for the request context.
+
+use std::any::Any;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+/// The bytes kept so far, shared between the body and the request context.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// The captured body as text, if the handler read any of it.
+    pub(crate) fn text(&self) -> Option<String> {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// Wraps the body so that the first `limit` bytes the handler reads are kept. Only
+/// axum's body type can be wrapped without changing the request's type (which would
+/// break `Router::layer`); other bodies pass through and nothing is captured.
+pub(crate) fn tee<B: 'static>(body: B, limit: usize) -> (B, Option<Captured>) {
+    #[cfg(feature = "axum")]
+    {
+        let mut slot = Some(body);
+        if let Some(axum_body) =
+            (&mut slot as &mut dyn Any).downcast_mut::<Option<axum::body::Body>>()
+            && let Some(inner) = axum_body.take()
+        {
+            let captured = Captured::default();
+            *axum_body = Some(axum::body::Body::new(TeeBody {
+                inner,
+                captured: captured.clone(),
+                limit,
+            }));
+            let body = slot.expect("the slot was refilled");
+            return (body, Some(captured));
+        }
+        (slot.expect("the slot is full"), None)
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = (limit, &body as &dyn Any);
+        (body, None)
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct TeeBody<B> {
+        #[pin]
+        inner: B,
+        captured: Captured,
+        limit: usize,
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for TeeBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            let mut kept = this
+                .captured
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let room = this.limit.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
