@@ -779,38 +779,29 @@ mod tests {
 /// The body of one request, copied as the handler reads it, for the request context.
 ///
 /// The adapter wraps the request body so every chunk the handler reads is also
-/// [`push`](Self::push)ed here, then calls [`finish`](Self::finish) at its end. Only a
-/// body that ends within the limit is kept: a cut JSON document could not be scrubbed
-/// key by key, so it is dropped rather than stored half-scrubbed. Nothing is read that
-/// the handler does not read, so the handler gets its body intact and unbuffered.
+/// [`push`](Self::push)ed here. The first `limit` bytes are kept; a JSON document cut
+/// at the limit is still scrubbed (secret keys' values are filtered in its text).
+/// Nothing is read that the handler does not read, so the handler gets its body intact
+/// and unbuffered.
 ///
 /// ```
 /// use backstop_core::http::BodyCapture;
 ///
 /// let capture = BodyCapture::new(16);
+/// assert_eq!(capture.text(), None);
 /// capture.push(b"{\"a\":");
 /// capture.push(b"1}");
-/// assert_eq!(capture.text(), None, "not read to its end yet");
-/// capture.finish();
 /// assert_eq!(capture.text().as_deref(), Some("{\"a\":1}"));
 ///
 /// let big = BodyCapture::new(4);
 /// big.push(b"{\"password\":\"x\"}");
-/// big.finish();
-/// assert_eq!(big.text(), None, "over the limit: not kept");
+/// assert_eq!(big.text().as_deref(), Some("{\"pa"), "cut at the limit");
 /// ```
 #[derive(Debug)]
 pub struct BodyCapture {
     limit: usize,
     // One lock per request, taken once per chunk: never shared across requests.
-    state: std::sync::Mutex<BodyState>,
-}
-
-#[derive(Debug, Default)]
-struct BodyState {
-    bytes: Vec<u8>,
-    over: bool,
-    complete: bool,
+    bytes: std::sync::Mutex<Vec<u8>>,
 }
 
 impl BodyCapture {
@@ -818,40 +809,26 @@ impl BodyCapture {
     pub fn new(limit: usize) -> Self {
         BodyCapture {
             limit,
-            state: std::sync::Mutex::new(BodyState::default()),
+            bytes: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BodyState> {
-        self.state
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.bytes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Copies a chunk the handler read. Past the limit, the copy stops.
+    /// Copies a chunk the handler read, up to the limit.
     pub fn push(&self, chunk: &[u8]) {
-        let mut state = self.lock();
-        if state.over {
-            return;
-        }
-        if state.bytes.len() + chunk.len() > self.limit {
-            state.over = true;
-            state.bytes = Vec::new();
-            return;
-        }
-        state.bytes.extend_from_slice(chunk);
+        let mut bytes = self.lock();
+        let room = self.limit.saturating_sub(bytes.len());
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
 
-    /// The handler read the body to its end.
-    pub fn finish(&self) {
-        self.lock().complete = true;
-    }
-
-    /// The body as text (non-UTF-8 bytes replaced), if it was read to its end within
-    /// the limit and is not empty.
+    /// What was captured, as text (non-UTF-8 bytes replaced), if anything.
     pub fn text(&self) -> Option<String> {
-        let state = self.lock();
-        (state.complete && !state.over && !state.bytes.is_empty())
-            .then(|| String::from_utf8_lossy(&state.bytes).into_owned())
+        let bytes = self.lock();
+        (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
     }
 }

@@ -14,3 +14,6 @@ pub use backstop_tower::{BackstopLayer, ResponseErrorExt};
 pub use backstop_store as store;
 #[cfg(feature = "sqlite")]
 pub use backstop_store::SqliteStore;
+
+#[cfg(feature = "actix")]
+pub use backstop_actix as actix;

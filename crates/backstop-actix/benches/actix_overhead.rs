@@ -1,0 +1,137 @@
+//! What each monitoring stack adds to an actix-web request, in one run:
+//!
+//! - bare actix-web;
+//! - `Backstop`, errors only;
+//! - `Backstop`, every request a transaction;
+//! - sentry-actix with transactions (`start_transaction(true)`), into a transport that
+//!   discards.
+//!
+//! In-process through `actix_web::test::init_service` and `call_service`, on one actix
+//! system; each sample times a loop of requests inside one `block_on`, so the figures
+//! are the request's cost, not the executor's.
+//!
+//! `cargo bench -p backstop-actix --bench actix_overhead`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::rt::SystemRunner;
+use actix_web::{App, test, web};
+use backstop_actix::Backstop;
+use backstop_core::{Client, Options, Record, Sink, SinkError};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+struct Discard;
+
+impl Sink for Discard {
+    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+struct SentryDiscard;
+
+impl sentry::Transport for SentryDiscard {
+    fn send_envelope(&self, envelope: sentry::Envelope) {
+        black_box(envelope);
+    }
+}
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/hello", web::get().to(hello));
+}
+
+fn backstop(traces: f64) -> backstop_core::Backstop {
+    Client::start(
+        Options::new()
+            .traces_sample_rate(traces)
+            .queue_capacity(1 << 16)
+            .install_panic_hook(false)
+            .sink(Discard),
+    )
+    .unwrap()
+}
+
+fn bench_app<S, B>(c: &mut Criterion, system: &SystemRunner, name: &str, app: S)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    c.bench_function(&format!("actix_overhead/{name}/hello"), |b| {
+        b.iter_custom(|iters| {
+            system.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let request = test::TestRequest::get()
+                        .uri("/hello")
+                        .insert_header(("user-agent", "bench/1.0"))
+                        .insert_header(("accept", "*/*"))
+                        .to_request();
+                    black_box(app.call(request).await.ok());
+                }
+                start.elapsed()
+            })
+        })
+    });
+}
+
+fn actix_overhead(c: &mut Criterion) {
+    let system = actix_web::rt::System::new();
+
+    let bare = system.block_on(test::init_service(App::new().configure(routes)));
+    bench_app(c, &system, "bare", bare);
+
+    let errors_only = backstop(0.0);
+    let app = system.block_on(test::init_service(
+        App::new()
+            .wrap(Backstop::new(&errors_only))
+            .configure(routes),
+    ));
+    bench_app(c, &system, "backstop_errors", app);
+
+    let transactions = backstop(1.0);
+    let app = system.block_on(test::init_service(
+        App::new()
+            .wrap(Backstop::new(&transactions))
+            .configure(routes),
+    ));
+    bench_app(c, &system, "backstop_transactions", app);
+    // Let the worker drain so the next stack runs on a quiet machine.
+    transactions.flush(Duration::from_secs(30));
+    eprintln!(
+        "backstop transactions: {:?}",
+        transactions.stats().transactions
+    );
+
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some("https://public@sentry.example.com/1".parse().unwrap());
+    options.transport = Some(Arc::new(Arc::new(SentryDiscard)));
+    let mut options = options.traces_sample_rate(1.0);
+    options.default_integrations = false;
+    let _sentry = sentry::init(options);
+    let app = system.block_on(test::init_service(
+        App::new()
+            .wrap(
+                sentry_actix::Sentry::builder()
+                    .start_transaction(true)
+                    .finish(),
+            )
+            .configure(routes),
+    ));
+    bench_app(c, &system, "sentry_actix_transactions", app);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = actix_overhead
+}
+criterion_main!(benches);

@@ -1,0 +1,203 @@
+//! [`Backstop`]: the one middleware, and its builder.
+
+use std::fmt;
+use std::future::{Ready, ready};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::HeaderName;
+use actix_web::{HttpRequest, ResponseError};
+use backstop_core::http::{HttpOptions, IpNet, PagePolicy};
+use backstop_core::{Client, User};
+use backstop_pages::ErrorPages;
+
+use crate::errors::{ErrorType, ErrorTypes};
+use crate::service::BackstopMiddleware;
+
+/// Resolves the user of a request (from a session, an auth extension, a header...).
+pub type UserFrom = Arc<dyn Fn(&HttpRequest) -> Option<User> + Send + Sync>;
+
+/// The one middleware: catches panics, records 5xx responses and sampled transactions,
+/// and turns error responses into branded pages.
+///
+/// ```
+/// use actix_web::{App, web};
+/// use backstop_actix::Backstop;
+///
+/// let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+/// let app = App::new()
+///     .wrap(Backstop::new(&backstop))
+///     .route("/", web::get().to(|| async { "hello" }));
+/// # drop(app);
+/// ```
+#[derive(Clone)]
+pub struct Backstop {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) http: HttpOptions,
+    pub(crate) pages: ErrorPages,
+    pub(crate) user_from: Option<UserFrom>,
+    pub(crate) errors: ErrorTypes,
+    /// `http.request_id_header_name()` as actix's (`http` 0.2) header name.
+    pub(crate) request_id_header: HeaderName,
+}
+
+impl fmt::Debug for Backstop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backstop")
+            .field("client", &self.shared.client)
+            .field("http", &self.shared.http)
+            .field("user_from", &self.shared.user_from.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backstop {
+    /// A middleware reporting to `client` (the [`Backstop`](backstop_core::Backstop)
+    /// guard derefs to it), with the default HTTP options and pages. The debug page is
+    /// on when the client's environment is `development`.
+    pub fn new(client: &Client) -> Self {
+        let debug = client.environment() == "development";
+        let http = HttpOptions::new();
+        Backstop {
+            shared: Arc::new(Shared {
+                client: client.clone(),
+                request_id_header: actix_header_name(http.request_id_header_name()),
+                http,
+                pages: ErrorPages::default().debug(debug),
+                user_from: None,
+                errors: ErrorTypes::default(),
+            }),
+        }
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        let shared = Arc::make_mut(&mut self.shared);
+        f(shared);
+        shared.request_id_header = actix_header_name(shared.http.request_id_header_name());
+        self
+    }
+
+    /// Replaces all HTTP options at once.
+    #[must_use]
+    pub fn http(self, http: HttpOptions) -> Self {
+        self.with(|s| s.http = http)
+    }
+
+    /// The pages visitors see (theme, overrides, debug page).
+    #[must_use]
+    pub fn pages(self, pages: ErrorPages) -> Self {
+        self.with(|s| s.pages = pages)
+    }
+
+    /// Resolves the user per request. A panic in `f` is contained: the request goes on
+    /// without a user.
+    ///
+    /// ```
+    /// # use backstop_actix::Backstop;
+    /// use actix_web::HttpMessage;
+    /// # let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+    /// #[derive(Clone)]
+    /// struct Auth { user_id: u64 }
+    ///
+    /// let middleware = Backstop::new(&backstop).user_from(|req| {
+    ///     let auth = req.extensions().get::<Auth>()?.clone();
+    ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
+    /// });
+    /// # drop(middleware);
+    /// ```
+    #[must_use]
+    pub fn user_from(
+        self,
+        f: impl Fn(&HttpRequest) -> Option<User> + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|s| s.user_from = Some(Arc::new(f)))
+    }
+
+    /// Records errors of type `E` in 5xx responses with their real type and `source()`
+    /// chain.
+    ///
+    /// actix keeps a handler's error as a `dyn ResponseError`, which cannot be asked for
+    /// its `source()`; naming the type lets the middleware look it up. Without it, the
+    /// event carries the error's message and the type name its `Debug` output starts
+    /// with. `std::io::Error`, `Box<dyn Error>` and actix's own extractor errors are
+    /// known already.
+    ///
+    /// ```
+    /// # use backstop_actix::Backstop;
+    /// # let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+    /// #[derive(Debug)]
+    /// struct CheckoutError(std::io::Error);
+    /// # impl std::fmt::Display for CheckoutError {
+    /// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("checkout failed") }
+    /// # }
+    /// impl std::error::Error for CheckoutError {
+    ///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> { Some(&self.0) }
+    /// }
+    /// impl actix_web::ResponseError for CheckoutError {}
+    ///
+    /// let middleware = Backstop::new(&backstop).error_type::<CheckoutError>();
+    /// # drop(middleware);
+    /// ```
+    #[must_use]
+    pub fn error_type<E: ResponseError + std::error::Error + 'static>(self) -> Self {
+        self.with(|s| s.errors.add(ErrorType::of::<E>()))
+    }
+
+    /// Which statuses are recorded as errors (default: all 5xx).
+    #[must_use]
+    pub fn capture_statuses(self, ranges: impl IntoIterator<Item = RangeInclusive<u16>>) -> Self {
+        self.with(|s| s.http = s.http.clone().capture_statuses(ranges))
+    }
+
+    /// Which error responses become branded pages (default: empty and plain-text ones).
+    #[must_use]
+    pub fn page_policy(self, policy: PagePolicy) -> Self {
+        self.with(|s| s.http = s.http.clone().page_policy(policy))
+    }
+
+    /// Trusts a proxy's `X-Forwarded-For` / `Forwarded` (an address or a network).
+    #[must_use]
+    pub fn trust_proxy(self, net: impl Into<IpNet>) -> Self {
+        let net = net.into();
+        self.with(|s| s.http = s.http.clone().trust_proxy(net))
+    }
+
+    /// Captures JSON and form request bodies up to `max_bytes`, scrubbed. The handler
+    /// still receives the body intact.
+    #[must_use]
+    pub fn capture_bodies(self, max_bytes: usize) -> Self {
+        self.with(|s| s.http = s.http.clone().capture_bodies(max_bytes))
+    }
+}
+
+fn actix_header_name(name: &http::HeaderName) -> HeaderName {
+    // Both are lowercase, validated header names: the conversion cannot fail.
+    HeaderName::from_bytes(name.as_str().as_bytes())
+        .unwrap_or_else(|_| HeaderName::from_static("x-request-id"))
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Backstop
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<actix_web::body::EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = BackstopMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(BackstopMiddleware {
+            service,
+            shared: self.shared.clone(),
+        }))
+    }
+}

@@ -1,0 +1,544 @@
+//! The service the middleware wraps around the app, and its response future.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, EitherBody, MessageBody, to_bytes_limited};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode, Uri, Version};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use backstop_core::http::{
+    BodyCapture, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
+    status_event, transaction_name, version_name,
+};
+use backstop_core::{EventId, Request, RequestScope, SpanStatus, TraceParent};
+use backstop_pages::{BacktraceFrame, DebugDetails, PageContext, PageFormat};
+use bytes::Bytes;
+
+use crate::middleware::Shared;
+
+/// The response body: the app's, untouched, or a page.
+pub type BackstopBody<B> = EitherBody<B>;
+
+/// The service [`Backstop`](crate::Backstop) wraps around the app.
+pub struct BackstopMiddleware<S> {
+    pub(crate) service: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for BackstopMiddleware<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackstopMiddleware")
+    }
+}
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// What the response side needs to know about the request. The request itself cannot
+/// be kept: actix routes by taking the only reference to it.
+struct RequestInfo {
+    scope: Arc<RequestScope>,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    peer: Option<SocketAddr>,
+    route: Option<String>,
+    accept: Option<HeaderValue>,
+    request_id: HeaderValue,
+}
+
+impl<S, B> Service<ServiceRequest> for BackstopMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BackstopBody<B>>;
+    type Error = actix_web::Error;
+    type Future = ResponseFuture<S::Future, B>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, mut request: ServiceRequest) -> Self::Future {
+        let info = start(&self.shared, &mut request);
+        let called = {
+            let _entered = info.scope.enter();
+            catch_unwind(AssertUnwindSafe(|| self.service.call(request)))
+        };
+        let state = match called {
+            Ok(future) => State::Running { future },
+            Err(payload) => State::Ready {
+                response: Some(panic_response(&self.shared, &info, &*payload)),
+            },
+        };
+        ResponseFuture {
+            state,
+            info: Some(info),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Opens the request's scope: names it, continues the trace, decides sampling, and
+/// leaves the request context to be built on the worker if a record needs it.
+fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
+    let http = &shared.http;
+    let client = &shared.client;
+    let route = request.match_pattern();
+    let method = request.method().clone();
+    let headers = request.headers();
+    let name = transaction_name(method.as_str(), route.as_deref());
+    let trace = TraceParent::from_values(
+        headers.get(TRACEPARENT).map(HeaderValue::as_bytes),
+        headers.get(SENTRY_TRACE).map(HeaderValue::as_bytes),
+    );
+    let request_id = http.request_id(
+        headers
+            .get(&shared.request_id_header)
+            .map(HeaderValue::as_bytes),
+    );
+    let request_id = HeaderValue::from_maybe_shared(Bytes::from(request_id))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    let peer = request.peer_addr();
+    let client_ip = http.client_ip(
+        peer.map(|p| p.ip()),
+        headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes),
+        headers.get(header::FORWARDED).map(HeaderValue::as_bytes),
+    );
+    let body_limit =
+        http.body_limit_for(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes));
+    let accept = headers.get(header::ACCEPT).cloned();
+    // The traces sampler alone needs `http` 1 headers: convert only for it.
+    let sampler_headers = client.has_traces_sampler().then(|| http_headers(headers));
+    let parts = RequestData {
+        method: method.clone(),
+        uri: request.uri().clone(),
+        version: request.version(),
+        secure: request.app_config().secure(),
+        headers: headers.clone(),
+        client_ip,
+        request_id: request_id.clone(),
+        body: None,
+    };
+    let scope = RequestScope::builder(client, name)
+        .op("http.server")
+        .continue_trace(trace)
+        .sampling_input(
+            Some(method.as_str()),
+            route.as_deref(),
+            sampler_headers.as_ref(),
+        )
+        .request_source(request_source(parts, body_limit, request))
+        .start();
+    if let Some(user_from) = &shared.user_from {
+        // The team's code: a panic in it is contained, and the request goes on
+        // without a user.
+        let user = catch_unwind(AssertUnwindSafe(|| user_from(request.request())))
+            .ok()
+            .flatten();
+        if let Some(user) = user {
+            scope.configure(|s| s.set_user(Some(user)));
+        }
+    }
+    request.extensions_mut().insert(scope.clone());
+    RequestInfo {
+        scope,
+        method,
+        uri: request.uri().clone(),
+        version: request.version(),
+        peer,
+        route,
+        accept,
+        request_id,
+    }
+}
+
+/// Copies of the request's parts, turned into Sentry's request context on the worker,
+/// and only for requests that produce a record.
+struct RequestData {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    secure: bool,
+    headers: HeaderMap,
+    client_ip: Option<std::net::IpAddr>,
+    request_id: HeaderValue,
+    body: Option<Arc<BodyCapture>>,
+}
+
+impl RequestData {
+    fn build(&self) -> Request {
+        let mut request = build_request(
+            &RequestParts {
+                method: self.method.as_str(),
+                scheme: if self.secure { "https" } else { "http" },
+                host: self.uri.authority().map(|a| a.as_str()),
+                path: self.uri.path(),
+                query: self.uri.query(),
+                version: version_name(http_version(self.version)),
+                client_ip: self.client_ip,
+                request_id: self.request_id.to_str().ok(),
+            },
+            self.headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
+        request.data = self.body.as_ref().and_then(|body| body.text());
+        request
+    }
+}
+
+fn request_source(
+    mut parts: RequestData,
+    body_limit: Option<usize>,
+    request: &mut ServiceRequest,
+) -> backstop_core::RequestSource {
+    if let Some(limit) = body_limit {
+        let (payload, capture) = crate::body::tee(request.take_payload(), limit);
+        request.set_payload(payload);
+        parts.body = Some(capture);
+    }
+    Arc::new(move || parts.build())
+}
+
+/// actix-web 4 speaks `http` 0.2; core and pages speak `http` 1.
+fn http_headers(headers: &HeaderMap) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+fn http_version(version: Version) -> http::Version {
+    match version {
+        Version::HTTP_09 => http::Version::HTTP_09,
+        Version::HTTP_10 => http::Version::HTTP_10,
+        Version::HTTP_2 => http::Version::HTTP_2,
+        Version::HTTP_3 => http::Version::HTTP_3,
+        _ => http::Version::HTTP_11,
+    }
+}
+
+fn http_method(method: &Method) -> http::Method {
+    http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
+}
+
+type Pending<B> = Pin<Box<dyn Future<Output = ServiceResponse<BackstopBody<B>>>>>;
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Running { #[pin] future: F },
+        ReadingDetail { future: Pending<B> },
+        Ready { response: Option<ServiceResponse<BackstopBody<B>>> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`BackstopMiddleware`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+        info: Option<RequestInfo>,
+        shared: Arc<Shared>,
+    }
+
+    impl<F, B> PinnedDrop for ResponseFuture<F, B> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before it finished: the client went away. The transaction ends
+            // as aborted; nothing stays behind.
+            if let Some(info) = this.project().info.take() {
+                info.scope.finish(SpanStatus::Aborted);
+            }
+        }
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Running { future } => {
+                    let info = this.info.as_ref().expect("polled after completion");
+                    let polled = {
+                        let _entered = info.scope.enter();
+                        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+                    };
+                    let next = match polled {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(Ok(response))) => on_response(
+                            this.shared,
+                            info,
+                            response,
+                            ServiceResponse::map_into_left_body,
+                        ),
+                        Ok(Poll::Ready(Err(error))) => {
+                            // An inner middleware failed without a response; the server
+                            // would answer with the error's own response. Make it here,
+                            // so it is recorded and paged like any other.
+                            let response = ServiceResponse::from_err(error, detached_request(info));
+                            on_response(
+                                this.shared,
+                                info,
+                                response,
+                                ServiceResponse::map_into_right_body,
+                            )
+                        }
+                        Err(payload) => State::Ready {
+                            response: Some(panic_response(this.shared, info, &*payload)),
+                        },
+                    };
+                    // This drops the app's future (a panicked one too).
+                    this.state.set(next);
+                }
+                StateProj::ReadingDetail { future } => {
+                    let response = std::task::ready!(future.as_mut().poll(cx));
+                    this.state.set(State::Ready {
+                        response: Some(response),
+                    });
+                }
+                StateProj::Ready { response } => {
+                    let mut response = response.take().expect("polled after completion");
+                    if let Some(info) = this.info.take() {
+                        response
+                            .headers_mut()
+                            .insert(this.shared.request_id_header.clone(), info.request_id);
+                        info.scope.finish_http(response.status().as_u16());
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+            }
+        }
+    }
+}
+
+/// The response is in: record it if it is an error, and decide whether the visitor
+/// gets a page instead.
+fn on_response<F, X, B>(
+    shared: &Arc<Shared>,
+    info: &RequestInfo,
+    response: ServiceResponse<X>,
+    keep: fn(ServiceResponse<X>) -> ServiceResponse<BackstopBody<B>>,
+) -> State<F, B>
+where
+    X: MessageBody + 'static,
+    B: MessageBody + 'static,
+{
+    let status = response.status();
+    let code = status.as_u16();
+    if code < 400 {
+        return State::Ready {
+            response: Some(keep(response)),
+        };
+    }
+    let error = response.response().error();
+    let event_id = shared.http.captures(&shared.client, code).then(|| {
+        let event = match error {
+            Some(error) => shared.errors.event(error, code),
+            None => status_event(code, info.method.as_str(), info.route.as_deref()),
+        };
+        info.scope.capture_event(event)
+    });
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    let body_len = match response.response().body().size() {
+        BodySize::None => Some(0),
+        BodySize::Sized(n) => Some(n),
+        BodySize::Stream => None,
+    };
+    let decision =
+        shared
+            .http
+            .page_decision(code, content_type.map(HeaderValue::as_bytes), body_len);
+    if decision == PageDecision::Keep {
+        return State::Ready {
+            response: Some(keep(response)),
+        };
+    }
+    let mut context = page_context(info, event_id);
+    if shared.pages.is_debug()
+        && let Some(error) = error
+    {
+        let mut details = DebugDetails::new(error.to_string());
+        if let Some(error) = shared.errors.as_std(error) {
+            details = details.with_chain_of(error);
+        }
+        context = context.with_debug(details);
+    }
+    let is_head = info.method == Method::HEAD;
+    let format = page_format(info);
+    let (request, response) = response.into_parts();
+    let (head, body) = response.into_parts();
+    match decision {
+        PageDecision::Replace {
+            detail_from_body: true,
+        } => {
+            let shared = shared.clone();
+            State::ReadingDetail {
+                future: Box::pin(async move {
+                    let detail = match to_bytes_limited(body, MAX_DETAIL_BYTES).await {
+                        Ok(Ok(bytes)) => {
+                            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                            (!text.is_empty()).then_some(text)
+                        }
+                        // Too long or unreadable: the page goes without it.
+                        _ => None,
+                    };
+                    let context = match detail {
+                        Some(detail) => context.with_detail(detail),
+                        None => context,
+                    };
+                    render(&shared, request, head, status, context, format, is_head)
+                }),
+            }
+        }
+        _ => {
+            drop(body);
+            State::Ready {
+                response: Some(render(
+                    shared, request, head, status, context, format, is_head,
+                )),
+            }
+        }
+    }
+}
+
+fn page_format(info: &RequestInfo) -> PageFormat {
+    PageFormat::negotiate_str(info.accept.as_ref().and_then(|v| v.to_str().ok()))
+}
+
+fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
+    let path = info
+        .uri
+        .path_and_query()
+        .map_or_else(|| info.uri.path().to_owned(), |p| p.as_str().to_owned());
+    let context = PageContext::new(http_method(&info.method), path);
+    match event_id {
+        Some(id) => context.with_event_id(id.to_string()),
+        None => context,
+    }
+}
+
+/// Renders the page into the original response's head, keeping its headers (cookies,
+/// `Allow`, `Retry-After`, the team's own) except those that described its body, and
+/// its error, which outer middleware may log.
+fn render<B>(
+    shared: &Shared,
+    request: HttpRequest,
+    mut head: HttpResponse<()>,
+    status: StatusCode,
+    context: PageContext,
+    format: PageFormat,
+    is_head: bool,
+) -> ServiceResponse<BackstopBody<B>> {
+    let status = http::StatusCode::from_u16(status.as_u16())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut status_headers = http::HeaderMap::new();
+    for name in backstop_pages::status_headers(status) {
+        for value in head.headers().get_all(name.as_str()) {
+            if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
+                status_headers.append(name.clone(), value);
+            }
+        }
+    }
+    let context = context.with_headers(status_headers);
+    let page = shared.pages.render_as(status, &context, format, is_head);
+    let (parts, body) = page.into_parts();
+    let headers = head.headers_mut();
+    for name in REPLACED_HEADERS {
+        headers.remove(*name);
+    }
+    for name in parts.headers.keys() {
+        headers.remove(name.as_str());
+    }
+    for (name, value) in &parts.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    *head.status_mut() =
+        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let response = head.set_body(body).map_into_boxed_body();
+    ServiceResponse::new(request, response).map_into_right_body()
+}
+
+/// A panic was caught: record it, and answer with the 500 page.
+fn panic_response<B>(
+    shared: &Shared,
+    info: &RequestInfo,
+    payload: &(dyn std::any::Any + Send),
+) -> ServiceResponse<BackstopBody<B>> {
+    let debug = shared.pages.is_debug();
+    let (id, details) = info.scope.capture_panic_detailed(payload, debug);
+    let mut context = page_context(info, Some(id));
+    if debug {
+        let mut debug_details = DebugDetails::new(details.message);
+        for frame in details.frames.iter().rev() {
+            let function = match (&frame.module, &frame.function) {
+                (Some(m), Some(f)) => format!("{m}::{f}"),
+                (None, Some(f)) => f.clone(),
+                _ => "<unknown>".to_owned(),
+            };
+            let mut shown = BacktraceFrame::new(function).in_app(frame.in_app == Some(true));
+            if let (Some(file), Some(line)) = (&frame.filename, frame.lineno) {
+                shown = shown.at(file.clone(), u32::try_from(line).unwrap_or(u32::MAX));
+            }
+            debug_details = debug_details.with_frame(shown);
+        }
+        if let Some(location) = details.location {
+            debug_details = debug_details.with_request_field("panicked at", location);
+        }
+        context = context.with_debug(debug_details);
+    }
+    let head = HttpResponse::new(StatusCode::INTERNAL_SERVER_ERROR).drop_body();
+    render(
+        shared,
+        detached_request(info),
+        head,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        context,
+        page_format(info),
+        info.method == Method::HEAD,
+    )
+}
+
+/// A stand-in for the request, for a response made after the app took the real one
+/// (a panic, an error instead of a response). actix's `HttpRequest` has no public
+/// constructor but its test builder's; this path is rare and not hot.
+fn detached_request(info: &RequestInfo) -> HttpRequest {
+    let mut request = actix_web::test::TestRequest::default()
+        .method(info.method.clone())
+        .uri(&info.uri.to_string())
+        .version(info.version);
+    if let Some(peer) = info.peer {
+        request = request.peer_addr(peer);
+    }
+    request.to_http_request()
+}
