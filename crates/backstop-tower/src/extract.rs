@@ -41,11 +41,10 @@ impl IntoResponse for MissingLayer {
 impl<S: Send + Sync> FromRequestParts<S> for BackstopScope {
     type Rejection = MissingLayer;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Arc<RequestScope>>()
-            .cloned()
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // The layer binds the scope to the thread while the handler (and its
+        // extractors) run: no per-request extension to insert.
+        RequestScope::current()
             .map(BackstopScope)
             .ok_or(MissingLayer)
     }

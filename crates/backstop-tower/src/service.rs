@@ -203,7 +203,6 @@ fn start(
             scope.configure(|s| s.set_user(Some(user)));
         }
     }
-    request.extensions.insert(scope.clone());
     RequestInfo { scope, data }
 }
 

@@ -1,0 +1,343 @@
+//! The parity suite: every scenario in [`scenarios`] runs against each framework's
+//! adapter, with the same expectations on status, content type, page markers and
+//! captured records. A difference between frameworks is a bug in an adapter.
+//!
+//! Each adapter's test serves an app with the routes of [`ROUTES`] on loopback, plugs a
+//! [`TestSink`] into its client, and calls [`run_all`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use backstop_core::test::TestSink;
+use backstop_core::{Client, Event, Transaction};
+
+/// The routes every adapter's parity app serves.
+///
+/// | route | behaviour |
+/// |---|---|
+/// | `GET /ok` | 200, `ok` |
+/// | `GET /panic` | sets user `u1`, tag `area=checkout` and a breadcrumb, then panics with `parity panic` |
+/// | `GET /error` | 500 carrying an error `ParityError` ("parity failure") whose source is an `io::Error` ("disk full") |
+/// | `GET /bare500` | a bare 500 with an empty body |
+/// | `GET /forbidden` | a bare 403 with an empty body |
+/// | `GET /items/{id}` | `id` must be a number: the framework's extractor rejects anything else with a 400 |
+/// | `GET /context/{n}` | sets user `n`, tag `n=<n>`, a breadcrumb `step <n>`, yields, then answers a bare 500 |
+pub const ROUTES: &[&str] = &[
+    "/ok",
+    "/panic",
+    "/error",
+    "/bare500",
+    "/forbidden",
+    "/items/{id}",
+    "/context/{n}",
+];
+
+/// What a scenario sends.
+#[derive(Debug, Clone)]
+pub struct Send {
+    /// The path and query.
+    pub path: &'static str,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, &'static str)>,
+}
+
+/// What a scenario expects back.
+pub struct Scenario {
+    /// A short name, shown on failure.
+    pub name: &'static str,
+    /// The request.
+    pub send: Send,
+    /// The status.
+    pub status: u16,
+    /// How the `Content-Type` starts.
+    pub content_type: &'static str,
+    /// Text the body must contain.
+    pub body_has: Vec<&'static str>,
+    /// Text the body must not contain.
+    pub body_lacks: Vec<&'static str>,
+    /// Checks on the events recorded for this request alone.
+    pub events: fn(&[Event]),
+}
+
+fn html(path: &'static str) -> Send {
+    Send {
+        path,
+        headers: vec![("accept", "text/html")],
+    }
+}
+
+fn no_events(events: &[Event]) {
+    assert!(events.is_empty(), "no event expected: {events:#?}");
+}
+
+/// The scenarios every adapter must pass alike.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "a panic",
+            send: html("/panic"),
+            status: 500,
+            content_type: "text/html",
+            body_has: vec!["<h1"],
+            body_lacks: vec!["parity panic"],
+            events: |events| {
+                assert_eq!(events.len(), 1);
+                let exc = &events[0].exception.values[0];
+                assert_eq!(exc.ty, "panic");
+                assert_eq!(exc.value.as_deref(), Some("parity panic"));
+                let mechanism = exc.mechanism.as_ref().unwrap();
+                assert_eq!(
+                    (mechanism.ty.as_str(), mechanism.handled),
+                    ("panic", Some(false))
+                );
+                assert_eq!(events[0].user.as_ref().unwrap().id.as_deref(), Some("u1"));
+                assert_eq!(events[0].tags["area"], "checkout");
+                assert_eq!(
+                    events[0].breadcrumbs.values[0].message.as_deref(),
+                    Some("before the panic")
+                );
+                assert_eq!(events[0].transaction.as_deref(), Some("GET /panic"));
+            },
+        },
+        Scenario {
+            name: "a 500 with an error",
+            send: html("/error"),
+            status: 500,
+            content_type: "text/html",
+            body_has: vec!["<h1"],
+            body_lacks: vec!["disk full"],
+            events: |events| {
+                assert_eq!(events.len(), 1);
+                let types: Vec<_> = events[0]
+                    .exception
+                    .values
+                    .iter()
+                    .map(|e| e.ty.as_str())
+                    .collect();
+                assert_eq!(types.last(), Some(&"ParityError"), "{types:?}");
+                assert_eq!(types.len(), 2, "the source chain: {types:?}");
+                assert_eq!(
+                    events[0].exception.values[0].value.as_deref(),
+                    Some("disk full")
+                );
+                assert_eq!(events[0].tags["http.status_code"], "500");
+            },
+        },
+        Scenario {
+            name: "a 500 without an error",
+            send: html("/bare500"),
+            status: 500,
+            content_type: "text/html",
+            body_has: vec!["<h1"],
+            body_lacks: vec![],
+            events: |events| {
+                assert_eq!(events.len(), 1);
+                let exc = &events[0].exception.values[0];
+                assert_eq!(exc.ty, "InternalServerError");
+                assert_eq!(
+                    exc.value.as_deref(),
+                    Some("GET /bare500 responded 500 Internal Server Error")
+                );
+            },
+        },
+        Scenario {
+            name: "an unknown path",
+            send: html("/no/such/page"),
+            status: 404,
+            content_type: "text/html",
+            body_has: vec!["<h1", "/no/such/page"],
+            body_lacks: vec![],
+            events: no_events,
+        },
+        Scenario {
+            name: "403",
+            send: html("/forbidden"),
+            status: 403,
+            content_type: "text/html",
+            body_has: vec!["<h1"],
+            body_lacks: vec![],
+            events: no_events,
+        },
+        Scenario {
+            name: "an extractor rejection",
+            send: html("/items/not-a-number"),
+            status: 400,
+            content_type: "text/html",
+            body_has: vec!["<h1"],
+            body_lacks: vec![],
+            events: no_events,
+        },
+        Scenario {
+            name: "Accept: application/json",
+            send: Send {
+                path: "/bare500",
+                headers: vec![("accept", "application/json")],
+            },
+            status: 500,
+            content_type: "application/problem+json",
+            body_has: vec!["\"status\":500"],
+            body_lacks: vec!["<h1"],
+            events: |events| assert_eq!(events.len(), 1),
+        },
+        Scenario {
+            name: "an XSS payload in the path",
+            send: html("/%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+            status: 404,
+            content_type: "text/html",
+            body_has: vec!["<h1"],
+            body_lacks: vec!["<script>alert(1)</script>"],
+            events: no_events,
+        },
+    ]
+}
+
+/// Sends one request; returns status, content type and body.
+pub async fn send(http: &reqwest::Client, addr: SocketAddr, send: &Send) -> (u16, String, String) {
+    let mut request = http.get(format!("http://{addr}{}", send.path));
+    for (name, value) in &send.headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        content_type,
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+/// Runs every scenario against a server at `addr` whose client is `client`, capturing
+/// into `sink`.
+pub async fn run_all(framework: &str, addr: SocketAddr, client: &Client, sink: &TestSink) {
+    let http = reqwest::Client::new();
+    for scenario in scenarios() {
+        sink.clear();
+        let (status, content_type, body) = send(&http, addr, &scenario.send).await;
+        let what = format!("{framework}: {}", scenario.name);
+        assert_eq!(status, scenario.status, "{what}: status");
+        assert!(
+            content_type.starts_with(scenario.content_type),
+            "{what}: content type {content_type}"
+        );
+        for marker in &scenario.body_has {
+            assert!(
+                body.contains(marker),
+                "{what}: body lacks {marker:?}: {body}"
+            );
+        }
+        for marker in &scenario.body_lacks {
+            assert!(!body.contains(marker), "{what}: body has {marker:?}");
+        }
+        assert!(client.flush(Duration::from_secs(10)), "{what}: flush");
+        let events = sink.events();
+        let check = std::panic::AssertUnwindSafe(|| (scenario.events)(&events));
+        if let Err(panic) = std::panic::catch_unwind(check) {
+            panic!(
+                "{what}: events: {}",
+                backstop_core::panic::payload_message(&*panic)
+            );
+        }
+    }
+    isolation(framework, addr, client, sink).await;
+}
+
+/// 200 concurrent requests, each setting its own user, tag and breadcrumb: every event
+/// carries its own request's context and nobody else's.
+async fn isolation(framework: &str, addr: SocketAddr, client: &Client, sink: &TestSink) {
+    sink.clear();
+    let http = reqwest::Client::new();
+    let mut requests = Vec::new();
+    for n in 0..200u32 {
+        let http = http.clone();
+        requests.push(tokio::spawn(async move {
+            http.get(format!("http://{addr}/context/{n}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 500);
+    }
+    assert!(client.flush(Duration::from_secs(10)));
+    let events = sink.events();
+    assert_eq!(events.len(), 200, "{framework}: one event per request");
+    for event in &events {
+        let n = event.tags.get("n").expect("the request's tag");
+        assert_eq!(
+            event.user.as_ref().unwrap().id.as_deref(),
+            Some(n.as_str()),
+            "{framework}"
+        );
+        let crumbs: Vec<_> = event
+            .breadcrumbs
+            .values
+            .iter()
+            .filter_map(|b| b.message.clone())
+            .collect();
+        assert_eq!(crumbs, [format!("step {n}")], "{framework}");
+        assert_eq!(
+            event.transaction.as_deref(),
+            Some("GET /context/{n}"),
+            "{framework}"
+        );
+    }
+}
+
+/// A trace continued from `traceparent` keeps its trace id and parent, and honours the
+/// caller's sampling decision.
+pub async fn tracing_and_sampling(
+    framework: &str,
+    addr: SocketAddr,
+    client: &Client,
+    sink: &TestSink,
+    sampled_at_one: bool,
+) -> Vec<Transaction> {
+    sink.clear();
+    let http = reqwest::Client::new();
+    http.get(format!("http://{addr}/ok"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("http://{addr}/ok"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        )
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("http://{addr}/ok")).send().await.unwrap();
+    assert!(client.flush(Duration::from_secs(10)));
+    let transactions = sink.transactions();
+    let expected = if sampled_at_one { 2 } else { 1 };
+    assert_eq!(
+        transactions.len(),
+        expected,
+        "{framework}: caller-sampled + own rate"
+    );
+    let continued = transactions[0].trace_context().unwrap();
+    assert_eq!(
+        continued.trace_id.to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{framework}"
+    );
+    assert_eq!(
+        continued.parent_span_id.unwrap().to_string(),
+        "00f067aa0ba902b7",
+        "{framework}"
+    );
+    assert_eq!(transactions[0].name, "GET /ok", "{framework}");
+    transactions
+}
