@@ -1,0 +1,139 @@
+//! The actix demo's routes: `main` serves them, and the end-to-end test serves them on
+//! loopback. The same routes as the axum demo (the demo contract):
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `GET /` | a home page linking to the rest |
+//! | `GET /panic` | the handler panics |
+//! | `GET /error` | the handler returns an error with a source chain (500) |
+//! | `GET /forbidden` | 403 |
+//! | `GET /bad-request` | 400 |
+//! | any unknown path | 404 |
+//! | `GET /users` | users and their posts |
+//! | `GET /users/fixed` | the same data |
+//! | `GET /slow` | about 300 ms of work |
+//!
+//! The dashboard (`/_backstop/`) is not mounted yet: it arrives with the dashboard
+//! crate.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, ResponseError, web};
+use backstop::actix::Backstop;
+use backstop::{Breadcrumb, Client, User};
+use maud::{DOCTYPE, html};
+
+/// The Backstop middleware as the demo configures it.
+pub fn middleware(client: &Client) -> Backstop {
+    Backstop::new(client)
+        .error_type::<CheckoutError>()
+        .user_from(|req| {
+            // A real service reads its session here; the demo trusts a header.
+            let id = req.headers().get("x-demo-user")?.to_str().ok()?;
+            Some(User::with_id(id))
+        })
+}
+
+/// The demo's routes (wrap the app in [`middleware`]).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/panic", web::get().to(panic))
+        .route("/error", web::get().to(error))
+        .route(
+            "/forbidden",
+            web::get().to(|| async { HttpResponse::Forbidden().finish() }),
+        )
+        .route(
+            "/bad-request",
+            web::get().to(|| async {
+                HttpResponse::BadRequest()
+                    .content_type("text/plain; charset=utf-8")
+                    .body("the form was incomplete")
+            }),
+        )
+        .route("/users", web::get().to(users))
+        .route("/users/fixed", web::get().to(users))
+        .route("/slow", web::get().to(slow));
+}
+
+async fn home() -> HttpResponse {
+    let links = [
+        ("/panic", "a handler that panics"),
+        (
+            "/error",
+            "a handler that returns an error with a source chain",
+        ),
+        ("/forbidden", "403"),
+        ("/bad-request", "400"),
+        ("/no/such/page", "an unknown path (404)"),
+        ("/users", "users and their posts"),
+        ("/users/fixed", "the same data"),
+        ("/slow", "about 300 ms of work"),
+    ];
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Backstop actix demo" }
+            }
+            body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem" {
+                h1 { "Backstop actix demo" }
+                p { "Each link exercises one thing Backstop catches. Events land in the SQLite store (backstop.db) and are printed on the console." }
+                ul {
+                    @for (href, what) in links {
+                        li { a href=(href) { (href) } " — " (what) }
+                    }
+                }
+            }
+        }
+    };
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.into_string())
+}
+
+async fn panic() -> &'static str {
+    backstop::set_tag("feature", "checkout");
+    backstop::add_breadcrumb(Breadcrumb::new("ui", "pressed pay"));
+    let basket: Vec<u32> = Vec::new();
+    let _ = basket[3];
+    "unreachable"
+}
+
+/// An error with a cause, the way a storage layer fails.
+#[derive(Debug)]
+pub struct CheckoutError(std::io::Error);
+
+impl std::fmt::Display for CheckoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the order could not be saved")
+    }
+}
+
+impl std::error::Error for CheckoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// A 500 with the error's text; [`middleware`] names the type, so the event carries
+/// it and its source chain.
+impl ResponseError for CheckoutError {}
+
+async fn error() -> Result<&'static str, CheckoutError> {
+    Err(CheckoutError(std::io::Error::other("disk quota exceeded")))
+}
+
+async fn users() -> web::Json<serde_json::Value> {
+    let users: Vec<_> = (1..=20)
+        .map(|id| serde_json::json!({"id": id, "name": format!("user {id}"), "posts": [format!("post by {id}")]}))
+        .collect();
+    web::Json(serde_json::Value::Array(users))
+}
+
+async fn slow() -> &'static str {
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    "done, slowly"
+}
