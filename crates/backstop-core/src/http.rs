@@ -12,7 +12,7 @@
 //! ```
 //! use backstop_core::http::{HttpOptions, PageDecision, transaction_name};
 //!
-//! let http = HttpOptions::new().trust_proxy("10.0.0.0/8".parse().unwrap());
+//! let http = HttpOptions::new().trust_proxy("10.0.0.0/8".parse::<backstop_core::http::IpNet>().unwrap());
 //! assert_eq!(transaction_name("GET", Some("/users/{id}")), "GET /users/{id}");
 //! assert_eq!(transaction_name("GET", None), "GET <unmatched>");
 //! // axum's empty 404 gets a page; a JSON 404 from the handler is left alone.
