@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use backstop_core::RequestScope;
 
 /// The request's scope, for handlers that prefer an argument to the free functions:
@@ -30,8 +30,9 @@ impl FromRequest for BackstopScope {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let scope = req.extensions().get::<Arc<RequestScope>>().cloned();
+    fn from_request(_req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        // The middleware binds the scope to the handler's future, extractors included.
+        let scope = RequestScope::current();
         ready(scope.map(BackstopScope).ok_or_else(|| {
             actix_web::error::ErrorInternalServerError(
                 "BackstopScope needs the Backstop middleware (App::wrap)",

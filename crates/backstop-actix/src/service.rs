@@ -14,11 +14,11 @@ use actix_web::http::{Method, StatusCode, Uri, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::http::{
     BodyCapture, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
-    status_event, transaction_name, version_name,
+    is_valid_request_id, new_request_id, status_event, transaction_name, version_name,
 };
+use backstop_core::scope::BuildRequest;
 use backstop_core::{EventId, Request, RequestScope, SpanStatus, TraceParent};
 use backstop_pages::{BacktraceFrame, DebugDetails, PageContext, PageFormat};
-use bytes::Bytes;
 
 use crate::middleware::Shared;
 
@@ -41,17 +41,12 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// What the response side needs to know about the request. The request itself cannot
-/// be kept: actix routes by taking the only reference to it.
+/// What the response side needs to know about the request: its scope, and the copy of
+/// its parts that the request context is built from. The request itself cannot be
+/// kept: actix routes by taking the only reference to it.
 struct RequestInfo {
     scope: Arc<RequestScope>,
-    method: Method,
-    uri: Uri,
-    version: Version,
-    peer: Option<SocketAddr>,
-    route: Option<String>,
-    accept: Option<HeaderValue>,
-    request_id: HeaderValue,
+    data: Arc<RequestData>,
 }
 
 impl<S, B> Service<ServiceRequest> for BackstopMiddleware<S>
@@ -91,50 +86,60 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     let http = &shared.http;
     let client = &shared.client;
     let route = request.match_pattern();
-    let method = request.method().clone();
+    let method = request.method();
     let headers = request.headers();
     let name = transaction_name(method.as_str(), route.as_deref());
     let trace = TraceParent::from_values(
         headers.get(TRACEPARENT).map(HeaderValue::as_bytes),
         headers.get(SENTRY_TRACE).map(HeaderValue::as_bytes),
     );
-    let request_id = http.request_id(
-        headers
-            .get(&shared.request_id_header)
-            .map(HeaderValue::as_bytes),
-    );
-    let request_id = HeaderValue::from_maybe_shared(Bytes::from(request_id))
-        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    // Reuse a sane incoming id as is (no copy); otherwise make one.
+    let request_id = match headers.get(&shared.request_id_header) {
+        Some(v) if is_valid_request_id(v.as_bytes()) => v.clone(),
+        _ => HeaderValue::from_bytes(&new_request_id())
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+    };
     let peer = request.peer_addr();
     let client_ip = http.client_ip(
         peer.map(|p| p.ip()),
         headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes),
         headers.get(header::FORWARDED).map(HeaderValue::as_bytes),
     );
-    let body_limit =
-        http.body_limit_for(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes));
-    let accept = headers.get(header::ACCEPT).cloned();
     // The traces sampler alone needs `http` 1 headers: convert only for it.
     let sampler_headers = client.has_traces_sampler().then(|| http_headers(headers));
-    let parts = RequestData {
-        method: method.clone(),
+    let body = http
+        .body_limit_for(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
+        .map(|limit| {
+            let (payload, capture) = crate::body::tee(request.take_payload(), limit);
+            request.set_payload(payload);
+            capture
+        });
+    let data = Arc::new(RequestData {
+        method: request.method().clone(),
         uri: request.uri().clone(),
         version: request.version(),
         secure: request.app_config().secure(),
-        headers: headers.clone(),
+        // A flat copy: one allocation, where cloning the map costs a table and more.
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        peer,
         client_ip,
-        request_id: request_id.clone(),
-        body: None,
-    };
+        request_id,
+        route,
+        body,
+    });
     let scope = RequestScope::builder(client, name)
         .op("http.server")
         .continue_trace(trace)
         .sampling_input(
-            Some(method.as_str()),
-            route.as_deref(),
+            Some(data.method.as_str()),
+            data.route.as_deref(),
             sampler_headers.as_ref(),
         )
-        .request_source(request_source(parts, body_limit, request))
+        .request_source(data.clone())
         .start();
     if let Some(user_from) = &shared.user_from {
         // The team's code: a panic in it is contained, and the request goes on
@@ -146,34 +151,36 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
             scope.configure(|s| s.set_user(Some(user)));
         }
     }
-    request.extensions_mut().insert(scope.clone());
-    RequestInfo {
-        scope,
-        method,
-        uri: request.uri().clone(),
-        version: request.version(),
-        peer,
-        route,
-        accept,
-        request_id,
-    }
+    // No copy goes into the request's extensions: the `BackstopScope` extractor finds
+    // the scope bound to the handler's future, which saves an allocation per request.
+    RequestInfo { scope, data }
 }
 
-/// Copies of the request's parts, turned into Sentry's request context on the worker,
-/// and only for requests that produce a record.
+/// Copies of the request's parts: turned into Sentry's request context on the worker,
+/// and only for requests that produce a record; read by the response side for pages.
 struct RequestData {
     method: Method,
     uri: Uri,
     version: Version,
     secure: bool,
-    headers: HeaderMap,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    peer: Option<SocketAddr>,
     client_ip: Option<std::net::IpAddr>,
     request_id: HeaderValue,
+    route: Option<String>,
     body: Option<Arc<BodyCapture>>,
 }
 
 impl RequestData {
-    fn build(&self) -> Request {
+    fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find_map(|(n, v)| (n == name).then_some(v))
+    }
+}
+
+impl BuildRequest for RequestData {
+    fn build_request(&self) -> Request {
         let mut request = build_request(
             &RequestParts {
                 method: self.method.as_str(),
@@ -192,19 +199,6 @@ impl RequestData {
         request.data = self.body.as_ref().and_then(|body| body.text());
         request
     }
-}
-
-fn request_source(
-    mut parts: RequestData,
-    body_limit: Option<usize>,
-    request: &mut ServiceRequest,
-) -> backstop_core::RequestSource {
-    if let Some(limit) = body_limit {
-        let (payload, capture) = crate::body::tee(request.take_payload(), limit);
-        request.set_payload(payload);
-        parts.body = Some(capture);
-    }
-    Arc::new(move || parts.build())
 }
 
 /// actix-web 4 speaks `http` 0.2; core and pages speak `http` 1.
@@ -325,9 +319,10 @@ where
                 StateProj::Ready { response } => {
                     let mut response = response.take().expect("polled after completion");
                     if let Some(info) = this.info.take() {
-                        response
-                            .headers_mut()
-                            .insert(this.shared.request_id_header.clone(), info.request_id);
+                        response.headers_mut().insert(
+                            this.shared.request_id_header.clone(),
+                            info.data.request_id.clone(),
+                        );
                         info.scope.finish_http(response.status().as_u16());
                     }
                     return Poll::Ready(Ok(response));
@@ -360,7 +355,7 @@ where
     let event_id = shared.http.captures(&shared.client, code).then(|| {
         let event = match error {
             Some(error) => shared.errors.event(error, code),
-            None => status_event(code, info.method.as_str(), info.route.as_deref()),
+            None => status_event(code, info.data.method.as_str(), info.data.route.as_deref()),
         };
         info.scope.capture_event(event)
     });
@@ -389,7 +384,7 @@ where
         }
         context = context.with_debug(details);
     }
-    let is_head = info.method == Method::HEAD;
+    let is_head = info.data.method == Method::HEAD;
     let format = page_format(info);
     let (request, response) = response.into_parts();
     let (head, body) = response.into_parts();
@@ -428,15 +423,19 @@ where
 }
 
 fn page_format(info: &RequestInfo) -> PageFormat {
-    PageFormat::negotiate_str(info.accept.as_ref().and_then(|v| v.to_str().ok()))
+    PageFormat::negotiate_str(
+        info.data
+            .header(&header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let path = info
-        .uri
+    let uri = &info.data.uri;
+    let path = uri
         .path_and_query()
-        .map_or_else(|| info.uri.path().to_owned(), |p| p.as_str().to_owned());
-    let context = PageContext::new(http_method(&info.method), path);
+        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+    let context = PageContext::new(http_method(&info.data.method), path);
     match event_id {
         Some(id) => context.with_event_id(id.to_string()),
         None => context,
@@ -525,7 +524,7 @@ fn panic_response<B>(
         StatusCode::INTERNAL_SERVER_ERROR,
         context,
         page_format(info),
-        info.method == Method::HEAD,
+        info.data.method == Method::HEAD,
     )
 }
 
@@ -534,10 +533,10 @@ fn panic_response<B>(
 /// constructor but its test builder's; this path is rare and not hot.
 fn detached_request(info: &RequestInfo) -> HttpRequest {
     let mut request = actix_web::test::TestRequest::default()
-        .method(info.method.clone())
-        .uri(&info.uri.to_string())
-        .version(info.version);
-    if let Some(peer) = info.peer {
+        .method(info.data.method.clone())
+        .uri(&info.data.uri.to_string())
+        .version(info.data.version);
+    if let Some(peer) = info.data.peer {
         request = request.peer_addr(peer);
     }
     request.to_http_request()
