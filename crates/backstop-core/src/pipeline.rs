@@ -256,13 +256,32 @@ pub(crate) struct TraceLink {
     pub(crate) request_source: Option<crate::scope::RequestSource>,
 }
 
-/// A finished transaction whose `trace` context and request the worker completes.
+/// A finished transaction as the request thread hands it over: the raw parts only.
+/// The worker assembles Sentry's `Transaction` (contexts, request, defaults).
 pub(crate) struct PendingTransaction {
-    pub(crate) transaction: Transaction,
+    pub(crate) event_id: crate::protocol::EventId,
+    pub(crate) name: String,
+    pub(crate) start: std::time::SystemTime,
+    pub(crate) end: std::time::SystemTime,
+    pub(crate) spans: Vec<crate::protocol::Span>,
+    pub(crate) spans_dropped: u64,
+    /// The scope's user, tags, contexts, extra and request, when any was set.
+    pub(crate) context: Option<Box<ScopeContext>>,
     pub(crate) trace: TraceLink,
     pub(crate) parent_span_id: Option<crate::protocol::SpanId>,
     pub(crate) status: crate::protocol::SpanStatus,
+    pub(crate) http_status: Option<u16>,
     pub(crate) data: crate::protocol::Map,
+}
+
+/// What a transaction carries of its scope.
+#[derive(Default)]
+pub(crate) struct ScopeContext {
+    pub(crate) user: Option<crate::protocol::User>,
+    pub(crate) tags: std::collections::BTreeMap<String, String>,
+    pub(crate) contexts: std::collections::BTreeMap<String, serde_json::Value>,
+    pub(crate) extra: crate::protocol::Map,
+    pub(crate) request: Option<crate::protocol::Request>,
 }
 
 pub(crate) enum Message {

@@ -116,12 +116,45 @@ impl Processor {
     fn transaction_inner(&self, pending: PendingTransaction) -> Result<Transaction, Drop> {
         let settings = &*self.settings;
         let PendingTransaction {
-            mut transaction,
+            event_id,
+            name,
+            start,
+            end,
+            spans,
+            spans_dropped,
+            context,
             trace,
             parent_span_id,
             status,
-            data,
+            http_status,
+            mut data,
         } = pending;
+        let context = context.map(|c| *c).unwrap_or_default();
+        let mut extra = context.extra;
+        if spans_dropped > 0 {
+            extra.insert("spans_dropped".into(), spans_dropped.into());
+        }
+        let mut transaction = Transaction {
+            event_id,
+            ty: "transaction".into(),
+            name,
+            start_timestamp: start,
+            timestamp: end,
+            platform: std::borrow::Cow::Borrowed("native"),
+            contexts: context.contexts,
+            spans,
+            release: None,
+            environment: None,
+            server_name: None,
+            user: context.user,
+            request: context.request,
+            tags: context.tags,
+            extra,
+            sdk: None,
+        };
+        if let Some(code) = http_status {
+            data.insert("http.response.status_code".into(), code.into());
+        }
         let mut root = serde_json::Map::new();
         root.insert("trace_id".into(), trace.trace_id.to_string().into());
         root.insert("span_id".into(), trace.span_id.to_string().into());

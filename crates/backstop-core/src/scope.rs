@@ -34,10 +34,10 @@ use serde_json::Value;
 
 use crate::client::Client;
 use crate::options::SamplingContext;
-use crate::pipeline::{PendingTransaction, TraceLink};
+use crate::pipeline::{PendingTransaction, ScopeContext, TraceLink};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
-    SpanStatus, TraceId, Transaction, User, Values,
+    SpanStatus, TraceId, User, Values,
 };
 use crate::trace::TraceParent;
 
@@ -588,9 +588,7 @@ impl RequestScope {
 
     /// Ends the request with an HTTP status: maps it to a span status and records it.
     pub fn finish_http(&self, status: u16) -> Option<EventId> {
-        let mut data = Map::new();
-        data.insert("http.response.status_code".into(), status.into());
-        self.finish_with(SpanStatus::from_http(status), data)
+        self.finish_inner(SpanStatus::from_http(status), Some(status), Map::new())
     }
 
     /// Ends the request. If it was sampled, its transaction (with every span) is
@@ -601,6 +599,15 @@ impl RequestScope {
 
     /// Like [`finish`](Self::finish), with extra data for the root span.
     pub fn finish_with(&self, status: SpanStatus, data: Map) -> Option<EventId> {
+        self.finish_inner(status, None, data)
+    }
+
+    fn finish_inner(
+        &self,
+        status: SpanStatus,
+        http_status: Option<u16>,
+        data: Map,
+    ) -> Option<EventId> {
         let mut state = self.lock();
         if state.finished {
             return None;
@@ -613,47 +620,46 @@ impl RequestScope {
         let spans = std::mem::take(&mut state.spans);
         let spans_dropped = state.spans_dropped;
         let scope = &state.scope;
-        let mut extra = scope.extra.clone();
-        if spans_dropped > 0 {
-            extra.insert("spans_dropped".into(), spans_dropped.into());
-        }
-        // Only moves and cheap clones here: the worker builds the `trace` context and
-        // the request.
-        let transaction = Transaction {
-            event_id: EventId::new(),
-            ty: "transaction".into(),
-            name: scope
-                .transaction
-                .clone()
-                .unwrap_or_else(|| "<unnamed>".into()),
-            start_timestamp: self.start,
-            timestamp: end,
-            platform: Cow::Borrowed("native"),
-            contexts: scope.contexts.clone(),
-            spans,
-            release: None,
-            environment: None,
-            server_name: None,
-            user: scope.user.clone(),
-            request: scope.request.clone(),
-            tags: scope.tags.clone(),
-            extra,
-            sdk: None,
-        };
-        let request_source = match transaction.request {
+        // Only what the request thread must hand over: the worker builds the rest.
+        let has_context = scope.user.is_some()
+            || !scope.tags.is_empty()
+            || !scope.contexts.is_empty()
+            || !scope.extra.is_empty()
+            || scope.request.is_some();
+        let context = has_context.then(|| {
+            Box::new(ScopeContext {
+                user: scope.user.clone(),
+                tags: scope.tags.clone(),
+                contexts: scope.contexts.clone(),
+                extra: scope.extra.clone(),
+                request: scope.request.clone(),
+            })
+        });
+        let request_source = match scope.request {
             None => scope.request_source.clone(),
             Some(_) => None,
         };
+        let name = scope
+            .transaction
+            .clone()
+            .unwrap_or_else(|| "<unnamed>".into());
         drop(state);
-        let id = transaction.event_id;
+        let event_id = EventId::new();
         self.client.send_transaction(PendingTransaction {
-            transaction,
+            event_id,
+            name,
+            start: self.start,
+            end,
+            spans,
+            spans_dropped,
+            context,
             trace: self.trace_link(request_source),
             parent_span_id: self.parent_span_id,
             status,
+            http_status,
             data,
         });
-        Some(id)
+        Some(event_id)
     }
 
     /// Whether `finish` has been called.
