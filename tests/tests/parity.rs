@@ -20,6 +20,11 @@ impl std::error::Error for ParityError {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct Item {
+    id: u32,
+}
+
 fn client(traces: f64) -> (Backstop, TestSink) {
     let sink = TestSink::new();
     let backstop = Client::start(
@@ -35,7 +40,7 @@ fn client(traces: f64) -> (Backstop, TestSink) {
 mod axum_app {
     use super::*;
     use axum::Router;
-    use axum::extract::Path;
+    use axum::extract::{Path, Query};
     use axum::response::IntoResponse;
     use axum::routing::get;
     use backstop_tower::{BackstopLayer, ResponseErrorExt};
@@ -69,8 +74,8 @@ mod axum_app {
             )
             .route("/forbidden", get(|| async { StatusCode::FORBIDDEN }))
             .route(
-                "/items/{id}",
-                get(|Path(id): Path<u32>| async move { id.to_string() }),
+                "/items",
+                get(|Query(item): Query<super::Item>| async move { item.id.to_string() }),
             )
             .route(
                 "/context/{n}",
@@ -108,5 +113,85 @@ async fn axum() {
     let addr = axum_app::serve(&backstop).await;
     let transactions =
         backstop_parity::tracing_and_sampling("axum", addr, &backstop, &sink, true).await;
+    assert_eq!(transactions[1].name, "GET /ok");
+}
+
+mod actix_app {
+    use super::*;
+    use actix_web::{App, HttpResponse, HttpServer, ResponseError, web};
+    use backstop_actix::Backstop as BackstopMiddleware;
+
+    impl ResponseError for ParityError {}
+
+    async fn panic() -> HttpResponse {
+        backstop_core::set_user(Some(User::with_id("u1")));
+        backstop_core::set_tag("area", "checkout");
+        backstop_core::add_breadcrumb(Breadcrumb::new("ui", "before the panic"));
+        panic!("parity panic");
+    }
+
+    async fn context(n: web::Path<u32>) -> HttpResponse {
+        let n = n.into_inner();
+        backstop_core::set_user(Some(User::with_id(n.to_string())));
+        backstop_core::set_tag("n", n.to_string());
+        backstop_core::add_breadcrumb(Breadcrumb::new("step", format!("step {n}")));
+        tokio::task::yield_now().await;
+        HttpResponse::InternalServerError().finish()
+    }
+
+    fn routes(config: &mut web::ServiceConfig) {
+        config
+            .route("/ok", web::get().to(|| async { "ok" }))
+            .route("/panic", web::get().to(panic))
+            .route(
+                "/error",
+                web::get().to(|| async {
+                    Err::<HttpResponse, _>(ParityError(std::io::Error::other("disk full")))
+                }),
+            )
+            .route(
+                "/bare500",
+                web::get().to(|| async { HttpResponse::InternalServerError().finish() }),
+            )
+            .route(
+                "/forbidden",
+                web::get().to(|| async { HttpResponse::Forbidden().finish() }),
+            )
+            .route(
+                "/items",
+                web::get().to(|item: web::Query<super::Item>| async move { item.id.to_string() }),
+            )
+            .route("/context/{n}", web::get().to(context));
+    }
+
+    pub(super) fn serve(client: &Client) -> SocketAddr {
+        let middleware = BackstopMiddleware::new(client).error_type::<ParityError>();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server =
+                    HttpServer::new(move || App::new().wrap(middleware.clone()).configure(routes))
+                        .workers(2)
+                        .bind(("127.0.0.1", 0))
+                        .expect("bind loopback");
+                tx.send(server.addrs()[0]).expect("the test waits");
+                server.run().await.expect("the server ran");
+            });
+        });
+        rx.recv().expect("the server started")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix() {
+    let (backstop, sink) = client(0.0);
+    let addr = actix_app::serve(&backstop);
+    backstop_parity::run_all("actix", addr, &backstop, &sink).await;
+    backstop_parity::tracing_and_sampling("actix", addr, &backstop, &sink, false).await;
+
+    let (backstop, sink) = client(1.0);
+    let addr = actix_app::serve(&backstop);
+    let transactions =
+        backstop_parity::tracing_and_sampling("actix", addr, &backstop, &sink, true).await;
     assert_eq!(transactions[1].name, "GET /ok");
 }
