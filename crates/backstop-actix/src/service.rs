@@ -18,7 +18,7 @@ use backstop_core::http::{
 };
 use backstop_core::scope::BuildRequest;
 use backstop_core::{EventId, Request, RequestScope, SpanStatus, TraceParent};
-use backstop_pages::{BacktraceFrame, DebugDetails, PageContext, PageFormat};
+use backstop_pages::{DebugDetails, PageContext, PageFormat};
 
 use crate::middleware::Shared;
 
@@ -498,23 +498,7 @@ fn panic_response<B>(
     let (id, details) = info.scope.capture_panic_detailed(payload, debug);
     let mut context = page_context(info, Some(id));
     if debug {
-        let mut debug_details = DebugDetails::new(details.message);
-        for frame in details.frames.iter().rev() {
-            let function = match (&frame.module, &frame.function) {
-                (Some(m), Some(f)) => format!("{m}::{f}"),
-                (None, Some(f)) => f.clone(),
-                _ => "<unknown>".to_owned(),
-            };
-            let mut shown = BacktraceFrame::new(function).in_app(frame.in_app == Some(true));
-            if let (Some(file), Some(line)) = (&frame.filename, frame.lineno) {
-                shown = shown.at(file.clone(), u32::try_from(line).unwrap_or(u32::MAX));
-            }
-            debug_details = debug_details.with_frame(shown);
-        }
-        if let Some(location) = details.location {
-            debug_details = debug_details.with_request_field("panicked at", location);
-        }
-        context = context.with_debug(debug_details);
+        context = context.with_debug(DebugDetails::from_panic(&details));
     }
     let head = HttpResponse::new(StatusCode::INTERNAL_SERVER_ERROR).drop_body();
     render(

@@ -187,6 +187,31 @@ impl BacktraceFrame {
     }
 }
 
+#[cfg(feature = "core")]
+impl DebugDetails {
+    /// What the debug page shows of a panic the adapter caught: the message, the
+    /// frames (innermost first, the application's own marked) and where it panicked.
+    pub fn from_panic(panic: &backstop_core::PanicDetails) -> Self {
+        let mut details = DebugDetails::new(panic.message.clone());
+        for frame in panic.frames.iter().rev() {
+            let function = match (&frame.module, &frame.function) {
+                (Some(module), Some(function)) => format!("{module}::{function}"),
+                (None, Some(function)) => function.clone(),
+                _ => "<unknown>".to_owned(),
+            };
+            let mut shown = BacktraceFrame::new(function).in_app(frame.in_app == Some(true));
+            if let (Some(file), Some(line)) = (&frame.filename, frame.lineno) {
+                shown = shown.at(file.clone(), u32::try_from(line).unwrap_or(u32::MAX));
+            }
+            details = details.with_frame(shown);
+        }
+        if let Some(location) = &panic.location {
+            details = details.with_request_field("panicked at", location.clone());
+        }
+        details
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use backstop_core::http::{
     error_response_event, status_event, transaction_name, version_name,
 };
 use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus, TraceParent};
-use backstop_pages::{BacktraceFrame, DebugDetails, PageContext};
+use backstop_pages::{DebugDetails, PageContext};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
@@ -527,23 +527,7 @@ fn panic_response<B>(
     let (id, details) = info.scope.capture_panic_detailed(payload, debug);
     let mut context = page_context(info, Some(id));
     if debug {
-        let mut debug_details = DebugDetails::new(details.message);
-        for frame in details.frames.iter().rev() {
-            let function = match (&frame.module, &frame.function) {
-                (Some(m), Some(f)) => format!("{m}::{f}"),
-                (None, Some(f)) => f.clone(),
-                _ => "<unknown>".to_owned(),
-            };
-            let mut shown = BacktraceFrame::new(function).in_app(frame.in_app == Some(true));
-            if let (Some(file), Some(line)) = (&frame.filename, frame.lineno) {
-                shown = shown.at(file.clone(), u32::try_from(line).unwrap_or(u32::MAX));
-            }
-            debug_details = debug_details.with_frame(shown);
-        }
-        if let Some(location) = details.location {
-            debug_details = debug_details.with_request_field("panicked at", location);
-        }
-        context = context.with_debug(debug_details);
+        context = context.with_debug(DebugDetails::from_panic(&details));
     }
     let parts = Response::new(()).into_parts().0;
     render(
