@@ -2,7 +2,6 @@
 //! request context.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,7 +16,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-fn backstop(options: Options) -> (Backstop, TestSink) {
+fn start_client(options: Options) -> (Backstop, TestSink) {
     let sink = TestSink::new();
     let backstop = Client::start(options.sink(sink.clone()).install_panic_hook(true)).unwrap();
     (backstop, sink)
@@ -149,7 +148,7 @@ fn flushed(backstop: &Backstop, sink: &TestSink) -> (Vec<Event>, Vec<Transaction
 
 #[tokio::test]
 async fn a_panic_in_the_handler_becomes_a_500_page_and_one_unhandled_event() {
-    let (backstop, sink) = backstop(
+    let (backstop, sink) = start_client(
         Options::new()
             .traces_sample_rate(1.0)
             .environment("production"),
@@ -206,7 +205,7 @@ async fn a_panic_in_the_handler_becomes_a_500_page_and_one_unhandled_event() {
 
 #[tokio::test]
 async fn a_panic_in_the_services_call_is_caught_too() {
-    let (backstop, sink) = backstop(Options::new());
+    let (backstop, sink) = start_client(Options::new());
     let service = tower::service_fn(
         |_req: Request<Body>| -> std::future::Ready<Result<Response, Infallible>> {
             panic!("panicked before returning a future")
@@ -242,7 +241,7 @@ async fn a_panic_in_the_services_call_is_caught_too() {
 
 #[tokio::test]
 async fn the_debug_page_shows_the_panic_only_in_development() {
-    let (backstop, _sink) = backstop(Options::new().environment("development"));
+    let (backstop, _sink) = start_client(Options::new().environment("development"));
     let app = app(BackstopLayer::new(&backstop));
     let (_, _, body) = send(&app, get_req("/panic")).await;
     assert!(
@@ -253,7 +252,7 @@ async fn the_debug_page_shows_the_panic_only_in_development() {
 
 #[tokio::test]
 async fn five_hundreds_are_recorded_with_and_without_an_error_object() {
-    let (backstop, sink) = backstop(Options::new().environment("production"));
+    let (backstop, sink) = start_client(Options::new().environment("production"));
     let app = app(BackstopLayer::new(&backstop));
     let (status, _, body) = send(&app, get_req("/error")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -295,7 +294,7 @@ async fn five_hundreds_are_recorded_with_and_without_an_error_object() {
 
 #[tokio::test]
 async fn ignored_statuses_and_4xx_are_not_recorded() {
-    let (backstop, sink) = backstop(Options::new().ignore_status(503));
+    let (backstop, sink) = start_client(Options::new().ignore_status(503));
     let app = app(BackstopLayer::new(&backstop));
     send(&app, get_req("/unavailable")).await;
     send(&app, get_req("/forbidden")).await;
@@ -306,7 +305,7 @@ async fn ignored_statuses_and_4xx_are_not_recorded() {
 
 #[tokio::test]
 async fn axum_defaults_and_rejections_become_pages_with_their_headers_and_text() {
-    let (backstop, _sink) = backstop(Options::new());
+    let (backstop, _sink) = start_client(Options::new());
     let app = app(BackstopLayer::new(&backstop));
     // An unknown path: axum's empty 404.
     let (status, headers, body) = send(&app, get_req("/no/such/page")).await;
@@ -369,7 +368,7 @@ async fn axum_defaults_and_rejections_become_pages_with_their_headers_and_text()
 
 #[tokio::test]
 async fn handler_json_errors_and_successes_pass_through_untouched() {
-    let (backstop, _sink) = backstop(Options::new());
+    let (backstop, _sink) = start_client(Options::new());
     let app = app(BackstopLayer::new(&backstop));
     let (status, headers, body) = send(&app, get_req("/json-error")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -394,7 +393,7 @@ async fn handler_json_errors_and_successes_pass_through_untouched() {
 
 #[tokio::test]
 async fn head_requests_get_headers_only() {
-    let (backstop, _sink) = backstop(Options::new());
+    let (backstop, _sink) = start_client(Options::new());
     let app = app(BackstopLayer::new(&backstop));
     let request = Request::head("/nope")
         .header(header::ACCEPT, "text/html")
@@ -413,7 +412,7 @@ async fn head_requests_get_headers_only() {
 
 #[tokio::test]
 async fn hostile_paths_and_headers_are_escaped_and_harmless() {
-    let (backstop, sink) = backstop(Options::new());
+    let (backstop, sink) = start_client(Options::new());
     let app = app(BackstopLayer::new(&backstop));
     let request =
         Request::get("/%3Cscript%3Ealert(1)%3C/script%3E?q=%3Cimg%20src=x%20onerror=alert(1)%3E")
@@ -436,7 +435,7 @@ async fn hostile_paths_and_headers_are_escaped_and_harmless() {
 
 #[tokio::test]
 async fn transactions_are_named_by_route_sampled_and_continue_traces() {
-    let (backstop, sink) = backstop(Options::new().traces_sample_rate(1.0));
+    let (backstop, sink) = start_client(Options::new().traces_sample_rate(1.0));
     let app = app(BackstopLayer::new(&backstop));
     send(&app, get_req("/users/7")).await;
     send(&app, get_req("/no/such/7")).await;
@@ -492,11 +491,11 @@ async fn transactions_are_named_by_route_sampled_and_continue_traces() {
     );
 
     // Sampling at 0 records no transaction; a sampler sees the route.
-    let (none, none_sink) = backstop_tuple(Options::new().traces_sample_rate(0.0));
+    let (none, none_sink) = start_client(Options::new().traces_sample_rate(0.0));
     let app = self::app(BackstopLayer::new(&none));
     send(&app, get_req("/")).await;
     assert!(flushed(&none, &none_sink).1.is_empty());
-    let (by_route, by_route_sink) = backstop_tuple(
+    let (by_route, by_route_sink) = start_client(
         Options::new().traces_sampler(|ctx| if ctx.route == Some("/") { 0.0 } else { 1.0 }),
     );
     let app = self::app(BackstopLayer::new(&by_route));
@@ -510,13 +509,9 @@ async fn transactions_are_named_by_route_sampled_and_continue_traces() {
     assert_eq!(names, ["GET /users/{id}"]);
 }
 
-fn backstop_tuple(options: Options) -> (Backstop, TestSink) {
-    backstop(options)
-}
-
 #[tokio::test]
 async fn a_cancelled_request_finishes_as_aborted() {
-    let (backstop, sink) = backstop(Options::new().traces_sample_rate(1.0));
+    let (backstop, sink) = start_client(Options::new().traces_sample_rate(1.0));
     let app = app(BackstopLayer::new(&backstop));
     let outcome = tokio::time::timeout(
         Duration::from_millis(50),
@@ -537,7 +532,7 @@ async fn a_cancelled_request_finishes_as_aborted() {
 async fn users_from_the_callback_the_extractor_and_set_user() {
     #[derive(Clone)]
     struct Auth(&'static str);
-    let (backstop, sink) = backstop(Options::new());
+    let (backstop, sink) = start_client(Options::new());
     let layer = BackstopLayer::new(&backstop)
         .user_from(|parts| parts.extensions.get::<Auth>().map(|a| User::with_id(a.0)));
     let app = app(layer).layer(axum::Extension(Auth("ann")));
@@ -558,7 +553,7 @@ async fn users_from_the_callback_the_extractor_and_set_user() {
 
 #[tokio::test]
 async fn request_ids_are_echoed_or_generated() {
-    let (backstop, _sink) = backstop(Options::new());
+    let (backstop, _sink) = start_client(Options::new());
     let app = app(BackstopLayer::new(&backstop));
     let request = Request::get("/")
         .header("x-request-id", "req-123")
@@ -572,7 +567,7 @@ async fn request_ids_are_echoed_or_generated() {
 
 #[tokio::test]
 async fn works_with_service_builder_around_the_whole_router() {
-    let (backstop, sink) = backstop(Options::new().traces_sample_rate(1.0));
+    let (backstop, sink) = start_client(Options::new().traces_sample_rate(1.0));
     let router: Router = Router::new().route("/", get(|| async { "home" }));
     let service = tower::ServiceBuilder::new()
         .layer(BackstopLayer::new(&backstop))
@@ -583,12 +578,11 @@ async fn works_with_service_builder_around_the_whole_router() {
     assert!(String::from_utf8_lossy(&body).contains("<h1"));
     let (_, transactions) = flushed(&backstop, &sink);
     assert_eq!(transactions.len(), 1);
-    let _ = Arc::new(());
 }
 
 #[tokio::test]
 async fn json_bodies_are_captured_scrubbed_and_still_reach_the_handler() {
-    let (backstop, sink) = backstop(Options::new());
+    let (backstop, sink) = start_client(Options::new());
     let app = Router::new()
         .route(
             "/login",
