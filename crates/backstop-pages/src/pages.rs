@@ -220,12 +220,18 @@ impl ErrorPages {
         let body = if is_head {
             String::new()
         } else {
-            let page = self.page_for(status, context);
-            match format {
-                PageFormat::Html => page.html().into_string(),
-                PageFormat::ProblemJson => problem::json(&page),
-                PageFormat::PlainText => problem::text(&page),
-            }
+            let body = |pages: &ErrorPages| {
+                let page = pages.page_for(status, context);
+                match format {
+                    PageFormat::Html => page.html().into_string(),
+                    PageFormat::ProblemJson => problem::json(&page),
+                    PageFormat::PlainText => problem::text(&page),
+                }
+            };
+            // A team's override or layout is its own code: if it panics, the visitor
+            // still gets a page, the default one.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(self)))
+                .unwrap_or_else(|_| body(&ErrorPages::default()))
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;

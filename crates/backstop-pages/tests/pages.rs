@@ -717,3 +717,30 @@ fn pages_stay_small() {
         assert!(body.len() < 10_000, "{status}: {} bytes", body.len());
     }
 }
+
+#[test]
+fn a_panicking_override_or_layout_falls_back_to_the_default_page() {
+    let pages = ErrorPages::default()
+        .page(StatusCode::NOT_FOUND, |_| {
+            panic!("the team's 404 page has a bug")
+        })
+        .layout(|page, _content| {
+            if page.status() == StatusCode::FORBIDDEN {
+                panic!("the team's layout has a bug");
+            }
+            html! { main { "wrapped" } }
+        });
+    for status in [StatusCode::NOT_FOUND, StatusCode::FORBIDDEN] {
+        let response = render(&pages, status, &ctx(), HTML);
+        assert_eq!(response.status(), status);
+        assert_common_headers(&response, "text/html; charset=utf-8");
+        assert!(
+            response.body().contains("<h1"),
+            "the default page: {}",
+            response.body()
+        );
+    }
+    // Pages that don't panic still use the team's layout.
+    let response = render(&pages, StatusCode::INTERNAL_SERVER_ERROR, &ctx(), HTML);
+    assert!(response.body().contains("wrapped"));
+}
