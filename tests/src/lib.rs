@@ -341,3 +341,78 @@ pub async fn tracing_and_sampling(
     assert_eq!(transactions[0].name, "GET /ok", "{framework}");
     transactions
 }
+
+/// The demo contract (DESIGN.md), end to end, against a demo served at `addr` whose
+/// client is `client` and whose SQLite store is at `db`: the home page links every
+/// route, each error route answers its status with a branded page, the data routes
+/// answer, `/slow` takes its 300 ms, and the store holds the issues and one
+/// transaction per request. Both demos' tests call it.
+pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::path::Path) {
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("http://{addr}{path}"))
+            .header("accept", "text/html")
+            .send()
+    };
+
+    let home = get("/").await.unwrap();
+    assert_eq!(home.status(), 200);
+    let body = home.text().await.unwrap();
+    for link in [
+        "/panic",
+        "/error",
+        "/forbidden",
+        "/bad-request",
+        "/users",
+        "/users/fixed",
+        "/slow",
+    ] {
+        assert!(body.contains(&format!("href=\"{link}\"")), "{link}");
+    }
+    for (path, status) in [
+        ("/panic", 500),
+        ("/error", 500),
+        ("/forbidden", 403),
+        ("/bad-request", 400),
+        ("/no/such/page", 404),
+    ] {
+        let response = get(path).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let page = response.text().await.unwrap();
+        assert_eq!(page.matches("<h1").count(), 1, "{path}: a branded page");
+    }
+    let users: serde_json::Value = get("/users").await.unwrap().json().await.unwrap();
+    assert!(users.as_array().unwrap().len() >= 20);
+    assert_eq!(get("/users/fixed").await.unwrap().status(), 200);
+    let started = std::time::Instant::now();
+    assert_eq!(get("/slow").await.unwrap().status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    assert!(client.flush(Duration::from_secs(10)));
+    let reader = backstop_store::StoreReader::open(db).unwrap();
+    let issues = reader
+        .issues(&backstop_store::IssueQuery::default())
+        .unwrap();
+    let titles: Vec<_> = issues.iter().map(|i| i.title.clone()).collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("panic: index out of bounds")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.iter().any(|t| t.starts_with("CheckoutError")),
+        "{titles:?}"
+    );
+    assert_eq!(
+        reader.transaction_count().unwrap(),
+        9,
+        "one transaction per request"
+    );
+}
