@@ -143,3 +143,95 @@ async fn the_client_address_comes_from_the_connection_and_trusted_proxies_only()
         "the proxy's claim is believed only when trusted"
     );
 }
+
+/// A client that hangs up mid-request: the server drops the request's future, and the
+/// transaction ends as aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_ends_the_transaction_as_aborted() {
+    let sink = TestSink::new();
+    let backstop =
+        Client::start(Options::new().traces_sample_rate(1.0).sink(sink.clone())).unwrap();
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                "late"
+            }),
+        )
+        .layer(BackstopLayer::new(&backstop));
+    let addr = serve(app).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(
+        http.get(format!("http://{addr}/slow"))
+            .send()
+            .await
+            .is_err(),
+        "the client gave up"
+    );
+    // The server notices the closed connection and drops the future.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(backstop.flush(Duration::from_secs(5)));
+        if let Some(transaction) = sink.transactions().pop() {
+            assert_eq!(transaction.name, "GET /slow");
+            assert_eq!(
+                transaction.status(),
+                Some(backstop_core::SpanStatus::Aborted)
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transaction never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Body capture over a real connection: the handler receives the whole body, and the
+/// event keeps its first bytes, scrubbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_bodies_over_the_wire() {
+    let sink = TestSink::new();
+    let backstop = Client::start(Options::new().sink(sink.clone())).unwrap();
+    let app = Router::new()
+        .route(
+            "/orders",
+            axum::routing::post(|body: String| async move {
+                assert_eq!(body.len(), 5_033, "the handler gets the whole body");
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }),
+        )
+        .layer(BackstopLayer::new(&backstop).capture_bodies(1024));
+    let addr = serve(app).await;
+    let body = format!(
+        r#"{{"card_token":"tok_live_123","note":"{}"}}"#,
+        "n".repeat(5_000)
+    );
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/orders"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    assert!(backstop.flush(Duration::from_secs(10)));
+    let data = sink.events()[0]
+        .request
+        .as_ref()
+        .unwrap()
+        .data
+        .clone()
+        .unwrap();
+    assert!(data.len() <= 1024 + 32, "{}", data.len());
+    assert!(
+        !data.contains("tok_live_123"),
+        "scrubbed even though the JSON was cut"
+    );
+    assert!(data.contains("card_token"));
+}
