@@ -3,23 +3,15 @@
 
 use std::any::Any;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use backstop_core::http::BodyCapture;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 /// The bytes kept so far, shared between the body and the request context.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    /// The captured body as text, if the handler read any of it.
-    pub(crate) fn text(&self) -> Option<String> {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
-    }
-}
+pub(crate) type Captured = Arc<BodyCapture>;
 
 /// Wraps the body so that the first `limit` bytes the handler reads are kept. Only
 /// axum's body type can be wrapped without changing the request's type (which would
@@ -32,11 +24,10 @@ pub(crate) fn tee<B: 'static>(body: B, limit: usize) -> (B, Option<Captured>) {
             (&mut slot as &mut dyn Any).downcast_mut::<Option<axum::body::Body>>()
             && let Some(inner) = axum_body.take()
         {
-            let captured = Captured::default();
+            let captured = Arc::new(BodyCapture::new(limit));
             *axum_body = Some(axum::body::Body::new(TeeBody {
                 inner,
                 captured: captured.clone(),
-                limit,
             }));
             let body = slot.expect("the slot was refilled");
             return (body, Some(captured));
@@ -55,7 +46,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         captured: Captured,
-        limit: usize,
     }
 }
 
@@ -72,13 +62,7 @@ impl<B: Body<Data = Bytes>> Body for TeeBody<B> {
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            let mut kept = this
-                .captured
-                .0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let room = this.limit.saturating_sub(kept.len());
-            kept.extend_from_slice(&data[..data.len().min(room)]);
+            this.captured.push(data);
         }
         Poll::Ready(frame)
     }

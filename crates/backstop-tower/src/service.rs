@@ -79,7 +79,7 @@ impl BuildRequest for RequestData {
             },
             self.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
         );
-        request.data = self.body.as_ref().and_then(crate::capture::Captured::text);
+        request.data = self.body.as_ref().and_then(|body| body.text());
         request
     }
 }
