@@ -119,9 +119,8 @@ where
         };
         let info = start(&shared, &mut parts, captured);
         let request = Request::from_parts(parts, body);
-        let scope = info.scope.clone();
         let called = {
-            let _entered = scope.enter();
+            let _entered = info.scope.enter();
             catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
         };
         match called {
@@ -423,6 +422,10 @@ where
         content_type.map(HeaderValue::as_bytes),
         response.body().size_hint().exact(),
     );
+    let PageDecision::Replace { detail_from_body } = decision else {
+        return Outcome::Done(response.map(BackstopBody::inner));
+    };
+    // Only a response that becomes a page needs the page's context.
     let mut context = page_context(info, event_id);
     if shared.pages.is_debug()
         && let Some(error) = &error
@@ -430,14 +433,9 @@ where
         context =
             context.with_debug(DebugDetails::new(error.0.to_string()).with_chain_of(&*error.0));
     }
-    match decision {
-        PageDecision::Keep => Outcome::Done(response.map(BackstopBody::inner)),
-        PageDecision::Replace {
-            detail_from_body: false,
-        } => Outcome::Done(page(shared, info, status, context, response.into_parts().0)),
-        PageDecision::Replace {
-            detail_from_body: true,
-        } => {
+    match detail_from_body {
+        false => Outcome::Done(page(shared, info, status, context, response.into_parts().0)),
+        true => {
             let shared = shared.clone();
             let data = info.data.clone();
             let (parts, body) = response.into_parts();
