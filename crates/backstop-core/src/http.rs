@@ -5,7 +5,7 @@
 //! - which error responses get a branded page ([`PagePolicy`]);
 //! - how transactions are named ([`transaction_name`]);
 //! - the client's IP behind trusted proxies ([`HttpOptions::client_ip`]);
-//! - the request id ([`HttpOptions::request_id`]);
+//! - the request id ([`is_valid_request_id`], [`new_request_id`]);
 //! - which bodies may be captured ([`HttpOptions::body_limit_for`]);
 //! - how a request becomes Sentry's request context ([`build_request`]).
 //!
@@ -115,7 +115,8 @@ pub enum PageDecision {
     },
 }
 
-/// The largest plain-text body read to become a page's detail; longer ones are cut.
+/// The largest plain-text body read to become a page's detail; a longer one is left out
+/// (the page goes without a detail), since a cut rejection message would mislead.
 pub const MAX_DETAIL_BYTES: usize = 4096;
 
 /// HTTP settings both adapters take, with the same defaults.
@@ -279,15 +280,6 @@ impl HttpOptions {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
-    /// The request id: the incoming header's value when it is sane (see
-    /// [`is_valid_request_id`]), else a new random one.
-    pub fn request_id(&self, incoming: Option<&[u8]>) -> String {
-        match incoming {
-            Some(v) if is_valid_request_id(v) => String::from_utf8_lossy(v).into_owned(),
-            _ => String::from_utf8_lossy(&new_request_id()).into_owned(),
-        }
-    }
-
     /// How many bytes of this request's body to capture, if any: only when capture is
     /// on, and only for JSON and form bodies.
     pub fn body_limit_for(&self, content_type: Option<&[u8]>) -> Option<usize> {
@@ -304,7 +296,8 @@ impl HttpOptions {
 }
 
 /// Whether an incoming request id can be trusted and echoed: 1 to 128 of
-/// `A-Z a-z 0-9 - _ . : / + = @`, the characters ids are made of.
+/// `A-Z a-z 0-9 - _ . : / + = @`, the characters ids are made of. Adapters reuse a
+/// valid incoming id as is and make one with [`new_request_id`] otherwise.
 pub fn is_valid_request_id(value: &[u8]) -> bool {
     let sane = |b: &u8| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b);
     (1..=128).contains(&value.len()) && value.iter().all(sane)
@@ -627,14 +620,20 @@ mod tests {
 
     #[test]
     fn request_ids() {
-        let http = HttpOptions::new();
-        assert_eq!(http.request_id(Some(b"abc-123")), "abc-123");
-        assert_eq!(http.request_id(None).len(), 32);
-        assert_eq!(http.request_id(Some(b"has space")).len(), 32);
-        assert_eq!(http.request_id(Some(b"\x00evil")).len(), 32);
-        assert_eq!(http.request_id(Some(b"<script>")).len(), 32);
-        assert_eq!(http.request_id(Some(b"trace:abc/1+2=3")), "trace:abc/1+2=3");
-        assert_eq!(http.request_id(Some(&[b'a'; 200])).len(), 32);
+        assert!(is_valid_request_id(b"abc-123"));
+        assert!(is_valid_request_id(b"trace:abc/1+2=3"));
+        assert!(!is_valid_request_id(b""));
+        assert!(!is_valid_request_id(b"has space"));
+        assert!(!is_valid_request_id(b"\x00evil"));
+        assert!(!is_valid_request_id(b"<script>"));
+        assert!(!is_valid_request_id(&[b'a'; 200]));
+        let id = new_request_id();
+        assert!(is_valid_request_id(&id), "a new id is itself valid");
+        assert!(
+            id.iter()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(new_request_id(), new_request_id());
     }
 
     #[test]
