@@ -184,7 +184,9 @@ pub fn scenarios() -> Vec<Scenario> {
             send: html("/%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
             status: 404,
             content_type: "text/html",
-            body_has: vec!["<h1"],
+            // The path is echoed (so the check below has something to bite on),
+            // in its encoded form, never as markup.
+            body_has: vec!["<h1", "%3Cscript%3Ealert(1)"],
             body_lacks: vec!["<script>alert(1)</script>"],
             events: no_events,
         },

@@ -430,6 +430,19 @@ async fn hostile_paths_and_headers_are_escaped_and_harmless() {
         headers["x-request-id"], "<script>",
         "an unsafe request id is replaced"
     );
+    // A rejection echoes the decoded segment into its text, which becomes the page's
+    // detail: the payload reaches the page, and must arrive escaped.
+    let request = Request::get("/users/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .header(header::ACCEPT, "text/html")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(&app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the decoded payload is on the page, escaped: {body}"
+    );
+    assert!(!body.contains("<script>alert(1)</script>"), "{body}");
     flushed(&backstop, &sink);
 }
 
