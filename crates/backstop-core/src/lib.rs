@@ -30,6 +30,7 @@
 
 pub mod client;
 mod console;
+pub mod detect;
 pub mod fingerprint;
 pub mod http;
 pub mod options;
@@ -39,6 +40,7 @@ mod process;
 pub mod protocol;
 pub mod scope;
 mod scrub;
+pub mod sql;
 mod stacktrace;
 pub mod test;
 pub mod trace;
@@ -49,8 +51,8 @@ pub use options::{Dsn, InitError, Options, SamplingContext};
 pub use panic::PanicDetails;
 pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
 pub use protocol::{
-    Breadcrumb, Event, EventId, Level, Request, Span, SpanId, SpanStatus, TraceId, Transaction,
-    User,
+    Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
+    SpanStatus, TraceId, Transaction, User,
 };
 pub use scope::{
     Bound, BuildRequest, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard, bind,

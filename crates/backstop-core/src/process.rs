@@ -151,6 +151,7 @@ impl Processor {
             tags: context.tags,
             extra,
             sdk: None,
+            problems: Vec::new(),
         };
         if let Some(code) = http_status {
             data.insert("http.response.status_code".into(), code.into());

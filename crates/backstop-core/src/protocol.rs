@@ -821,6 +821,97 @@ impl Span {
     }
 }
 
+/// What kind of performance problem a detector found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// One query, then the same query again for each row it returned.
+    NPlusOne,
+    /// The same statement (same parameters where known, else the same SQL) repeated.
+    DuplicateQueries,
+    /// One query over the slow-query threshold.
+    SlowQuery,
+    /// More queries in one request than the threshold.
+    TooManyQueries,
+}
+
+impl ProblemKind {
+    /// The name used in fingerprints, the store and the dashboard (`n_plus_one`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::NPlusOne => "n_plus_one",
+            ProblemKind::DuplicateQueries => "duplicate_queries",
+            ProblemKind::SlowQuery => "slow_query",
+            ProblemKind::TooManyQueries => "too_many_queries",
+        }
+    }
+
+    /// A title for people (`N+1 query`).
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemKind::NPlusOne => "N+1 query",
+            ProblemKind::DuplicateQueries => "Duplicate queries",
+            ProblemKind::SlowQuery => "Slow query",
+            ProblemKind::TooManyQueries => "Too many queries",
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A performance problem found in one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceProblem {
+    /// What was found.
+    pub kind: ProblemKind,
+    /// Groups occurrences into one issue: a hash of the kind, the transaction name
+    /// (route) and the query group.
+    pub fingerprint: String,
+    /// The normalised query at fault (`SELECT * FROM posts WHERE user_id = ?`); for
+    /// too many queries, the most frequent one.
+    pub description: String,
+    /// The stable hash of the normalised query ([`crate::sql`]), when one query is at
+    /// fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_group: Option<String>,
+    /// The span the offending queries ran under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<SpanId>,
+    /// The offending spans, in the order they started.
+    pub span_ids: Vec<SpanId>,
+    /// How many queries are involved.
+    pub count: u32,
+    /// Their total time, in milliseconds.
+    pub duration_ms: f64,
+}
+
+impl PerformanceProblem {
+    /// One line for people: `11 queries like `SELECT ...` took 64 ms`.
+    pub fn summary(&self) -> String {
+        let ms = self.duration_ms.round();
+        match self.kind {
+            ProblemKind::NPlusOne | ProblemKind::DuplicateQueries => format!(
+                "{} queries like `{}` took {ms} ms",
+                self.count, self.description
+            ),
+            ProblemKind::SlowQuery if self.count == 1 => {
+                format!("`{}` took {ms} ms", self.description)
+            }
+            ProblemKind::SlowQuery => format!(
+                "{} slow queries like `{}` took {ms} ms",
+                self.count, self.description
+            ),
+            ProblemKind::TooManyQueries => {
+                format!("{} queries in one request took {ms} ms", self.count)
+            }
+        }
+    }
+}
+
 /// The `trace` context of a transaction: its root span.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceContext {
@@ -892,6 +983,10 @@ pub struct Transaction {
     /// Which SDK sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk: Option<SdkInfo>,
+    /// Performance problems the worker's detectors found in this transaction (N+1,
+    /// duplicate, slow and too many queries). Backstop's own field: Sentry ignores it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<PerformanceProblem>,
 }
 
 fn transaction_type() -> String {

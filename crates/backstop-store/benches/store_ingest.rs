@@ -61,6 +61,7 @@ fn transaction(i: usize) -> Transaction {
         tags: BTreeMap::new(),
         extra: Default::default(),
         sdk: None,
+        problems: Vec::new(),
     }
 }
 

@@ -119,6 +119,7 @@ pub fn transaction_at(
         tags: Default::default(),
         extra: Default::default(),
         sdk: None,
+        problems: Vec::new(),
     }
 }
 
