@@ -418,3 +418,126 @@ pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::pa
         "one transaction per request"
     );
 }
+
+/// Installs the tracing layer as this process's global subscriber (once; later calls do
+/// nothing), so query spans are recorded on every runtime thread.
+pub fn install_tracing() {
+    use tracing_subscriber::prelude::*;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(
+            backstop_core::tracing::Config::new()
+                .sqlx_system("sqlite")
+                .layer(),
+        );
+        // Another test of this binary may have set one: then that one stays.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+/// The problem thresholds the demos run with: the production defaults, with no duration
+/// floor for N+1 queries (SQLite answers in microseconds).
+pub fn demo_thresholds() -> backstop_core::detect::Thresholds {
+    backstop_core::detect::Thresholds {
+        n_plus_one_duration: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+/// The demos' query routes, end to end, against a demo served at `addr` with
+/// [`install_tracing`] done, [`demo_thresholds`] set, and `sink` plugged into `client`:
+///
+/// - `/users` records one transaction with a function span, one query span for the
+///   users and one per user for their posts, all with real durations and row counts,
+///   nested under the function span; and flags exactly one N+1, naming the posts query;
+/// - `/users/fixed` records the one join, and no problem.
+pub async fn check_demo_queries(addr: SocketAddr, client: &Client, sink: &TestSink) {
+    use backstop_core::ProblemKind;
+    const POSTS_QUERY: &str = "SELECT title FROM posts WHERE user_id = ? ORDER BY id";
+
+    let http = reqwest::Client::new();
+    for path in ["/users", "/users/fixed"] {
+        let users: serde_json::Value = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let users = users.as_array().unwrap();
+        assert_eq!(users.len(), 20, "{path}");
+        assert!(
+            users
+                .iter()
+                .all(|u| u["posts"].as_array().unwrap().len() == 3)
+        );
+    }
+    assert!(client.flush(Duration::from_secs(10)));
+    let transactions = sink.transactions();
+    let find = |name: &str| {
+        transactions
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("no transaction {name}"))
+    };
+
+    let t = find("GET /users");
+    let root = t.trace_context().unwrap().span_id;
+    let function = t
+        .spans
+        .iter()
+        .find(|s| s.op.as_deref() == Some("function"))
+        .expect("the instrumented function's span");
+    assert_eq!(function.description.as_deref(), Some("users_n_plus_one"));
+    assert_eq!(function.parent_span_id, Some(root));
+    let queries: Vec<_> = t
+        .spans
+        .iter()
+        .filter(|s| s.op.as_deref() == Some("db.sql.query"))
+        .collect();
+    let described: Vec<_> = queries.iter().map(|q| q.description.clone()).collect();
+    assert_eq!(
+        queries.len(),
+        21,
+        "one users query, then one per user: {described:#?}"
+    );
+    for q in &queries {
+        assert_eq!(q.parent_span_id, Some(function.span_id));
+        assert!(q.timestamp > q.start_timestamp, "a real duration");
+        assert!(q.start_timestamp >= function.start_timestamp);
+        assert!(q.timestamp <= function.timestamp);
+        assert_eq!(q.data["db.system"], "sqlite");
+    }
+    assert_eq!(
+        queries[0].description.as_deref(),
+        Some("SELECT id, name FROM users ORDER BY id")
+    );
+    assert_eq!(queries[0].data["db.rows_returned"], 20);
+    assert!(queries[1..].iter().all(|q| {
+        q.description.as_deref() == Some(POSTS_QUERY) && q.data["db.rows_returned"] == 3
+    }));
+    assert_eq!(t.problems.len(), 1, "{:#?}", t.problems);
+    let problem = &t.problems[0];
+    assert_eq!(problem.kind, ProblemKind::NPlusOne);
+    assert_eq!(problem.description, POSTS_QUERY);
+    assert_eq!(problem.count, 20);
+    assert_eq!(problem.parent_span_id, Some(function.span_id));
+    let ids: Vec<_> = queries[1..].iter().map(|q| q.span_id).collect();
+    assert_eq!(problem.span_ids, ids);
+    assert!(
+        problem
+            .summary()
+            .starts_with(&format!("20 queries like `{POSTS_QUERY}` took"))
+    );
+
+    let fixed = find("GET /users/fixed");
+    let joins: Vec<_> = fixed
+        .spans
+        .iter()
+        .filter(|s| s.op.as_deref() == Some("db.sql.query"))
+        .collect();
+    assert_eq!(joins.len(), 1);
+    assert_eq!(joins[0].data["db.rows_returned"], 60);
+    assert!(fixed.problems.is_empty(), "{:#?}", fixed.problems);
+}

@@ -30,6 +30,7 @@
 
 pub mod client;
 mod console;
+mod db;
 pub mod detect;
 pub mod fingerprint;
 pub mod http;
@@ -40,13 +41,16 @@ mod process;
 pub mod protocol;
 pub mod scope;
 mod scrub;
+mod spans;
 pub mod sql;
 mod stacktrace;
 pub mod test;
 pub mod trace;
+pub mod tracing;
 
 pub use client::{Backstop, Client, init};
 pub use console::ConsoleSink;
+pub use db::{DbSpan, db_span};
 pub use options::{Dsn, InitError, Options, SamplingContext};
 pub use panic::PanicDetails;
 pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};

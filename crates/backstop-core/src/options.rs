@@ -19,6 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::detect::Thresholds;
 use crate::pipeline::Sink;
 use crate::protocol::{Breadcrumb, Event, Transaction};
 
@@ -78,6 +79,7 @@ pub struct Options {
     pub(crate) send_default_pii_text: Option<String>,
     pub(crate) max_breadcrumbs: usize,
     pub(crate) max_spans: usize,
+    pub(crate) detectors: Option<Thresholds>,
     pub(crate) before_send: Option<BeforeSend>,
     pub(crate) before_send_transaction: Option<BeforeSendTransaction>,
     pub(crate) before_breadcrumb: Option<BeforeBreadcrumb>,
@@ -120,6 +122,7 @@ impl fmt::Debug for Options {
             .field("send_default_pii", &self.send_default_pii)
             .field("max_breadcrumbs", &self.max_breadcrumbs)
             .field("max_spans", &self.max_spans)
+            .field("detectors", &self.detectors)
             .field("ignore_errors", &self.ignore_errors)
             .field("ignore_statuses", &self.ignore_statuses)
             .field("queue_capacity", &self.queue_capacity)
@@ -154,6 +157,7 @@ impl Options {
             send_default_pii_text: None,
             max_breadcrumbs: DEFAULT_MAX_BREADCRUMBS,
             max_spans: DEFAULT_MAX_SPANS,
+            detectors: Some(Thresholds::default()),
             before_send: None,
             before_send_transaction: None,
             before_breadcrumb: None,
@@ -282,6 +286,31 @@ impl Options {
     /// How many spans one transaction keeps (default 1000); the rest are counted.
     pub fn max_spans(mut self, max: usize) -> Self {
         self.max_spans = max;
+        self
+    }
+
+    /// The thresholds of the performance-problem detectors (N+1, duplicate, slow and
+    /// too many queries), which run on the worker over every sampled transaction.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backstop_core::{Options, detect::Thresholds};
+    ///
+    /// // In development: flag every N+1, however fast the database.
+    /// let options = Options::new().problem_thresholds(Thresholds {
+    ///     n_plus_one_duration: Duration::ZERO,
+    ///     ..Thresholds::default()
+    /// });
+    /// # drop(options);
+    /// ```
+    pub fn problem_thresholds(mut self, thresholds: Thresholds) -> Self {
+        self.detectors = Some(thresholds);
+        self
+    }
+
+    /// Turns the performance-problem detectors off (or back on, with their defaults).
+    pub fn detect_problems(mut self, enabled: bool) -> Self {
+        self.detectors = enabled.then(|| self.detectors.take().unwrap_or_default());
         self
     }
 
@@ -433,6 +462,7 @@ pub(crate) struct Settings {
     pub(crate) send_default_pii: bool,
     pub(crate) max_breadcrumbs: usize,
     pub(crate) max_spans: usize,
+    pub(crate) detectors: Option<Thresholds>,
     pub(crate) before_send: Option<BeforeSend>,
     pub(crate) before_send_transaction: Option<BeforeSendTransaction>,
     pub(crate) before_breadcrumb: Option<BeforeBreadcrumb>,
@@ -533,6 +563,7 @@ impl Options {
             send_default_pii: self.send_default_pii,
             max_breadcrumbs: self.max_breadcrumbs,
             max_spans: self.max_spans,
+            detectors: self.detectors.take(),
             before_send: self.before_send.take(),
             before_send_transaction: self.before_send_transaction.take(),
             before_breadcrumb: self.before_breadcrumb.take(),

@@ -262,8 +262,9 @@ pub(crate) struct PendingTransaction {
     pub(crate) event_id: crate::protocol::EventId,
     pub(crate) name: String,
     pub(crate) start: std::time::SystemTime,
+    pub(crate) started: std::time::Instant,
     pub(crate) end: std::time::SystemTime,
-    pub(crate) spans: Vec<crate::protocol::Span>,
+    pub(crate) spans: Vec<crate::spans::PendingSpan>,
     pub(crate) spans_dropped: u64,
     /// The scope's user, tags, contexts, extra and request, when any was set.
     pub(crate) context: Option<Box<ScopeContext>>,

@@ -1,6 +1,7 @@
 //! What the worker does to each record before the sinks see it: fill in the client's
 //! defaults, resolve the backtrace, group, scrub, then run the team's `before_send`.
 
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,11 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::options::Settings;
 use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record};
 use crate::protocol::{Event, SdkInfo, Transaction};
+use crate::sql::Normalizer;
 
 pub(crate) struct Processor {
     settings: Arc<Settings>,
     counters: Arc<Counters>,
     logged_panic: AtomicBool,
+    /// Normalised statements, cached: the worker sees the same queries over and over.
+    normalizer: RefCell<Normalizer>,
 }
 
 impl Processor {
@@ -21,6 +25,7 @@ impl Processor {
             settings,
             counters,
             logged_panic: AtomicBool::new(false),
+            normalizer: RefCell::new(Normalizer::default()),
         }
     }
 
@@ -119,6 +124,7 @@ impl Processor {
             event_id,
             name,
             start,
+            started,
             end,
             spans,
             spans_dropped,
@@ -134,6 +140,18 @@ impl Processor {
         if spans_dropped > 0 {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
+        let assembled = crate::spans::assemble(
+            spans,
+            crate::spans::Clock { start, started },
+            trace.trace_id,
+            trace.span_id,
+            &mut self.normalizer.borrow_mut(),
+            settings.send_default_pii,
+        );
+        let problems = match &settings.detectors {
+            Some(thresholds) => crate::detect::detect(&name, &assembled.query_spans(), thresholds),
+            None => Vec::new(),
+        };
         let mut transaction = Transaction {
             event_id,
             ty: "transaction".into(),
@@ -142,7 +160,7 @@ impl Processor {
             timestamp: end,
             platform: std::borrow::Cow::Borrowed("native"),
             contexts: context.contexts,
-            spans,
+            spans: assembled.spans,
             release: None,
             environment: None,
             server_name: None,
@@ -151,7 +169,7 @@ impl Processor {
             tags: context.tags,
             extra,
             sdk: None,
-            problems: Vec::new(),
+            problems,
         };
         if let Some(code) = http_status {
             data.insert("http.response.status_code".into(), code.into());

@@ -39,6 +39,7 @@ use crate::protocol::{
     Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
     SpanStatus, TraceId, User, Values,
 };
+use crate::spans::{PendingSpan, Recorded};
 use crate::trace::TraceParent;
 
 /// The context that events of one request carry: who, what, and what happened before.
@@ -277,7 +278,7 @@ pub struct RequestScope {
 
 struct State {
     scope: Scope,
-    spans: Vec<Span>,
+    spans: Vec<PendingSpan>,
     spans_dropped: u64,
     finished: bool,
 }
@@ -476,6 +477,15 @@ impl RequestScope {
 
     /// Records a finished child span. Spans past `max_spans` are counted, not kept.
     pub fn add_span(&self, span: Span) {
+        self.push_span(PendingSpan::Done(span));
+    }
+
+    /// Records a span seen by the tracing layer or a database guard.
+    pub(crate) fn record_span(&self, span: Recorded) {
+        self.push_span(PendingSpan::Recorded(span));
+    }
+
+    fn push_span(&self, span: PendingSpan) {
         if !self.sampled {
             return;
         }
@@ -489,6 +499,9 @@ impl RequestScope {
             drop(state);
             self.client.counters().spans_dropped(1);
             return;
+        }
+        if state.spans.capacity() == 0 {
+            state.spans.reserve(8);
         }
         state.spans.push(span);
     }
@@ -649,6 +662,7 @@ impl RequestScope {
             event_id,
             name,
             start: self.start,
+            started: self.started,
             end,
             spans,
             spans_dropped,

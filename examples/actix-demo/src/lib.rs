@@ -9,8 +9,11 @@
 //! | `GET /forbidden` | 403 |
 //! | `GET /bad-request` | 400 |
 //! | any unknown path | 404 |
-//! | `GET /users` | users and their posts |
-//! | `GET /users/fixed` | the same data |
+//! | `GET /users` | users and their posts, with an N+1: one query for the users, then one per user (sqlx on SQLite) |
+//! | `GET /users/fixed` | the same data in one join |
+//!
+//! The routes read their users from a [`SqlitePool`] in the app's data (see
+//! [`backstop_demo_data::open`]).
 //! | `GET /slow` | about 300 ms of work |
 //!
 //! The dashboard (`/_backstop/`) is not mounted yet: it arrives with the dashboard
@@ -21,12 +24,15 @@ use std::time::Duration;
 use actix_web::{HttpResponse, ResponseError, web};
 use backstop::actix::Backstop;
 use backstop::{Breadcrumb, Client, User};
+pub use backstop_demo_data::SqlitePool;
+use backstop_demo_data::UserPosts;
 use maud::{DOCTYPE, html};
 
 /// The Backstop middleware as the demo configures it.
 pub fn middleware(client: &Client) -> Backstop {
     Backstop::new(client)
         .error_type::<CheckoutError>()
+        .error_type::<DataError>()
         .user_from(|req| {
             // A real service reads its session here; the demo trusts a header.
             let id = req.headers().get("x-demo-user")?.to_str().ok()?;
@@ -34,7 +40,8 @@ pub fn middleware(client: &Client) -> Backstop {
         })
 }
 
-/// The demo's routes (wrap the app in [`middleware`]).
+/// The demo's routes (wrap the app in [`middleware`], and give it the users' pool as
+/// `web::Data<SqlitePool>`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
         .route("/panic", web::get().to(panic))
@@ -52,7 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             }),
         )
         .route("/users", web::get().to(users))
-        .route("/users/fixed", web::get().to(users))
+        .route("/users/fixed", web::get().to(users_fixed))
         .route("/slow", web::get().to(slow));
 }
 
@@ -66,8 +73,8 @@ async fn home() -> HttpResponse {
         ("/forbidden", "403"),
         ("/bad-request", "400"),
         ("/no/such/page", "an unknown path (404)"),
-        ("/users", "users and their posts"),
-        ("/users/fixed", "the same data"),
+        ("/users", "users and their posts, with an N+1 query"),
+        ("/users/fixed", "the same data in one join"),
         ("/slow", "about 300 ms of work"),
     ];
     let page = html! {
@@ -126,12 +133,40 @@ async fn error() -> Result<&'static str, CheckoutError> {
     Err(CheckoutError(std::io::Error::other("disk quota exceeded")))
 }
 
-async fn users() -> web::Json<serde_json::Value> {
-    let users: Vec<_> = (1..=20)
-        .map(|id| serde_json::json!({"id": id, "name": format!("user {id}"), "posts": [format!("post by {id}")]}))
-        .collect();
-    web::Json(serde_json::Value::Array(users))
+async fn users(data: web::Data<SqlitePool>) -> Result<web::Json<Vec<UserPosts>>, DataError> {
+    Ok(web::Json(
+        backstop_demo_data::users_n_plus_one(&data).await?,
+    ))
 }
+
+async fn users_fixed(data: web::Data<SqlitePool>) -> Result<web::Json<Vec<UserPosts>>, DataError> {
+    Ok(web::Json(backstop_demo_data::users_joined(&data).await?))
+}
+
+/// The data store failed: a 500; [`middleware`] names the type, so the event carries
+/// it and its source chain.
+#[derive(Debug)]
+pub struct DataError(backstop_demo_data::Error);
+
+impl From<backstop_demo_data::Error> for DataError {
+    fn from(error: backstop_demo_data::Error) -> Self {
+        DataError(error)
+    }
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the users could not be read")
+    }
+}
+
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl ResponseError for DataError {}
 
 async fn slow() -> &'static str {
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;

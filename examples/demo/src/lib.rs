@@ -9,21 +9,24 @@
 //! | `GET /forbidden` | 403 |
 //! | `GET /bad-request` | 400 |
 //! | any unknown path | 404 |
-//! | `GET /users` | users and their posts |
-//! | `GET /users/fixed` | the same data |
+//! | `GET /users` | users and their posts, with an N+1: one query for the users, then one per user (sqlx on SQLite) |
+//! | `GET /users/fixed` | the same data in one join |
 //! | `GET /slow` | about 300 ms of work |
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use backstop::{BackstopLayer, Breadcrumb, Client, ResponseErrorExt, User};
+use backstop_demo_data::{SqlitePool, UserPosts};
 use maud::{DOCTYPE, html};
 
-/// The demo's router, with the Backstop layer reporting to `client`.
-pub fn app(client: &Client) -> Router {
+/// The demo's router, with the Backstop layer reporting to `client`, reading its users
+/// from `data` (see [`backstop_demo_data::open`]).
+pub fn app(client: &Client, data: SqlitePool) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/panic", get(panic))
@@ -34,8 +37,9 @@ pub fn app(client: &Client) -> Router {
             get(|| async { (StatusCode::BAD_REQUEST, "the form was incomplete") }),
         )
         .route("/users", get(users))
-        .route("/users/fixed", get(users))
+        .route("/users/fixed", get(users_fixed))
         .route("/slow", get(slow))
+        .with_state(data)
         .layer(BackstopLayer::new(client).user_from(|parts| {
             // A real service reads its session here; the demo trusts a header.
             let id = parts.headers.get("x-demo-user")?.to_str().ok()?;
@@ -53,8 +57,8 @@ async fn home() -> Html<String> {
         ("/forbidden", "403"),
         ("/bad-request", "400"),
         ("/no/such/page", "an unknown path (404)"),
-        ("/users", "users and their posts"),
-        ("/users/fixed", "the same data"),
+        ("/users", "users and their posts, with an N+1 query"),
+        ("/users/fixed", "the same data in one join"),
         ("/slow", "about 300 ms of work"),
     ];
     let page = html! {
@@ -118,11 +122,45 @@ async fn error() -> Result<&'static str, CheckoutError> {
     Err(CheckoutError(std::io::Error::other("disk quota exceeded")))
 }
 
-async fn users() -> axum::Json<serde_json::Value> {
-    let users: Vec<_> = (1..=20)
-        .map(|id| serde_json::json!({"id": id, "name": format!("user {id}"), "posts": [format!("post by {id}")]}))
-        .collect();
-    axum::Json(serde_json::Value::Array(users))
+async fn users(State(data): State<SqlitePool>) -> Result<Json<Vec<UserPosts>>, DataError> {
+    Ok(Json(backstop_demo_data::users_n_plus_one(&data).await?))
+}
+
+async fn users_fixed(State(data): State<SqlitePool>) -> Result<Json<Vec<UserPosts>>, DataError> {
+    Ok(Json(backstop_demo_data::users_joined(&data).await?))
+}
+
+/// The data store failed: a 500, with the error attached for Backstop.
+#[derive(Debug)]
+pub struct DataError(backstop_demo_data::Error);
+
+impl From<backstop_demo_data::Error> for DataError {
+    fn from(error: backstop_demo_data::Error) -> Self {
+        DataError(error)
+    }
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the users could not be read")
+    }
+}
+
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl IntoResponse for DataError {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the users could not be read",
+        )
+            .into_response()
+            .with_error(self)
+    }
 }
 
 async fn slow() -> &'static str {

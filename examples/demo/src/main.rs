@@ -1,10 +1,14 @@
 //! The Backstop demo: an axum service on 127.0.0.1:3000 (`BACKSTOP_DEMO_ADDR`) with the
 //! Backstop layer, the SQLite store at `backstop.db` (`BACKSTOP_DB`) and the branded
-//! pages.
+//! pages. Its own data (users and posts) is in `backstop-demo-data.db`
+//! (`BACKSTOP_DEMO_DATA`), seeded at start.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use backstop::detect::Thresholds;
 use backstop::{Options, SqliteStore};
+use tracing_subscriber::prelude::*;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,15 +16,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| "127.0.0.1:3000".into())
         .parse()?;
     let db = std::env::var("BACKSTOP_DB").unwrap_or_else(|_| "backstop.db".into());
+    let data_path =
+        std::env::var("BACKSTOP_DEMO_DATA").unwrap_or_else(|_| "backstop-demo-data.db".into());
+    // Spans, query spans and breadcrumbs come through the tracing layer.
+    tracing_subscriber::registry()
+        .with(
+            backstop::tracing::Config::new()
+                .sqlx_system("sqlite")
+                .layer(),
+        )
+        .init();
     let backstop = backstop::init(
         Options::from_env()
             .release(concat!("backstop-demo@", env!("CARGO_PKG_VERSION")))
             .traces_sample_rate(1.0)
+            // A development setting: SQLite answers in microseconds, so flag every
+            // N+1 however little time it took.
+            .problem_thresholds(Thresholds {
+                n_plus_one_duration: Duration::ZERO,
+                ..Thresholds::default()
+            })
             .sink(SqliteStore::open(&db)?)
             .console(true),
     )?;
+    let data = backstop_demo_data::open(&data_path).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("Backstop demo on http://{addr} (events in {db})");
+    println!("Backstop demo on http://{addr} (events in {db}, data in {data_path})");
     for path in [
         "/",
         "/panic",
@@ -34,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         println!("  http://{addr}{path}");
     }
-    let app = backstop_demo::app(&backstop);
+    let app = backstop_demo::app(&backstop, data);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

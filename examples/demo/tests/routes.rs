@@ -1,24 +1,22 @@
 //! The demo contract, end to end: the demo's router on a real server on loopback,
-//! with the real SQLite store.
+//! with the real SQLite store, and its users read through sqlx from a real SQLite file.
 
 use std::net::SocketAddr;
 
-use backstop::{Options, SqliteStore};
+use backstop::test::TestSink;
+use backstop::{Client, Options, SqliteStore};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_of_the_demo_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("backstop.db");
-    let backstop = backstop::Client::start(
-        Options::new()
-            .environment("production")
-            .traces_sample_rate(1.0)
-            .sink(SqliteStore::open(&db).unwrap()),
-    )
-    .unwrap();
+/// Serves the demo on loopback with `options` plus the tracing layer and a fresh data
+/// file; returns its address and client.
+async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backstop::Backstop) {
+    backstop_parity::install_tracing();
+    let backstop = Client::start(options).unwrap();
+    let data = backstop_demo_data::open(dir.path().join("data.db"))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = backstop_demo::app(&backstop);
+    let app = backstop_demo::app(&backstop, data);
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -27,5 +25,30 @@ async fn every_route_of_the_demo_contract() {
         .await
         .unwrap();
     });
+    (addr, backstop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_of_the_demo_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("backstop.db");
+    let options = Options::new()
+        .environment("production")
+        .traces_sample_rate(1.0)
+        .sink(SqliteStore::open(&db).unwrap());
+    let (addr, backstop) = serve(options, &dir).await;
     backstop_parity::check_demo_contract(addr, &backstop, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_is_an_n_plus_one_and_users_fixed_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = TestSink::new();
+    let options = Options::new()
+        .traces_sample_rate(1.0)
+        .problem_thresholds(backstop_parity::demo_thresholds())
+        .sink(sink.clone())
+        .console(false);
+    let (addr, backstop) = serve(options, &dir).await;
+    backstop_parity::check_demo_queries(addr, &backstop, &sink).await;
 }

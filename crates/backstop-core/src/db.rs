@@ -1,0 +1,140 @@
+//! Query spans for drivers with no tracing of their own (rusqlite, raw clients).
+//!
+//! ```
+//! # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
+//! let conn = rusqlite::Connection::open_in_memory().unwrap();
+//! conn.execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)").unwrap();
+//!
+//! let sql = "INSERT INTO users (name) VALUES (?1)";
+//! let mut span = backstop_core::db_span("sqlite", sql);
+//! let inserted = conn.execute(sql, ["ann"]).unwrap();
+//! span.rows_affected(inserted as u64);
+//! drop(span); // the span ends here
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::protocol::{SpanId, SpanStatus};
+use crate::scope::RequestScope;
+use crate::spans::{Query, Recorded};
+
+/// Starts a query span for `sql` on the database system `system` (`sqlite`,
+/// `postgresql`, `mysql`, ...). The span ends when the guard drops.
+///
+/// Inside a sampled request it becomes a `db.sql.query` span, nested under the current
+/// recorded span; the worker normalises the statement and the detectors count it.
+/// Anywhere else the guard is inert and costs a thread-local read: `sql` is only
+/// copied when the span is recorded.
+pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
+    let inner = crate::tracing::current()
+        .filter(|(scope, _)| scope.is_sampled())
+        .map(|(scope, parent)| {
+            Box::new(Open {
+                scope,
+                parent,
+                start: Instant::now(),
+                status: None,
+                query: Query {
+                    system: Some(Cow::Borrowed(system)),
+                    statement: sql.to_owned(),
+                    ..Query::default()
+                },
+            })
+        });
+    DbSpan { inner }
+}
+
+/// A query span in progress; see [`db_span`].
+#[must_use = "the span ends when the guard drops"]
+pub struct DbSpan {
+    inner: Option<Box<Open>>,
+}
+
+struct Open {
+    scope: Arc<RequestScope>,
+    parent: Option<SpanId>,
+    start: Instant,
+    status: Option<SpanStatus>,
+    query: Query,
+}
+
+impl DbSpan {
+    /// Whether the span will be recorded (inside a sampled request).
+    pub fn is_recording(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// How many rows the statement changed.
+    pub fn rows_affected(&mut self, rows: u64) -> &mut Self {
+        if let Some(open) = &mut self.inner {
+            open.query.rows_affected = Some(rows);
+        }
+        self
+    }
+
+    /// How many rows the statement returned.
+    pub fn rows_returned(&mut self, rows: u64) -> &mut Self {
+        if let Some(open) = &mut self.inner {
+            open.query.rows_returned = Some(rows);
+        }
+        self
+    }
+
+    /// The bound parameters. They tell exact duplicates from N+1 queries, and are only
+    /// kept in the span's data when PII is allowed (`send_default_pii`).
+    pub fn params(&mut self, params: &dyn fmt::Debug) -> &mut Self {
+        if let Some(open) = &mut self.inner {
+            open.query.params = Some(format!("{params:?}"));
+        }
+        self
+    }
+
+    /// Marks the query as failed.
+    pub fn failed(&mut self) -> &mut Self {
+        if let Some(open) = &mut self.inner {
+            open.status = Some(SpanStatus::InternalError);
+        }
+        self
+    }
+
+    /// Ends the span now (the same as dropping it).
+    pub fn finish(self) {}
+}
+
+impl fmt::Debug for DbSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSpan")
+            .field("recording", &self.is_recording())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DbSpan {
+    fn drop(&mut self) {
+        let Some(open) = self.inner.take() else {
+            return;
+        };
+        let Open {
+            scope,
+            parent,
+            start,
+            status,
+            query,
+        } = *open;
+        scope.record_span(Recorded {
+            span_id: SpanId::new(),
+            parent,
+            op: Cow::Borrowed("db.sql.query"),
+            name: Cow::Borrowed(""),
+            start,
+            end: Instant::now(),
+            status,
+            query: Some(query),
+            fields: Vec::new(),
+            code: None,
+        });
+    }
+}

@@ -1,0 +1,243 @@
+//! Spans as the request thread records them, and how the worker turns them into
+//! Sentry's [`Span`]s.
+//!
+//! On the request path a span is only what was seen: ids, `Instant`s, the statement as
+//! executed and a few typed fields. Everything costly (wall-clock times, JSON data, SQL
+//! normalisation, the detectors) happens on the worker.
+
+use std::borrow::Cow;
+use std::time::{Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::detect::QuerySpan;
+use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
+use crate::sql::{Normalizer, group_hex};
+
+/// A span recorded under a request, not yet assembled.
+pub(crate) enum PendingSpan {
+    /// A span built by hand ([`crate::RequestScope::add_span`]).
+    Done(Span),
+    /// A span recorded by the tracing layer or a database guard.
+    Recorded(Recorded),
+}
+
+/// What the tracing layer or [`crate::db_span`] saw of one span.
+pub(crate) struct Recorded {
+    pub(crate) span_id: SpanId,
+    /// The span it ran under; `None` is the request's root span.
+    pub(crate) parent: Option<SpanId>,
+    /// `function`, `db`, `db.sql.query` ...
+    pub(crate) op: Cow<'static, str>,
+    /// The function's name; for queries, unused (the statement is the description).
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) start: Instant,
+    pub(crate) end: Instant,
+    pub(crate) status: Option<SpanStatus>,
+    /// Set for database spans.
+    pub(crate) query: Option<Query>,
+    /// The span's own fields (for function spans), or extra fields of a query.
+    pub(crate) fields: Vec<(&'static str, FieldValue)>,
+    /// Where the span was declared (`code.namespace`, `code.filepath`, `code.lineno`).
+    pub(crate) code: Option<&'static tracing::Metadata<'static>>,
+}
+
+/// A database statement.
+#[derive(Debug, Default)]
+pub(crate) struct Query {
+    /// `db.system`: `postgresql`, `mysql`, `sqlite` ...
+    pub(crate) system: Option<Cow<'static, str>>,
+    /// The statement as executed.
+    pub(crate) statement: String,
+    /// The bound parameters rendered as text, when the driver reports them.
+    pub(crate) params: Option<String>,
+    pub(crate) rows_affected: Option<u64>,
+    pub(crate) rows_returned: Option<u64>,
+}
+
+/// A field value as recorded: typed, so nothing is formatted on the request path
+/// unless it is text already.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FieldValue {
+    Str(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl FieldValue {
+    fn into_json(self) -> Value {
+        match self {
+            FieldValue::Str(s) => Value::String(s),
+            FieldValue::I64(v) => v.into(),
+            FieldValue::U64(v) => v.into(),
+            FieldValue::F64(v) => serde_json::Number::from_f64(v)
+                .map(Value::Number)
+                .unwrap_or_else(|| Value::String(v.to_string())),
+            FieldValue::Bool(v) => v.into(),
+        }
+    }
+}
+
+/// The clock of one request: maps its `Instant`s to wall-clock time.
+#[derive(Clone, Copy)]
+pub(crate) struct Clock {
+    pub(crate) start: SystemTime,
+    pub(crate) started: Instant,
+}
+
+impl Clock {
+    fn at(&self, instant: Instant) -> SystemTime {
+        match instant.checked_duration_since(self.started) {
+            Some(after) => self.start + after,
+            None => self.start - self.started.duration_since(instant),
+        }
+    }
+}
+
+/// The assembled spans of one transaction, with what the detectors need to know of
+/// its queries.
+pub(crate) struct Assembled {
+    pub(crate) spans: Vec<Span>,
+    /// For each query: its index in `spans`, the statement and params as executed,
+    /// and its group.
+    pub(crate) queries: Vec<QueryRef>,
+}
+
+pub(crate) struct QueryRef {
+    index: usize,
+    statement: String,
+    params: Option<String>,
+    group: u64,
+}
+
+impl Assembled {
+    /// The queries as the detectors take them.
+    pub(crate) fn query_spans(&self) -> Vec<QuerySpan<'_>> {
+        // A `db` span (an ORM's) that has a `db.sql.query` child (its driver's) is the
+        // same query seen twice: only the driver's counts.
+        let wrapped: std::collections::HashSet<SpanId> = self
+            .queries
+            .iter()
+            .filter_map(|q| {
+                let span = &self.spans[q.index];
+                (span.op.as_deref() == Some("db.sql.query"))
+                    .then_some(span.parent_span_id)
+                    .flatten()
+            })
+            .collect();
+        self.queries
+            .iter()
+            .filter(|q| !wrapped.contains(&self.spans[q.index].span_id))
+            .map(|q| {
+                let span = &self.spans[q.index];
+                QuerySpan {
+                    span_id: span.span_id,
+                    parent_span_id: span.parent_span_id,
+                    normalized: span.description.as_deref().unwrap_or_default(),
+                    group: q.group,
+                    statement: &q.statement,
+                    params: q.params.as_deref(),
+                    start: span.start_timestamp,
+                    end: span.timestamp,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Turns the recorded spans into Sentry's, normalising every statement. With
+/// `keep_statements` (PII allowed), the statement as executed and its parameters are
+/// kept in the span's data as well.
+pub(crate) fn assemble(
+    pending: Vec<PendingSpan>,
+    clock: Clock,
+    trace_id: TraceId,
+    root: SpanId,
+    normalizer: &mut Normalizer,
+    keep_statements: bool,
+) -> Assembled {
+    let mut spans = Vec::with_capacity(pending.len());
+    let mut queries = Vec::new();
+    for span in pending {
+        let recorded = match span {
+            PendingSpan::Done(span) => {
+                spans.push(span);
+                continue;
+            }
+            PendingSpan::Recorded(recorded) => recorded,
+        };
+        let Recorded {
+            span_id,
+            parent,
+            op,
+            name,
+            start,
+            end,
+            status,
+            query,
+            fields,
+            code,
+        } = recorded;
+        let mut data = Map::new();
+        if let Some(meta) = code {
+            data.insert("code.namespace".into(), meta.target().into());
+            if let Some(file) = meta.file() {
+                data.insert("code.filepath".into(), file.into());
+            }
+            if let Some(line) = meta.line() {
+                data.insert("code.lineno".into(), line.into());
+            }
+        }
+        for (key, value) in fields {
+            data.insert(key.into(), value.into_json());
+        }
+        let description = match query {
+            None => Some(name.into_owned()),
+            Some(query) => {
+                let system = query.system.as_deref();
+                let normal = normalizer.normalize(&query.statement, system);
+                let description = normal.text.clone();
+                let group = normal.group;
+                if let Some(system) = &query.system {
+                    data.insert("db.system".into(), system.as_ref().into());
+                }
+                data.insert("db.query_group".into(), group_hex(group).into());
+                if let Some(n) = query.rows_affected {
+                    data.insert("db.rows_affected".into(), n.into());
+                }
+                if let Some(n) = query.rows_returned {
+                    data.insert("db.rows_returned".into(), n.into());
+                }
+                if keep_statements {
+                    data.insert("db.statement".into(), query.statement.as_str().into());
+                    if let Some(params) = &query.params {
+                        data.insert("db.params".into(), params.as_str().into());
+                    }
+                }
+                queries.push(QueryRef {
+                    index: spans.len(),
+                    statement: query.statement,
+                    params: query.params,
+                    group,
+                });
+                Some(description)
+            }
+        };
+        let end = end.max(start);
+        spans.push(Span {
+            span_id,
+            trace_id,
+            parent_span_id: Some(parent.unwrap_or(root)),
+            op: Some(op.into_owned()),
+            description,
+            status: Some(status.unwrap_or(SpanStatus::Ok)),
+            start_timestamp: clock.at(start),
+            timestamp: clock.at(start) + end.duration_since(start),
+            tags: Default::default(),
+            data,
+        });
+    }
+    Assembled { spans, queries }
+}
