@@ -38,6 +38,19 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: i64,
     },
+    /// A reader was opened on a database with an older schema, which only a writer
+    /// ([`SqliteStore`](crate::SqliteStore)) upgrades.
+    #[error(
+        "the Backstop store at {path} has schema version {found}, older than this build reads ({supported}); open it once with SqliteStore to upgrade it"
+    )]
+    TooOld {
+        /// The database path.
+        path: PathBuf,
+        /// The schema version in the file (`PRAGMA user_version`).
+        found: i64,
+        /// The version this build reads.
+        supported: i64,
+    },
     /// A query or write failed.
     #[error("Backstop store at {path}: {source}")]
     Sqlite {
@@ -56,6 +69,7 @@ impl StoreError {
             StoreError::Open { path, .. }
             | StoreError::NotBackstop { path, .. }
             | StoreError::TooNew { path, .. }
+            | StoreError::TooOld { path, .. }
             | StoreError::Sqlite { path, .. } => path,
         }
     }

@@ -4,10 +4,14 @@
 //! batches, and it writes each batch in one SQLite transaction (WAL mode, so readers
 //! never wait). Events are grouped by fingerprint into issues, with counts, users
 //! affected, releases, a status and a regression flag; transactions are kept with their
-//! spans. Retention prunes by age and row count in small transactions.
+//! spans. The performance problems the detectors found in a transaction (N+1,
+//! duplicate, slow and too many queries) are issues too, grouped by their fingerprint,
+//! with each occurrence linked to its transaction. Retention prunes by age and row count
+//! in small transactions.
 //!
 //! [`StoreReader`] answers the dashboard's and alerts' questions with typed results:
-//! issues, events, routes with percentiles, the slowest requests, releases.
+//! issues, events, performance issues and their occurrences, routes with percentiles,
+//! the slowest requests, releases.
 //!
 //! ```
 //! use std::time::Duration;
@@ -42,7 +46,8 @@ mod store;
 
 pub use error::StoreError;
 pub use reader::{
-    EventSummary, InvalidStatus, Issue, IssueDetail, IssueId, IssueQuery, IssueSort, IssueStatus,
+    EventSummary, InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery,
+    IssueSort, IssueStatus, PerfIssue, PerfIssueDetail, PerfIssueQuery, PerfOccurrence,
     ReleaseSummary, RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats,
     StoreReader, StoredEvent,
 };

@@ -17,7 +17,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backstop_core::protocol::{Event, EventId, Level, TraceId, Transaction};
+use backstop_core::protocol::{Event, EventId, Level, ProblemKind, SpanId, TraceId, Transaction};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use crate::error::StoreError;
@@ -118,6 +118,59 @@ impl FromStr for IssueStatus {
     }
 }
 
+/// What an issue groups: error events, or one kind of performance problem found in
+/// transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IssueKind {
+    /// Error and message events.
+    #[default]
+    Error,
+    /// Performance problems of one kind (N+1, duplicate, slow or too many queries).
+    Performance(ProblemKind),
+}
+
+impl IssueKind {
+    /// The name stored in the `kind` column: `error`, or the problem's name
+    /// (`n_plus_one`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IssueKind::Error => "error",
+            IssueKind::Performance(kind) => kind.as_str(),
+        }
+    }
+
+    /// The problem kind, for a performance issue.
+    pub fn problem(&self) -> Option<ProblemKind> {
+        match self {
+            IssueKind::Error => None,
+            IssueKind::Performance(kind) => Some(*kind),
+        }
+    }
+
+    /// Errors or performance.
+    pub fn category(&self) -> IssueCategory {
+        match self {
+            IssueKind::Error => IssueCategory::Error,
+            IssueKind::Performance(_) => IssueCategory::Performance,
+        }
+    }
+}
+
+impl fmt::Display for IssueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The two families of issues, for lists and alert rules that want only one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IssueCategory {
+    /// Issues grouping error and message events.
+    Error,
+    /// Issues grouping performance problems.
+    Performance,
+}
+
 /// How an issue list is ordered (always descending).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IssueSort {
@@ -132,11 +185,13 @@ pub enum IssueSort {
     Users,
 }
 
-/// Which issues to list. The default lists the 100 most recently seen, of any status.
+/// Which issues to list. The default lists the 100 most recently seen, of any status
+/// and either category (errors and performance problems).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct IssueQuery {
     status: Option<IssueStatus>,
+    category: Option<IssueCategory>,
     release: Option<String>,
     first_release: Option<String>,
     environment: Option<String>,
@@ -150,6 +205,7 @@ impl Default for IssueQuery {
     fn default() -> Self {
         IssueQuery {
             status: None,
+            category: None,
             release: None,
             first_release: None,
             environment: None,
@@ -173,7 +229,13 @@ impl IssueQuery {
         self
     }
 
-    /// Only issues with an event in this release.
+    /// Only error issues, or only performance issues.
+    pub fn category(mut self, category: IssueCategory) -> Self {
+        self.category = Some(category);
+        self
+    }
+
+    /// Only issues with an event (or a problem) in this release.
     pub fn release(mut self, release: impl Into<String>) -> Self {
         self.release = Some(release.into());
         self
@@ -191,7 +253,8 @@ impl IssueQuery {
         self
     }
 
-    /// Only issues whose title or culprit contains `text` (ASCII case-insensitive).
+    /// Only issues whose title or culprit contains `text` (ASCII case-insensitive). For a
+    /// performance issue these are the query and the route.
     pub fn text(mut self, text: impl Into<String>) -> Self {
         let text = text.into();
         self.text = (!text.is_empty()).then_some(text);
@@ -217,24 +280,33 @@ impl IssueQuery {
     }
 }
 
-/// One issue: the events that share a fingerprint.
+/// One issue: the events, or the performance problems, that share a fingerprint.
+///
+/// A performance issue has the same status, regression flag, counts and releases as an
+/// error issue; its title is the query at fault and its culprit the route. See
+/// [`PerfIssue`] for its typed view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Issue {
     /// The id.
     pub id: IssueId,
-    /// The group hash ([`Event::group_hash`]).
+    /// The group hash ([`Event::group_hash`], or
+    /// [`PerformanceProblem::fingerprint`](backstop_core::protocol::PerformanceProblem::fingerprint)).
     pub fingerprint: String,
-    /// `Type: message` of the latest event.
+    /// Errors, or which kind of performance problem.
+    pub kind: IssueKind,
+    /// `Type: message` of the latest event; for a performance issue, the latest
+    /// occurrence's query (`SELECT * FROM posts WHERE user_id = ?`).
     pub title: String,
-    /// The top in-app frame, or the transaction.
+    /// The top in-app frame, or the transaction; for a performance issue, the route.
     pub culprit: Option<String>,
-    /// The latest event's level.
+    /// The latest event's level (`warning` for performance issues).
     pub level: Level,
     /// Unresolved, resolved or ignored.
     pub status: IssueStatus,
     /// Whether it came back after being resolved.
     pub regressed: bool,
-    /// Events received.
+    /// Events received (for a performance issue: occurrences, one per transaction it
+    /// was found in).
     pub count: u64,
     /// Distinct users affected (user ids, else IP addresses).
     pub users: u64,
@@ -503,6 +575,161 @@ pub struct ReleaseSummary {
     pub issues: u64,
 }
 
+/// Which performance issues to list. The default lists the 100 most recently seen, of
+/// any kind, route and status.
+///
+/// ```
+/// use backstop_core::protocol::ProblemKind;
+/// use backstop_store::{IssueSort, PerfIssueQuery};
+///
+/// let query = PerfIssueQuery::new()
+///     .kind(ProblemKind::NPlusOne)
+///     .route("GET /users")
+///     .sort(IssueSort::Count)
+///     .limit(20);
+/// # let _ = query;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct PerfIssueQuery {
+    kind: Option<ProblemKind>,
+    route: Option<String>,
+    status: Option<IssueStatus>,
+    release: Option<String>,
+    environment: Option<String>,
+    sort: IssueSort,
+    limit: usize,
+    offset: usize,
+}
+
+impl Default for PerfIssueQuery {
+    fn default() -> Self {
+        PerfIssueQuery {
+            kind: None,
+            route: None,
+            status: None,
+            release: None,
+            environment: None,
+            sort: IssueSort::LastSeen,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+impl PerfIssueQuery {
+    /// The default query.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only problems of this kind.
+    pub fn kind(mut self, kind: ProblemKind) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Only problems on this route (transaction name, `GET /users/{id}`).
+    pub fn route(mut self, route: impl Into<String>) -> Self {
+        self.route = Some(route.into());
+        self
+    }
+
+    /// Only issues with this status.
+    pub fn status(mut self, status: IssueStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only issues found in this release.
+    pub fn release(mut self, release: impl Into<String>) -> Self {
+        self.release = Some(release.into());
+        self
+    }
+
+    /// Only issues found in this environment.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// The order: last seen, first seen, count (occurrences) or users.
+    pub fn sort(mut self, sort: IssueSort) -> Self {
+        self.sort = sort;
+        self
+    }
+
+    /// At most this many (default 100).
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Skips this many (for paging).
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+}
+
+/// A performance issue: the occurrences of one performance problem (one kind, route
+/// and query) across transactions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfIssue {
+    /// The issue row: status, regression flag, count (transactions it was found in),
+    /// users, first and last seen, releases. Its title is the query, its culprit the
+    /// route.
+    pub issue: Issue,
+    /// What was found (the same as `issue.kind`, unwrapped).
+    pub kind: ProblemKind,
+    /// The route (transaction name) it was found in.
+    pub route: String,
+    /// The query's group hash, when one query is at fault.
+    pub query_group: Option<String>,
+}
+
+/// A performance issue with its most recent occurrences.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfIssueDetail {
+    /// The issue.
+    pub issue: PerfIssue,
+    /// The latest occurrences (most recently received first). Occurrences go with
+    /// their transactions under retention, so there may be fewer than `issue.count`.
+    pub occurrences: Vec<PerfOccurrence>,
+}
+
+/// One performance problem in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfOccurrence {
+    /// Its issue.
+    pub issue_id: IssueId,
+    /// What was found.
+    pub kind: ProblemKind,
+    /// The transaction it was found in (open it with [`StoreReader::request`]).
+    pub transaction_event_id: EventId,
+    /// The transaction's trace.
+    pub trace_id: Option<TraceId>,
+    /// The route (transaction name).
+    pub route: String,
+    /// When the transaction started.
+    pub timestamp: SystemTime,
+    /// The query at fault in this transaction (for too many queries, the most
+    /// frequent one).
+    pub description: String,
+    /// How many queries are involved.
+    pub count: u32,
+    /// Their total time.
+    pub duration: Duration,
+    /// The span the offending queries ran under.
+    pub parent_span_id: Option<SpanId>,
+    /// The offending spans, in the order they started.
+    pub span_ids: Vec<SpanId>,
+    /// The transaction's release.
+    pub release: Option<String>,
+    /// The transaction's environment.
+    pub environment: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------
 // Queries
 
@@ -535,11 +762,12 @@ const ISSUE_FILTER: &str = "(?1 IS NULL OR status = ?1)
     AND (?3 IS NULL OR first_release = ?3)
     AND (?4 IS NULL OR EXISTS (SELECT 1 FROM issue_environments e
                                WHERE e.issue_id = issues.id AND e.environment = ?4))
-    AND (?5 IS NULL OR title LIKE ?5 ESCAPE '\\' OR culprit LIKE ?5 ESCAPE '\\')";
+    AND (?5 IS NULL OR title LIKE ?5 ESCAPE '\\' OR culprit LIKE ?5 ESCAPE '\\')
+    AND (?6 IS NULL OR (kind = 'error') = (?6 = 'error'))";
 
 const ISSUE_COLUMNS: &str = "id, fingerprint, title, culprit, level, status, regressed, \
     times_seen, users, first_seen, last_seen, first_release, last_release, \
-    first_environment, last_environment";
+    first_environment, last_environment, kind";
 
 fn issue_row(r: &Row<'_>) -> rusqlite::Result<Issue> {
     Ok(Issue {
@@ -558,6 +786,84 @@ fn issue_row(r: &Row<'_>) -> rusqlite::Result<Issue> {
         last_release: r.get(12)?,
         first_environment: r.get(13)?,
         last_environment: r.get(14)?,
+        kind: issue_kind(&r.get::<_, String>(15)?)?,
+    })
+}
+
+fn problem_kind(s: &str) -> rusqlite::Result<ProblemKind> {
+    // Core's serde names are the stored names (`n_plus_one`).
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(conversion)
+}
+
+fn issue_kind(s: &str) -> rusqlite::Result<IssueKind> {
+    match s {
+        "error" => Ok(IssueKind::Error),
+        _ => problem_kind(s).map(IssueKind::Performance),
+    }
+}
+
+/// The performance issues; `?1` kind, `?2` route, `?3` status, `?4` release,
+/// `?5` environment.
+const PERF_FILTER: &str = "kind <> 'error'
+    AND (?1 IS NULL OR kind = ?1)
+    AND (?2 IS NULL OR culprit = ?2)
+    AND (?3 IS NULL OR status = ?3)
+    AND (?4 IS NULL OR EXISTS (SELECT 1 FROM issue_releases r
+                               WHERE r.issue_id = issues.id AND r.release = ?4))
+    AND (?5 IS NULL OR EXISTS (SELECT 1 FROM issue_environments e
+                               WHERE e.issue_id = issues.id AND e.environment = ?5))";
+
+fn perf_issue_row(r: &Row<'_>) -> rusqlite::Result<PerfIssue> {
+    let issue = issue_row(r)?;
+    let Some(kind) = issue.kind.problem() else {
+        return Err(conversion(NotPerformance));
+    };
+    Ok(PerfIssue {
+        kind,
+        route: issue.culprit.clone().unwrap_or_default(),
+        query_group: r.get(16)?,
+        issue,
+    })
+}
+
+/// A performance query met an error issue (only if the filter above is wrong).
+#[derive(Debug)]
+struct NotPerformance;
+
+impl fmt::Display for NotPerformance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an error issue where a performance issue was expected")
+    }
+}
+
+impl std::error::Error for NotPerformance {}
+
+const OCCURRENCE_COLUMNS: &str = "p.issue_id, i.kind, t.event_id, t.trace_id, t.name, \
+    t.timestamp, p.description, p.count, p.duration_us, p.parent_span_id, p.span_ids, \
+    t.release, t.environment";
+
+const OCCURRENCE_TABLES: &str = "transaction_problems p
+    JOIN transactions t ON t.id = p.transaction_id
+    JOIN issues i ON i.id = p.issue_id";
+
+fn occurrence_row(r: &Row<'_>) -> rusqlite::Result<PerfOccurrence> {
+    let trace_id: Option<String> = r.get(3)?;
+    let parent: Option<String> = r.get(9)?;
+    let span_ids: String = r.get(10)?;
+    Ok(PerfOccurrence {
+        issue_id: IssueId(r.get(0)?),
+        kind: problem_kind(&r.get::<_, String>(1)?)?,
+        transaction_event_id: parse(&r.get::<_, String>(2)?)?,
+        trace_id: trace_id.and_then(|t| t.parse().ok()),
+        route: r.get(4)?,
+        timestamp: time(r.get(5)?),
+        description: r.get(6)?,
+        count: r.get(7)?,
+        duration: micros(r.get(8)?),
+        parent_span_id: parent.map(|p| parse(&p)).transpose()?,
+        span_ids: serde_json::from_str(&span_ids).map_err(conversion)?,
+        release: r.get(11)?,
+        environment: r.get(12)?,
     })
 }
 
@@ -583,6 +889,22 @@ fn request_row(r: &Row<'_>) -> rusqlite::Result<RequestSummary> {
         release: r.get(11)?,
         environment: r.get(12)?,
     })
+}
+
+fn category_name(category: IssueCategory) -> &'static str {
+    match category {
+        IssueCategory::Error => "error",
+        IssueCategory::Performance => "performance",
+    }
+}
+
+fn issue_order(sort: IssueSort) -> &'static str {
+    match sort {
+        IssueSort::LastSeen => "last_seen DESC, id DESC",
+        IssueSort::FirstSeen => "first_seen DESC, id DESC",
+        IssueSort::Count => "times_seen DESC, last_seen DESC",
+        IssueSort::Users => "users DESC, last_seen DESC",
+    }
 }
 
 /// `%text%` for LIKE, with the wildcards in `text` escaped.
@@ -661,18 +983,13 @@ impl StoreReader {
         })
     }
 
-    /// Issues, filtered and sorted.
+    /// Issues, errors and performance problems alike, filtered and sorted.
     pub fn issues(&self, query: &IssueQuery) -> Result<Vec<Issue>, StoreError> {
-        let order = match query.sort {
-            IssueSort::LastSeen => "last_seen DESC, id DESC",
-            IssueSort::FirstSeen => "first_seen DESC, id DESC",
-            IssueSort::Count => "times_seen DESC, last_seen DESC",
-            IssueSort::Users => "users DESC, last_seen DESC",
-        };
+        let order = issue_order(query.sort);
         let sql = format!(
             "SELECT {ISSUE_COLUMNS} FROM issues WHERE {ISSUE_FILTER}
              ORDER BY {order}
-             LIMIT ?6 OFFSET ?7"
+             LIMIT ?7 OFFSET ?8"
         );
         let text = query.text.as_deref().map(like_pattern);
         self.with_conn(|c| {
@@ -684,6 +1001,7 @@ impl StoreReader {
                         query.first_release,
                         query.environment,
                         text,
+                        query.category.map(category_name),
                         query.limit as i64,
                         query.offset as i64,
                     ],
@@ -705,6 +1023,7 @@ impl StoreReader {
                     query.first_release,
                     query.environment,
                     text,
+                    query.category.map(category_name),
                 ],
                 |r| r.get::<_, i64>(0),
             )
@@ -712,7 +1031,9 @@ impl StoreReader {
         .map(|n| n as u64)
     }
 
-    /// One issue with its latest `events` events (most recently received first).
+    /// One issue with its latest `events` events (most recently received first). A
+    /// performance issue has no events: its occurrences come from
+    /// [`performance_issue`](Self::performance_issue).
     pub fn issue(&self, id: IssueId, events: usize) -> Result<Option<IssueDetail>, StoreError> {
         self.with_conn(|c| {
             let Some(issue) = c
@@ -762,7 +1083,95 @@ impl StoreReader {
         })
     }
 
-    /// The issue an event of this fingerprint ([`Event::group_hash`]) belongs to.
+    /// Performance issues, filtered and sorted.
+    pub fn performance_issues(&self, query: &PerfIssueQuery) -> Result<Vec<PerfIssue>, StoreError> {
+        let order = issue_order(query.sort);
+        let sql = format!(
+            "SELECT {ISSUE_COLUMNS}, query_group FROM issues WHERE {PERF_FILTER}
+             ORDER BY {order}
+             LIMIT ?6 OFFSET ?7"
+        );
+        self.with_conn(|c| {
+            c.prepare_cached(&sql)?
+                .query_map(
+                    params![
+                        query.kind.map(ProblemKind::as_str),
+                        query.route,
+                        query.status.map(|s| s.as_str()),
+                        query.release,
+                        query.environment,
+                        query.limit as i64,
+                        query.offset as i64,
+                    ],
+                    perf_issue_row,
+                )?
+                .collect()
+        })
+    }
+
+    /// How many performance issues match (ignoring sort, limit and offset), for paging.
+    pub fn performance_issue_count(&self, query: &PerfIssueQuery) -> Result<u64, StoreError> {
+        let sql = format!("SELECT count(*) FROM issues WHERE {PERF_FILTER}");
+        self.with_conn(|c| {
+            c.prepare_cached(&sql)?.query_row(
+                params![
+                    query.kind.map(ProblemKind::as_str),
+                    query.route,
+                    query.status.map(|s| s.as_str()),
+                    query.release,
+                    query.environment,
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| n as u64)
+    }
+
+    /// One performance issue with its latest `occurrences` (most recently received
+    /// first), each linking to its transaction. `None` for an unknown id or an error
+    /// issue.
+    pub fn performance_issue(
+        &self,
+        id: IssueId,
+        occurrences: usize,
+    ) -> Result<Option<PerfIssueDetail>, StoreError> {
+        self.with_conn(|c| {
+            let Some(issue) = c
+                .prepare_cached(&format!(
+                    "SELECT {ISSUE_COLUMNS}, query_group FROM issues
+                     WHERE id = ?1 AND kind <> 'error'"
+                ))?
+                .query_row([id.0], perf_issue_row)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let occurrences = c
+                .prepare_cached(&format!(
+                    "SELECT {OCCURRENCE_COLUMNS} FROM {OCCURRENCE_TABLES}
+                     WHERE p.issue_id = ?1 ORDER BY p.transaction_id DESC, p.seq LIMIT ?2"
+                ))?
+                .query_map(params![id.0, occurrences as i64], occurrence_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(Some(PerfIssueDetail { issue, occurrences }))
+        })
+    }
+
+    /// The performance problems found in one transaction, in the detectors' order.
+    /// Empty for a transaction without problems, or one not (or no longer) kept.
+    pub fn transaction_problems(&self, id: EventId) -> Result<Vec<PerfOccurrence>, StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {OCCURRENCE_COLUMNS} FROM {OCCURRENCE_TABLES}
+                 WHERE t.event_id = ?1 ORDER BY p.seq"
+            ))?
+            .query_map([id.to_string()], occurrence_row)?
+            .collect()
+        })
+    }
+
+    /// The issue an event of this fingerprint ([`Event::group_hash`]), or a performance
+    /// problem of this fingerprint, belongs to.
     pub fn issue_by_fingerprint(&self, fingerprint: &str) -> Result<Option<Issue>, StoreError> {
         self.with_conn(|c| {
             c.prepare_cached(&format!(

@@ -2,7 +2,10 @@
 //!
 //! `PRAGMA user_version` holds the schema version; `PRAGMA application_id` marks the file
 //! as Backstop's. A migration is one entry in [`MIGRATIONS`]; adding one is appending a
-//! string (performance problems, for example, will come as a new `problems` table).
+//! string. A migration only adds (tables, columns with defaults, indexes), so upgrading
+//! a large file is instant; an older build refuses a newer file ([`StoreError::TooNew`])
+//! and a reader refuses an older one until a writer has upgraded it
+//! ([`StoreError::TooOld`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -117,6 +120,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (transaction_id, seq)
     ) WITHOUT ROWID;
     "#,
+    // Version 2: performance problems. They are issues like errors (one list, one
+    // status, regressions, new issues per release), told apart by `kind`; each
+    // occurrence links the issue to the transaction it was found in.
+    r#"
+    ALTER TABLE issues ADD COLUMN kind TEXT NOT NULL DEFAULT 'error';
+    ALTER TABLE issues ADD COLUMN query_group TEXT;
+
+    CREATE TABLE transaction_problems (
+        transaction_id  INTEGER NOT NULL REFERENCES transactions (id),
+        seq             INTEGER NOT NULL,
+        issue_id        INTEGER NOT NULL REFERENCES issues (id),
+        description     TEXT NOT NULL,
+        count           INTEGER NOT NULL,
+        duration_us     INTEGER NOT NULL,
+        parent_span_id  TEXT,
+        span_ids        TEXT NOT NULL,
+        PRIMARY KEY (transaction_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX transaction_problems_issue ON transaction_problems (issue_id, transaction_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -180,6 +203,13 @@ pub(crate) fn open(
         return Err(StoreError::NotBackstop {
             path: path.to_owned(),
             reason: "the database is empty (no store has written to it yet)".into(),
+        });
+    } else if version < VERSION {
+        // A reader cannot migrate; the queries would fail on missing tables instead.
+        return Err(StoreError::TooOld {
+            path: path.to_owned(),
+            found: version,
+            supported: VERSION,
         });
     }
     Ok(conn)
@@ -295,4 +325,31 @@ fn migrate(path: &Path, conn: &Connection, from: i64) -> Result<(), StoreError> 
         tracing::debug!(target: "backstop", path = %path.display(), version = to, "migrated the store");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    /// Statements only, without comments or layout.
+    fn statements(sql: &str) -> Vec<String> {
+        sql.lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .split(';')
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn a_released_migration_is_never_edited() {
+        // Files in the wild were created by it; the migration tests build version-1
+        // files from this frozen copy.
+        assert_eq!(
+            statements(MIGRATIONS[0]),
+            statements(include_str!("../tests/fixtures/schema_v1.sql"))
+        );
+    }
 }

@@ -1,13 +1,14 @@
 //! The writer: [`SqliteStore`] is the pipeline [`Sink`] that writes each batch in one
 //! SQLite transaction, then prunes by age and row count.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use backstop_core::protocol::{Event, Transaction};
+use backstop_core::protocol::{Event, PerformanceProblem, Transaction, User};
 use backstop_core::{Record, Sink, SinkError};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
@@ -119,7 +120,8 @@ impl StoreBuilder {
 }
 
 /// The embedded SQLite store: a [`Sink`] that keeps events grouped into issues, and
-/// transactions with their spans. Read it with a [`StoreReader`].
+/// transactions with their spans and performance problems (grouped into issues too).
+/// Read it with a [`StoreReader`].
 ///
 /// ```
 /// use backstop_store::SqliteStore;
@@ -434,9 +436,9 @@ fn micros(t: SystemTime) -> i64 {
     }
 }
 
-/// Who an event affected: the user id, else the IP address.
-fn user_key(event: &Event) -> Option<String> {
-    let user = event.user.as_ref()?;
+/// Who an event or transaction affected: the user id, else the IP address.
+fn user_key(user: Option<&User>) -> Option<String> {
+    let user = user?;
     if let Some(id) = &user.id {
         return Some(format!("id:{id}"));
     }
@@ -525,31 +527,25 @@ fn write_event(
     let level = event.level.as_str();
     let release = event.release.as_deref();
     let environment = event.environment.as_deref();
-    let user = user_key(event);
+    let user = user_key(event.user.as_ref());
 
-    let existing: Option<i64> = tx
-        .prepare_cached("SELECT id FROM issues WHERE fingerprint = ?1")?
-        .query_row([&fingerprint], |r| r.get(0))
-        .optional()?;
+    let (fingerprint, existing) = find_issue(tx, &fingerprint, ERROR_KIND)?;
     let issue_id = match existing {
         Some(id) => id,
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO issues (fingerprint, title, culprit, level, first_seen, last_seen,
-                    first_release, last_release, first_environment, last_environment)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, ?7, ?7)",
-            )?
-            .execute(params![
-                fingerprint,
-                title,
+        None => insert_issue(
+            tx,
+            &NewIssue {
+                fingerprint: &fingerprint,
+                kind: ERROR_KIND,
+                title: &title,
                 culprit,
                 level,
+                query_group: None,
                 ts,
                 release,
-                environment
-            ])?;
-            tx.last_insert_rowid()
-        }
+                environment,
+            },
+        )?,
     };
 
     let trace_id = event
@@ -584,65 +580,162 @@ fn write_event(
         return Ok(None);
     }
 
+    let times_seen = record_occurrence(
+        tx,
+        issue_id,
+        &Occurrence {
+            ts,
+            user: user.as_deref(),
+            release,
+            environment,
+            title: &title,
+            culprit,
+            level,
+        },
+    )?;
+    let over = retention
+        .max_events_per_issue
+        .is_some_and(|cap| times_seen as u64 > cap.max(2));
+    Ok(over.then_some(issue_id))
+}
+
+/// The `kind` of error issues; performance issues use [`ProblemKind::as_str`].
+///
+/// [`ProblemKind::as_str`]: backstop_core::protocol::ProblemKind::as_str
+const ERROR_KIND: &str = "error";
+
+/// Finds the issue of `fingerprint` and `kind`. Errors and performance problems share
+/// the fingerprint column; should a fingerprint already belong to an issue of another
+/// kind, this kind's occurrences go to the key `kind:fingerprint` instead (a plain
+/// fingerprint is hex, so the two cannot meet), rather than mixing the two.
+fn find_issue<'f>(
+    tx: &rusqlite::Transaction<'_>,
+    fingerprint: &'f str,
+    kind: &str,
+) -> rusqlite::Result<(Cow<'f, str>, Option<i64>)> {
+    let mut stmt = tx.prepare_cached("SELECT id, kind FROM issues WHERE fingerprint = ?1")?;
+    let found: Option<(i64, String)> = stmt
+        .query_row([fingerprint], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match found {
+        None => Ok((Cow::Borrowed(fingerprint), None)),
+        Some((id, found_kind)) if found_kind == kind => Ok((Cow::Borrowed(fingerprint), Some(id))),
+        Some(_) => {
+            let key = format!("{kind}:{fingerprint}");
+            let id = stmt.query_row([&key], |r| r.get(0)).optional()?;
+            Ok((Cow::Owned(key), id))
+        }
+    }
+}
+
+/// A new issue's first row.
+struct NewIssue<'a> {
+    fingerprint: &'a str,
+    kind: &'a str,
+    title: &'a str,
+    culprit: Option<&'a str>,
+    level: &'a str,
+    query_group: Option<&'a str>,
+    ts: i64,
+    release: Option<&'a str>,
+    environment: Option<&'a str>,
+}
+
+fn insert_issue(tx: &rusqlite::Transaction<'_>, issue: &NewIssue<'_>) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO issues (fingerprint, kind, title, culprit, level, query_group,
+            first_seen, last_seen, first_release, last_release, first_environment,
+            last_environment)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?8, ?9, ?9)",
+    )?
+    .execute(params![
+        issue.fingerprint,
+        issue.kind,
+        issue.title,
+        issue.culprit,
+        issue.level,
+        issue.query_group,
+        issue.ts,
+        issue.release,
+        issue.environment,
+    ])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// One occurrence of an issue (an event, or a problem in a transaction), as it
+/// updates the issue.
+struct Occurrence<'a> {
+    ts: i64,
+    user: Option<&'a str>,
+    release: Option<&'a str>,
+    environment: Option<&'a str>,
+    title: &'a str,
+    culprit: Option<&'a str>,
+    level: &'a str,
+}
+
+/// Counts an occurrence on its issue: users, releases, environments, first and last
+/// seen, and the status (a resolved issue reopens as regressed). Returns the issue's
+/// new count.
+fn record_occurrence(
+    tx: &rusqlite::Transaction<'_>,
+    issue_id: i64,
+    o: &Occurrence<'_>,
+) -> rusqlite::Result<i64> {
     let mut new_user = 0;
-    if let Some(user) = &user {
+    if let Some(user) = o.user {
         new_user = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO issue_users (issue_id, user_key) VALUES (?1, ?2)",
             )?
             .execute(params![issue_id, user])?;
     }
-    if let Some(release) = release {
+    if let Some(release) = o.release {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO issue_releases (issue_id, release) VALUES (?1, ?2)",
         )?
         .execute(params![issue_id, release])?;
     }
-    if let Some(environment) = environment {
+    if let Some(environment) = o.environment {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO issue_environments (issue_id, environment) VALUES (?1, ?2)",
         )?
         .execute(params![issue_id, environment])?;
     }
     // SET expressions see the row as it was, so `status = 'resolved'` below is the old
-    // status: a resolved issue that gets an event is reopened and flagged regressed.
-    let times_seen: i64 = tx
-        .prepare_cached(
-            "UPDATE issues SET
-                times_seen = times_seen + 1,
-                users = users + ?2,
-                regressed = CASE WHEN status = 'resolved' THEN 1 ELSE regressed END,
-                status_changed = CASE WHEN status = 'resolved' THEN ?3 ELSE status_changed END,
-                status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
-                first_release = CASE WHEN ?3 < first_seen THEN ?4 ELSE first_release END,
-                first_environment = CASE WHEN ?3 < first_seen THEN ?5 ELSE first_environment END,
-                first_seen = min(first_seen, ?3),
-                last_release = CASE WHEN ?3 >= last_seen THEN ?4 ELSE last_release END,
-                last_environment = CASE WHEN ?3 >= last_seen THEN ?5 ELSE last_environment END,
-                title = CASE WHEN ?3 >= last_seen THEN ?6 ELSE title END,
-                culprit = CASE WHEN ?3 >= last_seen THEN ?7 ELSE culprit END,
-                level = CASE WHEN ?3 >= last_seen THEN ?8 ELSE level END,
-                last_seen = max(last_seen, ?3)
-             WHERE id = ?1
-             RETURNING times_seen",
-        )?
-        .query_row(
-            params![
-                issue_id,
-                new_user as i64,
-                ts,
-                release,
-                environment,
-                title,
-                culprit,
-                level
-            ],
-            |r| r.get(0),
-        )?;
-    let over = retention
-        .max_events_per_issue
-        .is_some_and(|cap| times_seen as u64 > cap.max(2));
-    Ok(over.then_some(issue_id))
+    // status: a resolved issue that recurs is reopened and flagged regressed.
+    tx.prepare_cached(
+        "UPDATE issues SET
+            times_seen = times_seen + 1,
+            users = users + ?2,
+            regressed = CASE WHEN status = 'resolved' THEN 1 ELSE regressed END,
+            status_changed = CASE WHEN status = 'resolved' THEN ?3 ELSE status_changed END,
+            status = CASE WHEN status = 'resolved' THEN 'unresolved' ELSE status END,
+            first_release = CASE WHEN ?3 < first_seen THEN ?4 ELSE first_release END,
+            first_environment = CASE WHEN ?3 < first_seen THEN ?5 ELSE first_environment END,
+            first_seen = min(first_seen, ?3),
+            last_release = CASE WHEN ?3 >= last_seen THEN ?4 ELSE last_release END,
+            last_environment = CASE WHEN ?3 >= last_seen THEN ?5 ELSE last_environment END,
+            title = CASE WHEN ?3 >= last_seen THEN ?6 ELSE title END,
+            culprit = CASE WHEN ?3 >= last_seen THEN ?7 ELSE culprit END,
+            level = CASE WHEN ?3 >= last_seen THEN ?8 ELSE level END,
+            last_seen = max(last_seen, ?3)
+         WHERE id = ?1
+         RETURNING times_seen",
+    )?
+    .query_row(
+        params![
+            issue_id,
+            new_user as i64,
+            o.ts,
+            o.release,
+            o.environment,
+            o.title,
+            o.culprit,
+            o.level
+        ],
+        |r| r.get(0),
+    )
 }
 
 fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlite::Result<()> {
@@ -708,13 +801,85 @@ fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlit
             (micros(span.timestamp) - span_start).max(0),
         ])?;
     }
+    // Nothing more for the usual transaction, which has no problems.
+    if !t.problems.is_empty() {
+        let user = user_key(t.user.as_ref());
+        for (seq, problem) in t.problems.iter().enumerate() {
+            let occurrence = Occurrence {
+                ts: start.div_euclid(1000),
+                user: user.as_deref(),
+                release: t.release.as_deref(),
+                environment: t.environment.as_deref(),
+                title: &problem.description,
+                culprit: Some(&t.name),
+                level: PROBLEM_LEVEL,
+            };
+            write_problem(tx, id, seq, problem, &occurrence)?;
+        }
+    }
+    Ok(())
+}
+
+/// The level of performance issues: worth a look, not a failure.
+const PROBLEM_LEVEL: &str = "warning";
+
+/// Writes one performance problem of the transaction `transaction_id`: its issue
+/// (title the query at fault, culprit the route) and the occurrence linking the two.
+fn write_problem(
+    tx: &rusqlite::Transaction<'_>,
+    transaction_id: i64,
+    seq: usize,
+    problem: &PerformanceProblem,
+    o: &Occurrence<'_>,
+) -> rusqlite::Result<()> {
+    let kind = problem.kind.as_str();
+    let (fingerprint, existing) = find_issue(tx, &problem.fingerprint, kind)?;
+    let issue_id = match existing {
+        Some(id) => id,
+        None => insert_issue(
+            tx,
+            &NewIssue {
+                fingerprint: &fingerprint,
+                kind,
+                title: o.title,
+                culprit: o.culprit,
+                level: o.level,
+                query_group: problem.query_group.as_deref(),
+                ts: o.ts,
+                release: o.release,
+                environment: o.environment,
+            },
+        )?,
+    };
+    record_occurrence(tx, issue_id, o)?;
+    let span_ids = serde_json::to_string(&problem.span_ids)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    // A detector's total in milliseconds; NaN or negative is stored as 0 (`as`
+    // saturates).
+    let duration_us = ((problem.duration_ms * 1000.0).round() as i64).max(0);
+    tx.prepare_cached(
+        "INSERT INTO transaction_problems (transaction_id, seq, issue_id, description,
+            count, duration_us, parent_span_id, span_ids)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        transaction_id,
+        seq as i64,
+        issue_id,
+        problem.description,
+        problem.count,
+        duration_us,
+        problem.parent_span_id.map(|p| p.to_string()),
+        span_ids,
+    ])?;
     Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
 // Retention
 
-/// Deletes up to [`PRUNE_CHUNK`] of the oldest transactions over `max`, with their spans.
+/// Deletes up to [`PRUNE_CHUNK`] of the oldest transactions over `max`, with their spans
+/// and problem occurrences.
 /// Ids only grow, so the excess is the lowest ids: a range at the start of the table.
 fn trim_transactions(conn: &Connection, max: u64) -> rusqlite::Result<usize> {
     let count: i64 = conn
@@ -724,11 +889,13 @@ fn trim_transactions(conn: &Connection, max: u64) -> rusqlite::Result<usize> {
     if excess <= 0 {
         return Ok(0);
     }
-    // Children first: the spans' foreign key is enforced.
+    // Children first: the foreign keys are enforced.
     let last: i64 = conn
         .prepare_cached("SELECT id FROM transactions ORDER BY id LIMIT 1 OFFSET ?1")?
         .query_row([excess.min(PRUNE_CHUNK as i64) - 1], |r| r.get(0))?;
     conn.prepare_cached("DELETE FROM spans WHERE transaction_id <= ?1")?
+        .execute([last])?;
+    conn.prepare_cached("DELETE FROM transaction_problems WHERE transaction_id <= ?1")?
         .execute([last])?;
     let n = conn
         .prepare_cached("DELETE FROM transactions WHERE id <= ?1")?
@@ -767,10 +934,12 @@ fn ids(conn: &Connection, sql: &str, param: i64) -> rusqlite::Result<String> {
 }
 
 fn delete_transactions(conn: &Connection, ids: &str) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "DELETE FROM spans WHERE transaction_id IN (SELECT value FROM json_each(?1))",
-    )?
-    .execute([ids])?;
+    for table in ["spans", "transaction_problems"] {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE transaction_id IN (SELECT value FROM json_each(?1))"
+        ))?
+        .execute([ids])?;
+    }
     conn.prepare_cached("DELETE FROM transactions WHERE id IN (SELECT value FROM json_each(?1))")?
         .execute([ids])
 }
@@ -855,10 +1024,13 @@ fn prune(
                     return Ok((0, 0));
                 }
                 let mut events = 0;
+                // A performance issue's occurrences normally went with their
+                // transactions above, unless that loop ran out of time.
                 for table in [
                     "issue_users",
                     "issue_releases",
                     "issue_environments",
+                    "transaction_problems",
                     "events",
                 ] {
                     let n = c

@@ -35,7 +35,14 @@ fn a_new_file_is_wal_incremental_and_versioned() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, backstop_store::SCHEMA_VERSION);
-    for table in ["issues", "events", "transactions", "spans", "releases"] {
+    for table in [
+        "issues",
+        "events",
+        "transactions",
+        "spans",
+        "releases",
+        "transaction_problems",
+    ] {
         let n: i64 = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",

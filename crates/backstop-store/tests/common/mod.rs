@@ -3,7 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use backstop_core::protocol::{Exception, Span, SpanId, SpanStatus, TraceId, Transaction};
+use backstop_core::fingerprint::hash_parts;
+use backstop_core::protocol::{
+    Exception, PerformanceProblem, ProblemKind, Span, SpanId, SpanStatus, TraceId, Transaction,
+};
 use backstop_core::{Event, EventId, Level, Record, User};
 
 pub fn error_event(group: &str, message: &str) -> Event {
@@ -129,4 +132,40 @@ pub fn ev(event: Event) -> Record {
 
 pub fn tx(t: Transaction) -> Record {
     Record::Transaction(Box::new(t))
+}
+
+/// A problem of `kind` on `route` over `spans`, fingerprinted as core documents it (the
+/// kind, the route and the query group).
+pub fn problem(
+    kind: ProblemKind,
+    route: &str,
+    description: &str,
+    spans: &[SpanId],
+) -> PerformanceProblem {
+    let group = hash_parts([description])[..16].to_owned();
+    PerformanceProblem {
+        kind,
+        fingerprint: hash_parts([kind.as_str(), route, &group]),
+        description: description.into(),
+        query_group: Some(group),
+        parent_span_id: None,
+        span_ids: spans.to_vec(),
+        count: spans.len() as u32,
+        duration_ms: 0.0,
+    }
+}
+
+/// The transaction, with an N+1 found over all its database spans.
+pub fn with_n_plus_one(mut t: Transaction, description: &str) -> Transaction {
+    let db: Vec<&Span> = t
+        .spans
+        .iter()
+        .filter(|s| s.op.as_deref() == Some("db.sql.query"))
+        .collect();
+    let ids: Vec<SpanId> = db.iter().map(|s| s.span_id).collect();
+    let mut p = problem(ProblemKind::NPlusOne, &t.name, description, &ids);
+    p.parent_span_id = db.first().and_then(|s| s.parent_span_id);
+    p.duration_ms = db.iter().map(|s| s.duration().as_secs_f64() * 1000.0).sum();
+    t.problems.push(p);
+    t
 }
