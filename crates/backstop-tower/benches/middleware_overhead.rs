@@ -8,7 +8,8 @@
 //!   sentry-tracing layer, into a transport that discards.
 //!
 //! Two routes: `/hello`, and `/query`, which emits five sqlx-style query events inside
-//! a span.
+//! a span. Backstop's stacks run with its tracing layer (the events become query spans);
+//! sentry's with sentry-tracing's span and breadcrumb layers.
 //!
 //! `cargo bench -p backstop-tower --bench middleware_overhead`
 
@@ -109,6 +110,10 @@ fn middleware_overhead(c: &mut Criterion) {
 
     bench_stack(c, &rt, "bare", routes());
 
+    // Backstop's stacks record the query events through its tracing layer.
+    let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
+    let backstop_tracing = tracing::subscriber::set_default(subscriber);
+
     let errors_only = backstop(0.0);
     bench_stack(
         c,
@@ -130,6 +135,8 @@ fn middleware_overhead(c: &mut Criterion) {
         "backstop transactions: {:?}",
         transactions.stats().transactions
     );
+
+    drop(backstop_tracing);
 
     bench_stack(
         c,
