@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use crate::protocol::{SpanId, SpanStatus};
 use crate::scope::RequestScope;
-use crate::spans::{Query, Recorded};
+use crate::spans::{MAX_STATEMENT, Query, Recorded, bounded};
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,
 /// `postgresql`, `mysql`, ...). The span ends when the guard drops.
@@ -39,7 +39,7 @@ pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
                 status: None,
                 query: Query {
                     system: Some(Cow::Borrowed(system)),
-                    statement: sql.to_owned(),
+                    statement: bounded(sql, MAX_STATEMENT),
                     ..Query::default()
                 },
             })
@@ -87,7 +87,8 @@ impl DbSpan {
     /// kept in the span's data when PII is allowed (`send_default_pii`).
     pub fn params(&mut self, params: &dyn fmt::Debug) -> &mut Self {
         if let Some(open) = &mut self.inner {
-            open.query.params = Some(format!("{params:?}"));
+            let text = format!("{params:?}");
+            open.query.params = Some(bounded(&text, crate::spans::MAX_FIELD));
         }
         self
     }

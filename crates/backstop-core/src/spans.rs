@@ -14,6 +14,35 @@ use crate::detect::QuerySpan;
 use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
 use crate::sql::{Normalizer, group_hex};
 
+/// The longest statement a span keeps, in bytes. Longer ones (bulk inserts, mostly)
+/// are cut at a character boundary, and the cut is marked with `…`.
+pub(crate) const MAX_STATEMENT: usize = 8 * 1024;
+
+/// The longest text field value a span keeps, in bytes; cut the same way.
+pub(crate) const MAX_FIELD: usize = 1024;
+
+/// Copies `text` into `into`, cut to at most `max` bytes (plus the `…` that marks a cut).
+pub(crate) fn copy_bounded(into: &mut String, text: &str, max: usize) {
+    into.clear();
+    if text.len() <= max {
+        into.push_str(text);
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    into.push_str(&text[..end]);
+    into.push('…');
+}
+
+/// `text`, cut to at most `max` bytes (see [`copy_bounded`]).
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    copy_bounded(&mut out, text, max);
+    out
+}
+
 /// A span recorded under a request, not yet assembled.
 pub(crate) enum PendingSpan {
     /// A span built by hand ([`crate::RequestScope::add_span`]).

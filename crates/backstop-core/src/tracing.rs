@@ -43,7 +43,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
 use crate::scope::RequestScope;
-use crate::spans::{FieldValue, Query, Recorded};
+use crate::spans::{FieldValue, MAX_FIELD, MAX_STATEMENT, Query, Recorded, bounded, copy_bounded};
 
 /// The target sqlx logs its statements under.
 const SQLX_TARGET: &str = "sqlx::query";
@@ -466,14 +466,12 @@ impl Visit for SqlxVisitor {
             "db.statement" => {
                 let value = value.trim();
                 if !value.is_empty() {
-                    self.statement.clear();
-                    self.statement.push_str(value);
+                    copy_bounded(&mut self.statement, value, MAX_STATEMENT);
                     self.has_statement = true;
                 }
             }
             "summary" if !self.has_statement => {
-                self.statement.clear();
-                self.statement.push_str(value);
+                copy_bounded(&mut self.statement, value, MAX_STATEMENT);
             }
             _ => {}
         }
@@ -535,7 +533,7 @@ impl SpanVisitor<'_> {
 
 impl Visit for SpanVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, FieldValue::Str(value.to_owned()));
+        self.field(field, FieldValue::Str(bounded(value, limit(field))));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -555,7 +553,22 @@ impl Visit for SpanVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, FieldValue::Str(format!("{value:?}")));
+        let text = format!("{value:?}");
+        let text = if text.len() > limit(field) {
+            bounded(&text, limit(field))
+        } else {
+            text
+        };
+        self.field(field, FieldValue::Str(text));
+    }
+}
+
+/// How much of a span field's text is kept.
+fn limit(field: &Field) -> usize {
+    if field.name() == "db.statement" {
+        MAX_STATEMENT
+    } else {
+        MAX_FIELD
     }
 }
 
@@ -569,8 +582,9 @@ struct EventVisitor {
 
 impl Visit for EventVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
+        let value = bounded(value, MAX_STATEMENT);
         if field.name() == "message" {
-            self.message = Some(value.to_owned());
+            self.message = Some(value);
         } else {
             self.data.insert(field.name().into(), value.into());
         }
@@ -601,7 +615,10 @@ impl Visit for EventVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
+        let mut text = format!("{value:?}");
+        if text.len() > MAX_STATEMENT {
+            text = bounded(&text, MAX_STATEMENT);
+        }
         if field.name() == "message" {
             self.message = Some(text);
         } else {

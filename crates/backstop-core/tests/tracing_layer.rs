@@ -458,3 +458,49 @@ fn an_n_plus_one_through_the_layer_is_flagged() {
     );
     assert_eq!(problem.span_ids.len(), 6);
 }
+
+#[test]
+fn huge_statements_and_fields_are_cut_not_copied_whole() {
+    let huge = format!(
+        "INSERT INTO t (a) VALUES {}",
+        vec!["(1)"; 300_000].join(", ")
+    );
+    let (t, _) = request(|| {
+        let _span = tracing::info_span!("import", payload = huge.as_str()).entered();
+        sqlx_long(&huge, 0, 0.001);
+        let _guard = backstop_core::db_span("sqlite", &huge);
+    });
+    let import = by_description(&t, "import");
+    let payload = import.data["payload"].as_str().unwrap();
+    assert!(payload.len() <= 1024 + 3 && payload.ends_with('…'));
+    let queries: Vec<_> = t
+        .spans
+        .iter()
+        .filter(|s| s.op.as_deref() == Some("db.sql.query"))
+        .collect();
+    assert_eq!(queries.len(), 2);
+    for q in queries {
+        let description = q.description.as_deref().unwrap();
+        assert!(description.len() < 9 * 1024, "{}", description.len());
+        assert!(description.starts_with("INSERT INTO t (a) VALUES"));
+    }
+}
+
+#[test]
+fn hostile_sqlx_fields_do_not_break_the_layer() {
+    let (t, _) = request(|| {
+        // Not a number where one is expected, negative and NaN durations, no statement.
+        tracing::debug!(target: "sqlx::query", summary = "SELECT 1", elapsed_secs = f64::NAN);
+        tracing::debug!(target: "sqlx::query", summary = "SELECT 2", elapsed_secs = -3.0);
+        tracing::debug!(target: "sqlx::query", summary = "SELECT 3", rows_returned = -1i64);
+        tracing::debug!(target: "sqlx::query", elapsed_secs = 0.1);
+        tracing::debug!(target: "sqlx::query", summary = "SELECT 4", elapsed_secs = 1e300);
+    });
+    let queries: Vec<_> = t
+        .spans
+        .iter()
+        .filter(|s| s.op.as_deref() == Some("db.sql.query"))
+        .collect();
+    assert_eq!(queries.len(), 4, "the event with no statement is skipped");
+    assert!(queries.iter().all(|q| q.timestamp >= q.start_timestamp));
+}
