@@ -345,10 +345,11 @@ pub async fn tracing_and_sampling(
 }
 
 /// The demo contract (DESIGN.md), end to end, against a demo served at `addr` whose
-/// client is `client` and whose SQLite store is at `db`: the home page links every
-/// route, each error route answers its status with a branded page, the data routes
-/// answer, `/slow` takes its 300 ms, and the store holds the issues and one
-/// transaction per request. Both demos' tests call it.
+/// client is `client` (with [`demo_thresholds`]) and whose SQLite store is at `db`: the
+/// home page links every route, each error route answers its status with a branded
+/// page, the data routes answer, `/slow` takes its 300 ms, and the store holds the
+/// issues, one transaction per request, and the N+1 of `/users` as a performance issue
+/// linked to its transaction. Both demos' tests call it.
 pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::path::Path) {
     let http = reqwest::Client::new();
     let get = |path: &str| {
@@ -416,6 +417,32 @@ pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::pa
         reader.transaction_count().unwrap(),
         9,
         "one transaction per request"
+    );
+
+    let problems = reader
+        .performance_issues(&backstop_store::PerfIssueQuery::default())
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let n_plus_one = &problems[0];
+    assert_eq!(n_plus_one.kind, backstop_core::ProblemKind::NPlusOne);
+    assert_eq!(n_plus_one.route, "GET /users");
+    assert_eq!(
+        n_plus_one.issue.title,
+        "SELECT title FROM posts WHERE user_id = ? ORDER BY id"
+    );
+    let detail = reader
+        .performance_issue(n_plus_one.issue.id, 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.occurrences.len(), 1);
+    let occurrence = &detail.occurrences[0];
+    assert_eq!(occurrence.count, 20);
+    assert_eq!(occurrence.span_ids.len(), 20);
+    assert_eq!(
+        reader
+            .transaction_problems(occurrence.transaction_event_id)
+            .unwrap(),
+        detail.occurrences
     );
 }
 

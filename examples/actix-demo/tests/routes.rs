@@ -45,6 +45,7 @@ async fn every_route_of_the_demo_contract() {
     let options = Options::new()
         .environment("production")
         .traces_sample_rate(1.0)
+        .problem_thresholds(backstop_parity::demo_thresholds())
         .sink(SqliteStore::open(&db).unwrap());
     let (addr, backstop) = serve(options, &dir).await;
     backstop_parity::check_demo_contract(addr, &backstop, &db).await;
