@@ -10,6 +10,11 @@
 //! system; each sample times a loop of requests inside one `block_on`, so the figures
 //! are the request's cost, not the executor's.
 //!
+//! Two routes, as in the tower bench: `/hello`, and `/query`, which emits five
+//! sqlx-style query events inside a span. Backstop's stacks run with its tracing layer
+//! (the events become query spans); sentry's with sentry-tracing's span and breadcrumb
+//! layers.
+//!
 //! `cargo bench -p backstop-actix --bench actix_overhead`
 
 use std::hint::black_box;
@@ -22,6 +27,7 @@ use actix_web::{App, test, web};
 use backstop_actix::Backstop;
 use backstop_core::{Client, Options, Record, Sink, SinkError};
 use criterion::{Criterion, criterion_group, criterion_main};
+use tracing_subscriber::layer::SubscriberExt;
 
 struct Discard;
 
@@ -44,8 +50,26 @@ async fn hello() -> &'static str {
     "hello"
 }
 
+async fn query() -> &'static str {
+    let span = tracing::info_span!("load_user");
+    let _entered = span.enter();
+    for i in 0..5u32 {
+        let elapsed = 0.000_2 + f64::from(i) * 0.000_01;
+        tracing::debug!(
+            target: "sqlx::query",
+            summary = "SELECT id, name FROM users WHERE id = ?",
+            db.statement = "SELECT id, name FROM users WHERE id = ?",
+            rows_affected = 0u64,
+            rows_returned = 1u64,
+            elapsed_secs = elapsed,
+        );
+    }
+    "queried"
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/hello", web::get().to(hello));
+    cfg.route("/hello", web::get().to(hello))
+        .route("/query", web::get().to(query));
 }
 
 fn backstop(traces: f64) -> backstop_core::Backstop {
@@ -63,22 +87,25 @@ fn bench_app<S, B>(c: &mut Criterion, system: &SystemRunner, name: &str, app: S)
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
-    c.bench_function(&format!("actix_overhead/{name}/hello"), |b| {
-        b.iter_custom(|iters| {
-            system.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let request = test::TestRequest::get()
-                        .uri("/hello")
-                        .insert_header(("user-agent", "bench/1.0"))
-                        .insert_header(("accept", "*/*"))
-                        .to_request();
-                    black_box(app.call(request).await.ok());
-                }
-                start.elapsed()
+    for path in ["/hello", "/query"] {
+        let id = format!("actix_overhead/{name}/{}", path.trim_start_matches('/'));
+        c.bench_function(&id, |b| {
+            b.iter_custom(|iters| {
+                system.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let request = test::TestRequest::get()
+                            .uri(path)
+                            .insert_header(("user-agent", "bench/1.0"))
+                            .insert_header(("accept", "*/*"))
+                            .to_request();
+                        black_box(app.call(request).await.ok());
+                    }
+                    start.elapsed()
+                })
             })
-        })
-    });
+        });
+    }
 }
 
 fn actix_overhead(c: &mut Criterion) {
@@ -86,6 +113,10 @@ fn actix_overhead(c: &mut Criterion) {
 
     let bare = system.block_on(test::init_service(App::new().configure(routes)));
     bench_app(c, &system, "bare", bare);
+
+    // Backstop's stacks record the query events through its tracing layer.
+    let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
+    let backstop_tracing = tracing::subscriber::set_default(subscriber);
 
     let errors_only = backstop(0.0);
     let app = system.block_on(test::init_service(
@@ -109,12 +140,20 @@ fn actix_overhead(c: &mut Criterion) {
         transactions.stats().transactions
     );
 
+    drop(backstop_tracing);
+
     let mut options = sentry::ClientOptions::default();
     options.dsn = Some("https://public@sentry.example.com/1".parse().unwrap());
     options.transport = Some(Arc::new(Arc::new(SentryDiscard)));
     let mut options = options.traces_sample_rate(1.0);
     options.default_integrations = false;
     let _sentry = sentry::init(options);
+    // The equivalent of sentry-tracing's default layer: spans become Sentry spans,
+    // events become breadcrumbs.
+    let subscriber = tracing_subscriber::registry()
+        .with(sentry_tracing::SpanLayer::new())
+        .with(sentry_tracing::BreadcrumbLayer::new());
+    let _dispatch = tracing::subscriber::set_default(subscriber);
     let app = system.block_on(test::init_service(
         App::new()
             .wrap(
