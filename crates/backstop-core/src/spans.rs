@@ -15,8 +15,10 @@ use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
 use crate::sql::{Normalizer, group_hex};
 
 /// The longest statement a span keeps, in bytes. Longer ones (bulk inserts, mostly)
-/// are cut at a character boundary, and the cut is marked with `…`.
-pub(crate) const MAX_STATEMENT: usize = 8 * 1024;
+/// are cut at a character boundary, and the cut is marked with `…`. Kept under the
+/// size the normaliser parses inline (8 KiB), so the worker never needs its big-stack
+/// parsing thread for a recorded span.
+pub(crate) const MAX_STATEMENT: usize = 8000;
 
 /// The longest text field value a span keeps, in bytes; cut the same way.
 pub(crate) const MAX_FIELD: usize = 1024;
