@@ -70,7 +70,12 @@ impl Scrubber {
 
     /// Whether a key (query, form, JSON, tag) names a secret.
     pub(crate) fn is_secret_key(&self, key: &str) -> bool {
-        let key = key.to_ascii_lowercase();
+        // Most keys are lowercase already: no copy for them.
+        let key: std::borrow::Cow<'_, str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            key.to_ascii_lowercase().into()
+        } else {
+            key.into()
+        };
         self.keys.iter().any(|k| key.contains(k.as_str()))
     }
 
