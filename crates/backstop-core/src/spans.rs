@@ -193,7 +193,26 @@ pub(crate) fn assemble(
     let mut queries = Vec::new();
     for span in pending {
         let recorded = match span {
-            PendingSpan::Done(span) => {
+            PendingSpan::Done(mut span) => {
+                // A hand-built query span counts like a recorded one.
+                let is_query = span
+                    .op
+                    .as_deref()
+                    .is_some_and(|op| op == "db" || op.starts_with("db."));
+                if let (true, Some(statement)) = (is_query, span.description.take()) {
+                    let system = span.data.get("db.system").and_then(|v| v.as_str());
+                    let normal = normalizer.normalize(&statement, system);
+                    span.description = Some(normal.text.clone());
+                    let group = normal.group;
+                    span.data
+                        .insert("db.query_group".into(), group_hex(group).into());
+                    queries.push(QueryRef {
+                        index: spans.len(),
+                        statement,
+                        params: None,
+                        group,
+                    });
+                }
                 spans.push(span);
                 continue;
             }

@@ -202,6 +202,13 @@ fn transaction_with_spans_reads_back() {
     assert!(backstop.flush(Duration::from_secs(5)));
     let ours = sink.transactions().pop().unwrap();
     assert_eq!(ours.event_id, id);
+    // Hand-built query spans are grouped and checked too: three identical statements
+    // are duplicates, and Backstop's own `problems` field doesn't upset Sentry's types.
+    assert_eq!(ours.problems.len(), 1);
+    assert_eq!(
+        ours.problems[0].kind,
+        backstop_core::ProblemKind::DuplicateQueries
+    );
 
     let json = serde_json::to_string(&ours).unwrap();
     let theirs: sentry::Transaction<'_> =
@@ -244,6 +251,7 @@ fn transaction_with_spans_reads_back() {
     // Our own types read our JSON back too (the store relies on it).
     let again: backstop_core::Transaction = serde_json::from_str(&json).unwrap();
     assert_eq!(again.spans.len(), 3);
+    assert_eq!(again.problems, ours.problems);
     assert_eq!(again.status(), Some(SpanStatus::NotFound));
     let level: Level = "warning".parse().unwrap();
     assert_eq!(level, Level::Warning);
