@@ -32,6 +32,8 @@ pub mod client;
 mod console;
 mod db;
 pub mod detect;
+#[cfg(feature = "diesel")]
+pub mod diesel;
 pub mod fingerprint;
 pub mod http;
 pub mod options;
