@@ -85,6 +85,8 @@ impl Client {
             sinks,
             Processor::new(settings.clone(), counters.clone()),
             counters.clone(),
+            validated.queue_capacity,
+            settings.max_spans,
         );
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
@@ -240,6 +242,20 @@ impl Client {
             Kind::Transaction,
             Message::Transaction(Box::new(transaction)),
         );
+    }
+
+    /// Hands the worker a span that closed after its transaction was sent.
+    pub(crate) fn send_late_span(&self, transaction: EventId, span: crate::spans::PendingSpan) {
+        let counters = &self.inner.counters;
+        if self.inner.closed.load(Ordering::Relaxed)
+            || self
+                .inner
+                .tx
+                .try_send(Message::LateSpan(Box::new((transaction, span))))
+                .is_err()
+        {
+            counters.spans_dropped(1);
+        }
     }
 
     fn enqueue(&self, kind: Kind, message: Message) {

@@ -288,6 +288,8 @@ pub(crate) struct ScopeContext {
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
     Transaction(Box<PendingTransaction>),
+    /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
+    LateSpan(Box<(crate::protocol::EventId, crate::spans::PendingSpan)>),
     /// Process everything before this, flush the sinks, then answer.
     Flush(Sender<()>),
     /// Flush, drop the sinks, answer, and stop.
@@ -296,6 +298,12 @@ pub(crate) enum Message {
 
 /// How long the worker sleeps when the queue is empty and nobody woke it.
 const TICK: Duration = Duration::from_millis(10);
+
+/// How long the worker holds a transaction before processing it, so that spans closing
+/// just after the request finished still join it: a database driver's thread, for
+/// instance, may drop its handle on the request's span a moment after it replied.
+/// Spans later than this are counted as dropped. A flush processes everything held.
+pub(crate) const LATE_SPAN_GRACE: Duration = Duration::from_millis(30);
 
 /// The largest batch handed to sinks at once.
 const MAX_BATCH: usize = 512;
@@ -335,6 +343,12 @@ pub(crate) struct Worker {
     processor: Processor,
     counters: Arc<Counters>,
     sinks: Vec<SinkSlot>,
+    /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
+    held: std::collections::VecDeque<(Instant, Box<PendingTransaction>)>,
+    /// The most transactions held at once (the queue's capacity): past it, the oldest
+    /// is processed early.
+    max_held: usize,
+    max_spans: usize,
 }
 
 impl Worker {
@@ -343,6 +357,8 @@ impl Worker {
         sinks: Vec<Box<dyn Sink>>,
         processor: Processor,
         counters: Arc<Counters>,
+        max_held: usize,
+        max_spans: usize,
     ) -> Self {
         let sinks = sinks
             .into_iter()
@@ -357,27 +373,33 @@ impl Worker {
             processor,
             counters,
             sinks,
+            held: std::collections::VecDeque::new(),
+            max_held: max_held.max(1),
+            max_spans,
         }
     }
 
-    /// The next message; `None` once every sender is gone. Between messages the worker
+    /// The next message: `Ok(None)` when a tick passed with none (time to release held
+    /// transactions), `Err(())` once every sender is gone. Between messages the worker
     /// parks for at most a tick: senders wake it only for flushes, shutdown, or a
     /// filling queue, so capturing never pays for a wake-up.
-    fn next(&self) -> Option<Message> {
-        loop {
-            match self.rx.try_recv() {
-                Ok(message) => return Some(message),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-                Err(crossbeam_channel::TryRecvError::Empty) => std::thread::park_timeout(TICK),
+    fn next(&self) -> Result<Option<Message>, ()> {
+        match self.rx.try_recv() {
+            Ok(message) => Ok(Some(message)),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Err(()),
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                std::thread::park_timeout(TICK);
+                Ok(None)
             }
         }
     }
 
     pub(crate) fn run(mut self) {
         let mut batch: Vec<Record> = Vec::with_capacity(64);
-        while let Some(first) = self.next() {
+        loop {
+            let Ok(first) = self.next() else { break };
             let mut control = None;
-            let mut next = Some(first);
+            let mut next = first;
             while let Some(message) = next.take() {
                 match message {
                     Message::Flush(_) | Message::Shutdown(_) => {
@@ -387,14 +409,16 @@ impl Worker {
                     Message::Event(pending) => {
                         batch.extend(self.processor.event(*pending));
                     }
-                    Message::Transaction(pending) => {
-                        batch.extend(self.processor.transaction(*pending));
-                    }
+                    Message::Transaction(pending) => self.hold(pending, &mut batch),
+                    Message::LateSpan(late) => self.join_late(*late),
                 }
                 if batch.len() < MAX_BATCH {
                     next = self.rx.try_recv().ok();
                 }
             }
+            // A flush or shutdown processes everything held; otherwise, what has waited
+            // long enough.
+            self.release(control.is_some(), &mut batch);
             if !batch.is_empty() {
                 self.deliver(&batch);
                 batch.clear();
@@ -414,7 +438,48 @@ impl Worker {
             }
         }
         // Every sender is gone: the process is ending without a shutdown call.
+        self.release(true, &mut batch);
+        if !batch.is_empty() {
+            self.deliver(&batch);
+        }
         self.flush_sinks();
+    }
+
+    fn hold(&mut self, pending: Box<PendingTransaction>, batch: &mut Vec<Record>) {
+        if self.held.len() >= self.max_held
+            && let Some((_, oldest)) = self.held.pop_front()
+        {
+            batch.extend(self.processor.transaction(*oldest));
+        }
+        self.held.push_back((Instant::now(), pending));
+    }
+
+    /// Adds a late span to its held transaction; one already processed (or unknown)
+    /// counts it as dropped.
+    fn join_late(&mut self, (id, span): (crate::protocol::EventId, crate::spans::PendingSpan)) {
+        // Late spans arrive right after their transaction: search from the newest.
+        let held = self.held.iter_mut().rev().find(|(_, t)| t.event_id == id);
+        match held {
+            Some((_, transaction)) if transaction.spans.len() < self.max_spans => {
+                transaction.spans.push(span);
+            }
+            Some((_, transaction)) => {
+                transaction.spans_dropped += 1;
+                self.counters.spans_dropped(1);
+            }
+            None => self.counters.spans_dropped(1),
+        }
+    }
+
+    fn release(&mut self, all: bool, batch: &mut Vec<Record>) {
+        while let Some((at, _)) = self.held.front() {
+            if !all && at.elapsed() < LATE_SPAN_GRACE {
+                break;
+            }
+            if let Some((_, pending)) = self.held.pop_front() {
+                batch.extend(self.processor.transaction(*pending));
+            }
+        }
     }
 
     fn deliver(&mut self, batch: &[Record]) {

@@ -281,6 +281,9 @@ struct State {
     spans: Vec<PendingSpan>,
     spans_dropped: u64,
     finished: bool,
+    /// The transaction handed to the worker, and when: spans that close just after
+    /// the request finished still reach it (see [`crate::pipeline::LATE_SPAN_GRACE`]).
+    sent: Option<(EventId, Instant)>,
 }
 
 impl fmt::Debug for RequestScope {
@@ -389,6 +392,7 @@ impl<'a> ScopeBuilder<'a> {
                 spans: Vec::new(),
                 spans_dropped: 0,
                 finished: false,
+                sent: None,
             }),
         })
     }
@@ -492,6 +496,16 @@ impl RequestScope {
         let max = self.client.settings().max_spans;
         let mut state = self.lock();
         if state.finished {
+            // A span that outlived its request by a moment (a driver thread still
+            // holding it, say) joins the transaction on the worker.
+            let late = state
+                .sent
+                .filter(|(_, at)| at.elapsed() < crate::pipeline::LATE_SPAN_GRACE);
+            drop(state);
+            match late {
+                Some((id, _)) => self.client.send_late_span(id, span),
+                None => self.client.counters().spans_dropped(1),
+            }
             return;
         }
         if state.spans.len() >= max {
@@ -656,8 +670,9 @@ impl RequestScope {
             .transaction
             .clone()
             .unwrap_or_else(|| "<unnamed>".into());
-        drop(state);
         let event_id = EventId::new();
+        state.sent = Some((event_id, Instant::now()));
+        drop(state);
         self.client.send_transaction(PendingTransaction {
             event_id,
             name,

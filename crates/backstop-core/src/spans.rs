@@ -6,6 +6,7 @@
 //! normalisation, the detectors) happens on the worker.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 use serde_json::Value;
@@ -146,33 +147,43 @@ pub(crate) struct QueryRef {
 impl Assembled {
     /// The queries as the detectors take them.
     pub(crate) fn query_spans(&self) -> Vec<QuerySpan<'_>> {
-        // A `db` span (an ORM's) that has a `db.sql.query` child (its driver's) is the
-        // same query seen twice: only the driver's counts.
-        let wrapped: std::collections::HashSet<SpanId> = self
+        // A `db` span (an ORM's) with a `db.sql.query` child (its driver's) is the same
+        // query seen twice: only the driver's counts, as a child of the ORM span's
+        // parent, so repeats through the ORM are siblings as they would be without it.
+        let parents: HashMap<SpanId, Option<SpanId>> = self
             .queries
             .iter()
-            .filter_map(|q| {
-                let span = &self.spans[q.index];
-                (span.op.as_deref() == Some("db.sql.query"))
-                    .then_some(span.parent_span_id)
-                    .flatten()
+            .map(|q| &self.spans[q.index])
+            .map(|span| (span.span_id, span.parent_span_id))
+            .collect();
+        let wrappers: HashMap<SpanId, Option<SpanId>> = self
+            .queries
+            .iter()
+            .map(|q| &self.spans[q.index])
+            .filter(|span| span.op.as_deref() == Some("db.sql.query"))
+            .filter_map(|span| span.parent_span_id)
+            .filter_map(|parent| {
+                parents
+                    .get(&parent)
+                    .map(|grandparent| (parent, *grandparent))
             })
             .collect();
         self.queries
             .iter()
-            .filter(|q| !wrapped.contains(&self.spans[q.index].span_id))
-            .map(|q| {
-                let span = &self.spans[q.index];
-                QuerySpan {
-                    span_id: span.span_id,
-                    parent_span_id: span.parent_span_id,
-                    normalized: span.description.as_deref().unwrap_or_default(),
-                    group: q.group,
-                    statement: &q.statement,
-                    params: q.params.as_deref(),
-                    start: span.start_timestamp,
-                    end: span.timestamp,
-                }
+            .map(|q| (q, &self.spans[q.index]))
+            .filter(|(_, span)| !wrappers.contains_key(&span.span_id))
+            .map(|(q, span)| QuerySpan {
+                span_id: span.span_id,
+                parent_span_id: span
+                    .parent_span_id
+                    .map(|parent| wrappers.get(&parent).copied().unwrap_or(Some(parent)))
+                    .unwrap_or(None),
+                normalized: span.description.as_deref().unwrap_or_default(),
+                group: q.group,
+                statement: &q.statement,
+                params: q.params.as_deref(),
+                start: span.start_timestamp,
+                end: span.timestamp,
             })
             .collect()
     }

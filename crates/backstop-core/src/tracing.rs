@@ -205,7 +205,7 @@ fn is_own(target: &str) -> bool {
     })
 }
 
-/// The layer itself; see [`layer`] and [`Config`].
+/// The layer itself; see [`layer()`] and [`Config`].
 #[derive(Debug, Clone)]
 pub struct SpanLayer {
     config: Config,

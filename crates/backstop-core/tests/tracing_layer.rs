@@ -504,3 +504,46 @@ fn hostile_sqlx_fields_do_not_break_the_layer() {
     assert_eq!(queries.len(), 4, "the event with no statement is skipped");
     assert!(queries.iter().all(|q| q.timestamp >= q.start_timestamp));
 }
+
+#[test]
+fn a_span_closing_just_after_the_request_still_joins_it() {
+    // A driver's thread may hold the request's span a moment after replying (sqlx's
+    // SQLite worker does): the span closes after `finish`, and must not be lost.
+    let (backstop, sink) = start(Options::new());
+    let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let scope = RequestScope::builder(&backstop, "GET /users")
+            .sampled(true)
+            .start();
+        let held = scope.run(|| {
+            let span = tracing::info_span!("users_n_plus_one");
+            span.in_scope(|| sqlx_short("SELECT * FROM users", 2, 0.001));
+            span.clone()
+        });
+        scope.finish_http(200);
+        std::thread::sleep(Duration::from_millis(3));
+        drop(held);
+
+        // One that closes long after is counted, not kept.
+        let scope = RequestScope::builder(&backstop, "GET /late")
+            .sampled(true)
+            .start();
+        let held = scope.run(|| tracing::info_span!("straggler"));
+        scope.finish_http(200);
+        std::thread::sleep(Duration::from_millis(300));
+        drop(held);
+    });
+    assert!(backstop.flush(Duration::from_secs(10)));
+    let transactions = sink.transactions();
+    let t = transactions
+        .iter()
+        .find(|t| t.name == "GET /users")
+        .unwrap();
+    let function = by_description(t, "users_n_plus_one");
+    let query = by_description(t, "SELECT * FROM users");
+    assert_eq!(query.parent_span_id, Some(function.span_id));
+    assert!(function.timestamp > query.timestamp);
+    let late = transactions.iter().find(|t| t.name == "GET /late").unwrap();
+    assert!(late.spans.is_empty());
+    assert_eq!(backstop.stats().spans_dropped, 1);
+}
