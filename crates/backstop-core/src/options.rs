@@ -551,7 +551,8 @@ impl Options {
             self.send_default_pii,
             std::mem::take(&mut self.scrub_keys),
             std::mem::take(&mut self.scrub_headers),
-        );
+        )
+        .map_err(|why| invalid("scrub_key", why))?;
         let settings = Settings {
             dsn,
             environment,

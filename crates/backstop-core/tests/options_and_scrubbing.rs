@@ -337,3 +337,8 @@ fn ignored_statuses_are_reported_to_adapters() {
     assert!(backstop.is_status_ignored(503));
     assert!(!backstop.is_status_ignored(500));
 }
+
+#[test]
+fn an_empty_scrub_key_is_refused_rather_than_filtering_everything() {
+    assert_eq!(setting_of(Options::new().scrub_key("")), "scrub_key");
+}
