@@ -128,12 +128,12 @@ impl Drop for DbSpan {
         scope.record_span(Recorded {
             span_id: SpanId::new(),
             parent,
-            op: Cow::Borrowed("db.sql.query"),
-            name: Cow::Borrowed(""),
+            op: "db.sql.query",
+            name: "",
             start,
-            end: Instant::now(),
+            took_ns: crate::tracing::nanos_since(start),
             status,
-            query: Some(query),
+            query: Some(Box::new(query)),
             fields: Vec::new(),
             code: None,
         });

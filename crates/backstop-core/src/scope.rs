@@ -481,7 +481,7 @@ impl RequestScope {
 
     /// Records a finished child span. Spans past `max_spans` are counted, not kept.
     pub fn add_span(&self, span: Span) {
-        self.push_span(PendingSpan::Done(span));
+        self.push_span(PendingSpan::Done(Box::new(span)));
     }
 
     /// Records a span seen by the tracing layer or a database guard.

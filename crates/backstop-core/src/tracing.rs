@@ -347,13 +347,14 @@ where
             fields,
         } = data;
         let op = if query.is_some() { "db" } else { "function" };
+        let query = query.map(Box::new);
         scope.record_span(Recorded {
             span_id,
             parent,
-            op: Cow::Borrowed(op),
-            name: Cow::Borrowed(meta.name()),
+            op,
+            name: meta.name(),
             start,
-            end: Instant::now(),
+            took_ns: nanos_since(start),
             status,
             query,
             fields,
@@ -419,22 +420,27 @@ impl SpanLayer {
         scope.record_span(Recorded {
             span_id: SpanId::new(),
             parent,
-            op: Cow::Borrowed("db.sql.query"),
-            name: Cow::Borrowed(""),
+            op: "db.sql.query",
+            name: "",
             start,
-            end,
+            took_ns: end.saturating_duration_since(start).as_nanos() as u64,
             status,
-            query: Some(Query {
+            query: Some(Box::new(Query {
                 system: self.config.sqlx_system.map(Cow::Borrowed),
                 statement: visitor.statement,
                 params: None,
                 rows_affected: visitor.rows_affected,
                 rows_returned: visitor.rows_returned,
-            }),
+            })),
             fields: Vec::new(),
             code: None,
         });
     }
+}
+
+/// Nanoseconds since `start`, saturating (585 years).
+pub(crate) fn nanos_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn level_of(level: Level) -> crate::Level {
