@@ -5,8 +5,9 @@ use std::io::Write;
 
 use crate::pipeline::{Record, Sink, SinkError};
 
-/// Prints `backstop: [level] title — transaction (event id)` per event to stderr, and,
-/// when asked, a line per transaction.
+/// Prints `backstop: [level] title — transaction (event id)` per event to stderr, a line
+/// per performance problem (`backstop: [problem] N+1 query in GET /users: 20 queries
+/// like ...`), and, when asked, a line per transaction.
 #[derive(Debug, Default)]
 pub struct ConsoleSink {
     transactions: bool,
@@ -39,14 +40,34 @@ impl ConsoleSink {
                     .unwrap_or_default(),
                 event.event_id
             )),
-            Record::Transaction(t) if self.transactions => Some(format!(
-                "backstop: {} {} in {:.1} ms, {} spans",
-                t.name,
-                t.status().map(|s| s.as_str()).unwrap_or("unknown"),
-                t.duration().as_secs_f64() * 1000.0,
-                t.spans.len()
-            )),
-            Record::Transaction(_) => None,
+            Record::Transaction(t) => {
+                let mut lines: Vec<String> = t
+                    .problems
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "backstop: [problem] {} in {}: {} (transaction {})",
+                            p.kind.title(),
+                            t.name,
+                            p.summary(),
+                            t.event_id
+                        )
+                    })
+                    .collect();
+                if self.transactions {
+                    lines.insert(
+                        0,
+                        format!(
+                            "backstop: {} {} in {:.1} ms, {} spans",
+                            t.name,
+                            t.status().map(|s| s.as_str()).unwrap_or("unknown"),
+                            t.duration().as_secs_f64() * 1000.0,
+                            t.spans.len()
+                        ),
+                    );
+                }
+                (!lines.is_empty()).then(|| lines.join("\n"))
+            }
         }
     }
 }

@@ -457,6 +457,18 @@ fn an_n_plus_one_through_the_layer_is_flagged() {
         Some(by_description(&t, "list_users").span_id)
     );
     assert_eq!(problem.span_ids.len(), 6);
+
+    // The console (the default sink) says so, one line per problem.
+    let line = backstop_core::ConsoleSink::new()
+        .line(&backstop_core::Record::Transaction(Box::new(t.clone())))
+        .unwrap();
+    assert!(
+        line.starts_with(
+            "backstop: [problem] N+1 query in GET /users: 6 queries like \
+             `SELECT * FROM posts WHERE user_id = ?` took "
+        ),
+        "{line}"
+    );
 }
 
 #[test]
