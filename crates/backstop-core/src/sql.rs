@@ -321,21 +321,21 @@ impl VisitorMut for Rewriter {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        if let SetExpr::Values(values) = &mut *query.body {
-            if values.rows.len() > 1 {
-                values.rows.truncate(1);
-                let marker = vec![Expr::Identifier(Ident::new(MORE_ROWS))];
-                values.rows.push(Parens::with_empty_span(marker));
-            }
+        if let SetExpr::Values(values) = &mut *query.body
+            && values.rows.len() > 1
+        {
+            values.rows.truncate(1);
+            let marker = vec![Expr::Identifier(Ident::new(MORE_ROWS))];
+            values.rows.push(Parens::with_empty_span(marker));
         }
         ControlFlow::Continue(())
     }
 
     fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
-        if let Some(top) = &mut select.top {
-            if let Some(TopQuantity::Constant(_)) = top.quantity {
-                top.quantity = Some(TopQuantity::Expr(placeholder()));
-            }
+        if let Some(top) = &mut select.top
+            && let Some(TopQuantity::Constant(_)) = top.quantity
+        {
+            top.quantity = Some(TopQuantity::Expr(placeholder()));
         }
         if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
             exprs.iter_mut().for_each(keep_ordinal);

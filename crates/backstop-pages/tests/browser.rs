@@ -191,10 +191,10 @@ fn serve(mut stream: TcpStream, site: &Site, cases: &[Case]) -> std::io::Result<
         if reader.read_line(&mut header_line)? == 0 || header_line.trim().is_empty() {
             break;
         }
-        if let Some((name, value)) = header_line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("accept") {
-                accept = HeaderValue::from_str(value.trim()).ok();
-            }
+        if let Some((name, value)) = header_line.split_once(':')
+            && name.trim().eq_ignore_ascii_case("accept")
+        {
+            accept = HeaderValue::from_str(value.trim()).ok();
         }
     }
 
