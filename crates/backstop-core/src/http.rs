@@ -574,6 +574,44 @@ mod tests {
     }
 
     #[test]
+    fn a_flat_request_keeps_every_header_byte_for_byte() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("accept", "text/html".parse().unwrap());
+        headers.append("x-many", "one".parse().unwrap());
+        headers.append("x-many", "two".parse().unwrap());
+        // Not UTF-8, empty, and large values survive as bytes.
+        headers.append(
+            "x-binary",
+            http::HeaderValue::from_bytes(&[0xff, 0xfe, b'a']).unwrap(),
+        );
+        headers.append("x-empty", http::HeaderValue::from_static(""));
+        let big = "v".repeat(100_000);
+        headers.append("x-big", big.parse().unwrap());
+        let uri: http::Uri = "https://shop.example:8443/cart/%E2%82%AC?q=a%20b&x"
+            .parse()
+            .unwrap();
+        let flat = FlatRequest::from_http(&uri, b"id-1", &headers);
+        assert_eq!(
+            flat.uri(),
+            "https://shop.example:8443/cart/%E2%82%AC?q=a%20b&x"
+        );
+        assert_eq!(flat.request_id(), b"id-1");
+        let ours: Vec<(&str, &[u8])> = flat.headers().collect();
+        let theirs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        assert_eq!(ours, theirs);
+        assert_eq!(flat.header("X-Many"), Some(&b"one"[..]));
+        assert_eq!(flat.header("x-missing"), None);
+
+        // Origin-form URIs (what HTTP/1 servers see) are kept as they came.
+        let flat = FlatRequest::from_http(&"/a?b=c".parse().unwrap(), b"", &http::HeaderMap::new());
+        assert_eq!(flat.uri(), "/a?b=c");
+        assert_eq!(flat.headers().count(), 0);
+    }
+
+    #[test]
     fn forwarding_headers_are_believed_only_from_trusted_proxies() {
         let http = HttpOptions::new()
             .trust_proxy("10.0.0.0/8".parse::<IpNet>().unwrap())
@@ -830,4 +868,161 @@ impl BodyCapture {
         let bytes = self.lock();
         (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The request as the worker sees it
+
+/// A request's URI, request id and headers copied into one buffer, for the worker to
+/// build the request context from.
+///
+/// An adapter keeps the request's details until a record needs them, and the record
+/// is often built on the worker thread, which then frees them. Freed there, each of a
+/// cloned `HeaderMap`'s allocations (and a URI's) costs the allocator a cross-thread
+/// free; one buffer costs one.
+///
+/// ```
+/// use backstop_core::http::FlatRequest;
+///
+/// let headers = [("accept", &b"text/html"[..]), ("x-tenant", &b"acme"[..])];
+/// let flat = FlatRequest::new(
+///     &["https", "://", "shop.example", "/cart?step=2"],
+///     b"4bf92f3577b34da6",
+///     || headers.iter().copied(),
+/// );
+/// assert_eq!(flat.uri(), "https://shop.example/cart?step=2");
+/// assert_eq!(flat.request_id(), b"4bf92f3577b34da6");
+/// assert_eq!(flat.header("accept"), Some(&b"text/html"[..]));
+/// assert_eq!(flat.headers().count(), 2);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct FlatRequest {
+    /// The URI, then the request id, then each header as a 2-byte name length, the
+    /// name, a 4-byte value length and the value.
+    buf: Box<[u8]>,
+    uri_len: u32,
+    id_len: u32,
+}
+
+impl FlatRequest {
+    /// Copies the URI (given in pieces written one after the other, so an adapter need
+    /// not format it: `["https", "://", host, path_and_query]`), the request id and the
+    /// headers (name, value; `headers` is called twice, to size the buffer, then to
+    /// fill it) into one buffer. Names longer than 64 KiB and values or URIs longer
+    /// than 4 GiB are impossible in HTTP and are cut.
+    pub fn new<'h, I>(uri: &[&str], request_id: &[u8], headers: impl Fn() -> I) -> Self
+    where
+        I: Iterator<Item = (&'h str, &'h [u8])>,
+    {
+        let uri_len: usize = uri.iter().map(|piece| piece.len()).sum();
+        let uri_len = uri_len.min(u32::MAX as usize);
+        let request_id = clamp(request_id, u32::MAX as usize);
+        let mut len = uri_len + request_id.len();
+        for (name, value) in headers() {
+            len += 2 + clamp(name.as_bytes(), u16::MAX as usize).len();
+            len += 4 + clamp(value, u32::MAX as usize).len();
+        }
+        let mut buf = Vec::with_capacity(len);
+        for piece in uri {
+            let room = uri_len - buf.len();
+            buf.extend_from_slice(clamp(piece.as_bytes(), room));
+        }
+        let uri_len = buf.len();
+        buf.extend_from_slice(request_id);
+        for (name, value) in headers() {
+            let name = clamp(name.as_bytes(), u16::MAX as usize);
+            let value = clamp(value, u32::MAX as usize);
+            buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            buf.extend_from_slice(name);
+            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            buf.extend_from_slice(value);
+        }
+        FlatRequest {
+            buf: buf.into_boxed_slice(),
+            uri_len: uri_len as u32,
+            id_len: request_id.len() as u32,
+        }
+    }
+
+    /// The same from `http`'s types (the URI as received: absolute, or the path and
+    /// query).
+    pub fn from_http(uri: &http::Uri, request_id: &[u8], headers: &http::HeaderMap) -> Self {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let pieces = match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => [scheme, "://", authority.as_str(), path],
+            _ => ["", "", "", path],
+        };
+        FlatRequest::new(&pieces, request_id, || {
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))
+        })
+    }
+
+    /// The URI as given.
+    pub fn uri(&self) -> &str {
+        // Written from a `&str`, cut (if ever) at a byte count that `clamp` keeps on a
+        // character boundary.
+        std::str::from_utf8(&self.buf[..self.uri_len as usize]).unwrap_or_default()
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &[u8] {
+        let start = self.uri_len as usize;
+        &self.buf[start..start + self.id_len as usize]
+    }
+
+    /// The headers, in order; a repeated header appears once per value.
+    pub fn headers(&self) -> FlatHeaders<'_> {
+        FlatHeaders {
+            rest: &self.buf[(self.uri_len + self.id_len) as usize..],
+        }
+    }
+
+    /// The first value of the header `name` (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+impl std::fmt::Debug for FlatRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlatRequest")
+            .field("uri", &self.uri())
+            .field("headers", &self.headers().count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The headers of a [`FlatRequest`].
+#[derive(Debug, Clone)]
+pub struct FlatHeaders<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for FlatHeaders<'a> {
+    type Item = (&'a str, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (name_len, rest) = self.rest.split_first_chunk::<2>()?;
+        let name_len = u16::from_le_bytes(*name_len) as usize;
+        let (name, rest) = rest.split_at_checked(name_len)?;
+        let (value_len, rest) = rest.split_first_chunk::<4>()?;
+        let value_len = u32::from_le_bytes(*value_len) as usize;
+        let (value, rest) = rest.split_at_checked(value_len)?;
+        self.rest = rest;
+        Some((std::str::from_utf8(name).unwrap_or_default(), value))
+    }
+}
+
+/// `bytes` cut to at most `max`, on a UTF-8 character boundary when it is text.
+fn clamp(bytes: &[u8], max: usize) -> &[u8] {
+    if bytes.len() <= max {
+        return bytes;
+    }
+    let mut end = max;
+    while end > 0 && (bytes[end] & 0b1100_0000) == 0b1000_0000 {
+        end -= 1;
+    }
+    &bytes[..end]
 }

@@ -260,7 +260,8 @@ pub(crate) struct TraceLink {
 /// The worker assembles Sentry's `Transaction` (contexts, request, defaults).
 pub(crate) struct PendingTransaction {
     pub(crate) event_id: crate::protocol::EventId,
-    pub(crate) name: String,
+    /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
+    pub(crate) name: TxName,
     pub(crate) start: std::time::SystemTime,
     pub(crate) started: std::time::Instant,
     pub(crate) end: std::time::SystemTime,
@@ -273,6 +274,51 @@ pub(crate) struct PendingTransaction {
     pub(crate) status: crate::protocol::SpanStatus,
     pub(crate) http_status: Option<u16>,
     pub(crate) data: crate::protocol::Map,
+}
+
+/// A transaction's name, kept inside the record when it is short (as route names are):
+/// the worker frees what the request thread allocated, and for glibc each such free is
+/// a cross-thread one, much dearer than a copy of a few bytes.
+pub(crate) enum TxName {
+    Inline {
+        len: u8,
+        bytes: [u8; TxName::INLINE],
+    },
+    Heap(String),
+}
+
+impl TxName {
+    const INLINE: usize = 80;
+
+    pub(crate) fn new(name: &str) -> Self {
+        if name.len() <= Self::INLINE {
+            let mut bytes = [0; Self::INLINE];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            TxName::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            TxName::Heap(name.to_owned())
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            TxName::Inline { len, bytes } => {
+                // Copied whole from a `&str`.
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+            }
+            TxName::Heap(name) => name,
+        }
+    }
+
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            TxName::Heap(name) => name,
+            inline => inline.as_str().to_owned(),
+        }
+    }
 }
 
 /// What a transaction carries of its scope.
@@ -534,5 +580,19 @@ impl Worker {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxName;
+
+    #[test]
+    fn transaction_names_short_and_long_come_back_whole() {
+        for name in ["GET /users/{id}", "", &"x".repeat(80), &"é".repeat(200)] {
+            assert_eq!(TxName::new(name).as_str(), name);
+            assert_eq!(TxName::new(name).into_string(), name);
+        }
+        assert!(matches!(TxName::new(&"x".repeat(81)), TxName::Heap(_)));
     }
 }

@@ -135,6 +135,7 @@ impl Processor {
             http_status,
             mut data,
         } = pending;
+        let name = name.into_string();
         let context = context.map(|c| *c).unwrap_or_default();
         let mut extra = context.extra;
         if spans_dropped > 0 {

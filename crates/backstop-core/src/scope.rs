@@ -666,10 +666,8 @@ impl RequestScope {
             None => scope.request_source.clone(),
             Some(_) => None,
         };
-        let name = scope
-            .transaction
-            .clone()
-            .unwrap_or_else(|| "<unnamed>".into());
+        let name =
+            crate::pipeline::TxName::new(scope.transaction.as_deref().unwrap_or("<unnamed>"));
         let event_id = EventId::new();
         state.sent = Some((event_id, Instant::now()));
         drop(state);

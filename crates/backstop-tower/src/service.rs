@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use backstop_core::http::{
-    MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
+    FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
     error_response_event, status_event, transaction_name, version_name,
 };
 use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus, TraceParent};
@@ -40,6 +40,8 @@ impl std::fmt::Debug for Shared {
 struct RequestInfo {
     scope: Arc<RequestScope>,
     data: Arc<RequestData>,
+    /// The id the response carries (the request's own, or a new one).
+    request_id: HeaderValue,
 }
 
 /// The request's parts, copied once (cheap clones of shared buffers): the response
@@ -47,25 +49,33 @@ struct RequestInfo {
 /// needs it.
 struct RequestData {
     method: Method,
-    uri: Uri,
     version: http::Version,
-    headers: HeaderMap,
     route: RouteName,
     client_ip: Option<std::net::IpAddr>,
-    request_id: HeaderValue,
+    /// The URI, request id and headers in one buffer: usually the worker frees it, and
+    /// one cross-thread free is much cheaper than a `HeaderMap`'s and a `Uri`'s.
+    flat: FlatRequest,
     /// The first bytes of the body, as the handler read them (body capture).
     body: Option<crate::capture::Captured>,
 }
 
 impl RequestData {
-    fn accept(&self) -> Option<&HeaderValue> {
-        self.headers.get(http::header::ACCEPT)
+    /// The `Accept` header, for the page's format (on the error path only).
+    fn accept(&self) -> Option<HeaderValue> {
+        self.flat
+            .header("accept")
+            .and_then(|v| HeaderValue::from_bytes(v).ok())
+    }
+
+    /// The URI, parsed again (on the error path and on the worker).
+    fn uri(&self) -> Uri {
+        self.flat.uri().parse().unwrap_or_default()
     }
 }
 
 impl BuildRequest for RequestData {
     fn build_request(&self) -> backstop_core::Request {
-        let uri = &self.uri;
+        let uri = self.uri();
         let mut request = build_request(
             &RequestParts {
                 method: self.method.as_str(),
@@ -75,9 +85,9 @@ impl BuildRequest for RequestData {
                 query: uri.query(),
                 version: version_name(self.version),
                 client_ip: self.client_ip,
-                request_id: self.request_id.to_str().ok(),
+                request_id: std::str::from_utf8(self.flat.request_id()).ok(),
             },
-            self.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+            self.flat.headers(),
         );
         request.data = self.body.as_ref().and_then(|body| body.text());
         request
@@ -172,14 +182,13 @@ fn start(
     );
     let client = &shared.client;
     let sampler_headers = client.has_traces_sampler().then_some(headers);
+    let flat = FlatRequest::from_http(&request.uri, request_id.as_bytes(), headers);
     let data = Arc::new(RequestData {
         method: method.clone(),
-        uri: request.uri.clone(),
         version: request.version,
-        headers: headers.clone(),
         route,
         client_ip,
-        request_id,
+        flat,
         body,
     });
     let scope = RequestScope::builder(client, name)
@@ -202,7 +211,11 @@ fn start(
             scope.configure(|s| s.set_user(Some(user)));
         }
     }
-    RequestInfo { scope, data }
+    RequestInfo {
+        scope,
+        data,
+        request_id,
+    }
 }
 
 /// The matched route, borrowed from axum's `MatchedPath` (an `Arc<str>` inside).
@@ -380,7 +393,7 @@ where
                     if let Some(info) = this.info.take() {
                         response.headers_mut().insert(
                             this.shared.http.request_id_header_name().clone(),
-                            info.data.request_id.clone(),
+                            info.request_id,
                         );
                         info.scope.finish_http(response.status().as_u16());
                     }
@@ -461,7 +474,7 @@ where
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let uri = &info.data.uri;
+    let uri = &info.data.uri();
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
@@ -492,9 +505,12 @@ fn render<B>(
     original: http::response::Parts,
 ) -> Response<BackstopBody<B>> {
     let context = context.clone().with_headers(original.headers.clone());
-    let page = shared
-        .pages
-        .render(status, &context, data.accept(), data.method == Method::HEAD);
+    let page = shared.pages.render(
+        status,
+        &context,
+        data.accept().as_ref(),
+        data.method == Method::HEAD,
+    );
     let (mut parts, body) = page.into_parts();
     let page_headers = std::mem::take(&mut parts.headers);
     let mut headers = HeaderMap::with_capacity(original.headers.len() + page_headers.len());
