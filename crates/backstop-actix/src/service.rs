@@ -13,8 +13,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::http::{
-    BodyCapture, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
-    is_valid_request_id, new_request_id, status_event, transaction_name, version_name,
+    BodyCapture, FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts,
+    build_request, is_valid_request_id, new_request_id, status_event, transaction_name,
+    version_name,
 };
 use backstop_core::scope::BuildRequest;
 use backstop_core::{EventId, Request, RequestScope, SpanStatus, TraceParent};
@@ -47,6 +48,10 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 struct RequestInfo {
     scope: Arc<RequestScope>,
     data: Arc<RequestData>,
+    /// The id the response carries (the request's own, or a new one).
+    request_id: HeaderValue,
+    /// The matched route pattern.
+    route: Option<String>,
 }
 
 impl<S, B> Service<ServiceRequest> for BackstopMiddleware<S>
@@ -114,21 +119,27 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
             request.set_payload(payload);
             capture
         });
-    let data = Arc::new(RequestData {
-        method: request.method().clone(),
-        uri: request.uri().clone(),
-        version: request.version(),
-        secure: request.app_config().secure(),
-        // A flat copy: one allocation, where cloning the map costs a table and more.
-        headers: request
+    let uri = request.uri();
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let pieces = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => [scheme, "://", authority.as_str(), path],
+        _ => ["", "", "", path],
+    };
+    // One buffer: the worker usually frees it, and one cross-thread free is much
+    // cheaper than one per header.
+    let flat = FlatRequest::new(&pieces, request_id.as_bytes(), || {
+        request
             .headers()
             .iter()
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect(),
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+    });
+    let data = Arc::new(RequestData {
+        method: request.method().clone(),
+        version: request.version(),
+        secure: request.app_config().secure(),
+        flat,
         peer,
         client_ip,
-        request_id,
-        route,
         body,
     });
     let scope = RequestScope::builder(client, name)
@@ -136,7 +147,7 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
         .continue_trace(trace)
         .sampling_input(
             Some(data.method.as_str()),
-            data.route.as_deref(),
+            route.as_deref(),
             sampler_headers.as_ref(),
         )
         .request_source(data.clone())
@@ -153,48 +164,49 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     }
     // No copy goes into the request's extensions: the `BackstopScope` extractor finds
     // the scope bound to the handler's future, which saves an allocation per request.
-    RequestInfo { scope, data }
+    RequestInfo {
+        scope,
+        data,
+        request_id,
+        route,
+    }
 }
 
 /// Copies of the request's parts: turned into Sentry's request context on the worker,
 /// and only for requests that produce a record; read by the response side for pages.
 struct RequestData {
     method: Method,
-    uri: Uri,
     version: Version,
     secure: bool,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The URI, request id and headers.
+    flat: FlatRequest,
     peer: Option<SocketAddr>,
     client_ip: Option<std::net::IpAddr>,
-    request_id: HeaderValue,
-    route: Option<String>,
     body: Option<Arc<BodyCapture>>,
 }
 
 impl RequestData {
-    fn header(&self, name: &HeaderName) -> Option<&HeaderValue> {
-        self.headers
-            .iter()
-            .find_map(|(n, v)| (n == name).then_some(v))
+    /// The URI, parsed again (on the error path and on the worker).
+    fn uri(&self) -> Uri {
+        self.flat.uri().parse().unwrap_or_default()
     }
 }
 
 impl BuildRequest for RequestData {
     fn build_request(&self) -> Request {
+        let uri = self.uri();
         let mut request = build_request(
             &RequestParts {
                 method: self.method.as_str(),
                 scheme: if self.secure { "https" } else { "http" },
-                host: self.uri.authority().map(|a| a.as_str()),
-                path: self.uri.path(),
-                query: self.uri.query(),
+                host: uri.authority().map(|a| a.as_str()),
+                path: uri.path(),
+                query: uri.query(),
                 version: version_name(http_version(self.version)),
                 client_ip: self.client_ip,
-                request_id: self.request_id.to_str().ok(),
+                request_id: std::str::from_utf8(self.flat.request_id()).ok(),
             },
-            self.headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            self.flat.headers(),
         );
         request.data = self.body.as_ref().and_then(|body| body.text());
         request
@@ -319,10 +331,9 @@ where
                 StateProj::Ready { response } => {
                     let mut response = response.take().expect("polled after completion");
                     if let Some(info) = this.info.take() {
-                        response.headers_mut().insert(
-                            this.shared.request_id_header.clone(),
-                            info.data.request_id.clone(),
-                        );
+                        response
+                            .headers_mut()
+                            .insert(this.shared.request_id_header.clone(), info.request_id);
                         info.scope.finish_http(response.status().as_u16());
                     }
                     return Poll::Ready(Ok(response));
@@ -355,7 +366,7 @@ where
     let event_id = shared.http.captures(&shared.client, code).then(|| {
         let event = match error {
             Some(error) => shared.errors.event(error, code),
-            None => status_event(code, info.data.method.as_str(), info.data.route.as_deref()),
+            None => status_event(code, info.data.method.as_str(), info.route.as_deref()),
         };
         info.scope.capture_event(event)
     });
@@ -425,13 +436,14 @@ where
 fn page_format(info: &RequestInfo) -> PageFormat {
     PageFormat::negotiate_str(
         info.data
-            .header(&header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
+            .flat
+            .header("accept")
+            .and_then(|v| std::str::from_utf8(v).ok()),
     )
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let uri = &info.data.uri;
+    let uri = &info.data.uri();
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
@@ -518,7 +530,7 @@ fn panic_response<B>(
 fn detached_request(info: &RequestInfo) -> HttpRequest {
     let mut request = actix_web::test::TestRequest::default()
         .method(info.data.method.clone())
-        .uri(&info.data.uri.to_string())
+        .uri(info.data.flat.uri())
         .version(info.data.version);
     if let Some(peer) = info.data.peer {
         request = request.peer_addr(peer);
