@@ -34,6 +34,8 @@ pub(crate) struct ClientInner {
     worker: std::thread::Thread,
     wake_at: usize,
     closed: AtomicBool,
+    /// Span lists the worker hands back for reuse.
+    pub(crate) span_pool: Arc<crate::spans::SpanPool>,
 }
 
 impl fmt::Debug for Client {
@@ -80,10 +82,11 @@ impl Client {
             sinks.push(Box::new(crate::console::ConsoleSink::new()));
         }
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
+        let span_pool = Arc::new(crate::spans::SpanPool::new(1024));
         let worker = Worker::new(
             rx,
             sinks,
-            Processor::new(settings.clone(), counters.clone()),
+            Processor::new(settings.clone(), counters.clone(), span_pool.clone()),
             counters.clone(),
             validated.queue_capacity,
             settings.max_spans,
@@ -108,6 +111,7 @@ impl Client {
                     worker,
                     wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
+                    span_pool,
                 }),
             },
             worker: Some(handle),

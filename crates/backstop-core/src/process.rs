@@ -13,6 +13,7 @@ use crate::sql::Normalizer;
 
 pub(crate) struct Processor {
     settings: Arc<Settings>,
+    span_pool: Arc<crate::spans::SpanPool>,
     counters: Arc<Counters>,
     logged_panic: AtomicBool,
     /// Normalised statements, cached: the worker sees the same queries over and over.
@@ -20,9 +21,14 @@ pub(crate) struct Processor {
 }
 
 impl Processor {
-    pub(crate) fn new(settings: Arc<Settings>, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        counters: Arc<Counters>,
+        span_pool: Arc<crate::spans::SpanPool>,
+    ) -> Self {
         Processor {
             settings,
+            span_pool,
             counters,
             logged_panic: AtomicBool::new(false),
             normalizer: RefCell::new(Normalizer::default()),
@@ -141,14 +147,16 @@ impl Processor {
         if spans_dropped > 0 {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
+        let mut spans = spans;
         let assembled = crate::spans::assemble(
-            spans,
+            &mut spans,
             crate::spans::Clock { start, started },
             trace.trace_id,
             trace.span_id,
             &mut self.normalizer.borrow_mut(),
             settings.send_default_pii,
         );
+        self.span_pool.give(spans);
         let problems = match &settings.detectors {
             Some(thresholds) => crate::detect::detect(&name, &assembled.query_spans(), thresholds),
             None => Vec::new(),

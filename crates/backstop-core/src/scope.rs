@@ -515,7 +515,7 @@ impl RequestScope {
             return;
         }
         if state.spans.capacity() == 0 {
-            state.spans.reserve(8);
+            state.spans = self.client.inner.span_pool.take();
         }
         state.spans.push(span);
     }

@@ -46,6 +46,37 @@ pub(crate) fn bounded(text: &str, max: usize) -> String {
     out
 }
 
+/// Emptied span lists, handed back by the worker for the next requests: a request's
+/// list is freed on the worker, and for glibc such a cross-thread free of a 1 KiB
+/// block is dear on both threads (it consolidates the heap); reused, it costs nothing.
+pub(crate) struct SpanPool {
+    tx: crossbeam_channel::Sender<Vec<PendingSpan>>,
+    rx: crossbeam_channel::Receiver<Vec<PendingSpan>>,
+}
+
+impl SpanPool {
+    /// Lists longer than this are freed rather than kept.
+    const MAX_KEPT: usize = 64;
+
+    pub(crate) fn new(lists: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(lists.max(1));
+        SpanPool { tx, rx }
+    }
+
+    /// An empty list with room for a few spans.
+    pub(crate) fn take(&self) -> Vec<PendingSpan> {
+        self.rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(8))
+    }
+
+    /// Keeps an emptied list for a later request (when the pool has room).
+    pub(crate) fn give(&self, mut list: Vec<PendingSpan>) {
+        list.clear();
+        if list.capacity() > 0 && list.capacity() <= Self::MAX_KEPT {
+            let _ = self.tx.try_send(list);
+        }
+    }
+}
+
 /// A span recorded under a request, not yet assembled.
 pub(crate) enum PendingSpan {
     /// A span built by hand ([`crate::RequestScope::add_span`]).
@@ -195,7 +226,7 @@ impl Assembled {
 /// `keep_statements` (PII allowed), the statement as executed and its parameters are
 /// kept in the span's data as well.
 pub(crate) fn assemble(
-    pending: Vec<PendingSpan>,
+    pending: &mut Vec<PendingSpan>,
     clock: Clock,
     trace_id: TraceId,
     root: SpanId,
@@ -204,7 +235,7 @@ pub(crate) fn assemble(
 ) -> Assembled {
     let mut spans = Vec::with_capacity(pending.len());
     let mut queries = Vec::new();
-    for span in pending {
+    for span in pending.drain(..) {
         let recorded = match span {
             PendingSpan::Done(span) => {
                 let mut span = *span;
