@@ -12,7 +12,8 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
 use crate::pipeline::{
-    Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Stats, TraceLink, Worker,
+    Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Pool, Stats, TraceLink,
+    TransactionBox, Worker,
 };
 use crate::process::Processor;
 use crate::protocol::{Event, EventId};
@@ -36,6 +37,8 @@ pub(crate) struct ClientInner {
     closed: AtomicBool,
     /// Span lists the worker hands back for reuse.
     pub(crate) span_pool: Arc<crate::spans::SpanPool>,
+    /// Transaction boxes the worker hands back for reuse.
+    boxes: Arc<Pool<TransactionBox>>,
 }
 
 impl fmt::Debug for Client {
@@ -83,6 +86,7 @@ impl Client {
         }
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
         let span_pool = Arc::new(crate::spans::SpanPool::new(1024));
+        let boxes = Arc::new(Pool::new(1024));
         let worker = Worker::new(
             rx,
             sinks,
@@ -90,6 +94,7 @@ impl Client {
             counters.clone(),
             validated.queue_capacity,
             settings.max_spans,
+            boxes.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
@@ -112,6 +117,7 @@ impl Client {
                     wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
                     span_pool,
+                    boxes,
                 }),
             },
             worker: Some(handle),
@@ -244,7 +250,13 @@ impl Client {
         self.inner.counters.captured(Kind::Transaction);
         self.enqueue(
             Kind::Transaction,
-            Message::Transaction(Box::new(transaction)),
+            Message::Transaction(match self.inner.boxes.take() {
+                Some(mut reused) => {
+                    *reused = Some(transaction);
+                    reused
+                }
+                None => Box::new(Some(transaction)),
+            }),
         );
     }
 

@@ -276,6 +276,37 @@ pub(crate) struct PendingTransaction {
     pub(crate) data: crate::protocol::Map,
 }
 
+/// Allocations the worker hands back to the request threads for reuse.
+///
+/// A record is allocated on a request thread and freed on the worker; with glibc each
+/// such cross-thread free takes the owning arena's lock (and a large one makes it
+/// consolidate its heap), which the request threads then wait on. Handed back through
+/// a bounded queue, the same blocks go round instead: in the steady state nothing is
+/// allocated or freed. A full pool frees the surplus; an empty one allocates.
+pub(crate) struct Pool<T> {
+    tx: crossbeam_channel::Sender<T>,
+    rx: Receiver<T>,
+}
+
+impl<T> Pool<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        Pool { tx, rx }
+    }
+
+    pub(crate) fn take(&self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+
+    pub(crate) fn give(&self, item: T) {
+        let _ = self.tx.try_send(item);
+    }
+}
+
+/// A transaction's box on its way to the worker; `None` once processed, when the box
+/// goes back to the [`Pool`].
+pub(crate) type TransactionBox = Box<Option<PendingTransaction>>;
+
 /// A transaction's name, kept inside the record when it is short (as route names are):
 /// the worker frees what the request thread allocated, and for glibc each such free is
 /// a cross-thread one, much dearer than a copy of a few bytes.
@@ -333,7 +364,7 @@ pub(crate) struct ScopeContext {
 
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
-    Transaction(Box<PendingTransaction>),
+    Transaction(TransactionBox),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
     LateSpan(Box<(crate::protocol::EventId, crate::spans::PendingSpan)>),
     /// Process everything before this, flush the sinks, then answer.
@@ -390,7 +421,9 @@ pub(crate) struct Worker {
     counters: Arc<Counters>,
     sinks: Vec<SinkSlot>,
     /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
-    held: std::collections::VecDeque<(Instant, Box<PendingTransaction>)>,
+    held: std::collections::VecDeque<(Instant, TransactionBox)>,
+    /// Where processed transactions' boxes go back to.
+    boxes: Arc<Pool<TransactionBox>>,
     /// The most transactions held at once (the queue's capacity): past it, the oldest
     /// is processed early.
     max_held: usize,
@@ -405,6 +438,7 @@ impl Worker {
         counters: Arc<Counters>,
         max_held: usize,
         max_spans: usize,
+        boxes: Arc<Pool<TransactionBox>>,
     ) -> Self {
         let sinks = sinks
             .into_iter()
@@ -422,6 +456,7 @@ impl Worker {
             held: std::collections::VecDeque::new(),
             max_held: max_held.max(1),
             max_spans,
+            boxes,
         }
     }
 
@@ -491,25 +526,37 @@ impl Worker {
         self.flush_sinks();
     }
 
-    fn hold(&mut self, pending: Box<PendingTransaction>, batch: &mut Vec<Record>) {
+    fn hold(&mut self, pending: TransactionBox, batch: &mut Vec<Record>) {
         if self.held.len() >= self.max_held
             && let Some((_, oldest)) = self.held.pop_front()
         {
-            batch.extend(self.processor.transaction(*oldest));
+            self.process(oldest, batch);
         }
         self.held.push_back((Instant::now(), pending));
+    }
+
+    fn process(&mut self, mut pending: TransactionBox, batch: &mut Vec<Record>) {
+        if let Some(transaction) = pending.take() {
+            batch.extend(self.processor.transaction(transaction));
+        }
+        self.boxes.give(pending);
     }
 
     /// Adds a late span to its held transaction; one already processed (or unknown)
     /// counts it as dropped.
     fn join_late(&mut self, (id, span): (crate::protocol::EventId, crate::spans::PendingSpan)) {
         // Late spans arrive right after their transaction: search from the newest.
-        let held = self.held.iter_mut().rev().find(|(_, t)| t.event_id == id);
+        let held = self
+            .held
+            .iter_mut()
+            .rev()
+            .filter_map(|(_, t)| t.as_mut().as_mut())
+            .find(|t| t.event_id == id);
         match held {
-            Some((_, transaction)) if transaction.spans.len() < self.max_spans => {
+            Some(transaction) if transaction.spans.len() < self.max_spans => {
                 transaction.spans.push(span);
             }
-            Some((_, transaction)) => {
+            Some(transaction) => {
                 transaction.spans_dropped += 1;
                 self.counters.spans_dropped(1);
             }
@@ -523,7 +570,7 @@ impl Worker {
                 break;
             }
             if let Some((_, pending)) = self.held.pop_front() {
-                batch.extend(self.processor.transaction(*pending));
+                self.process(pending, batch);
             }
         }
     }

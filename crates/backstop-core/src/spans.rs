@@ -49,30 +49,26 @@ pub(crate) fn bounded(text: &str, max: usize) -> String {
 /// Emptied span lists, handed back by the worker for the next requests: a request's
 /// list is freed on the worker, and for glibc such a cross-thread free of a 1 KiB
 /// block is dear on both threads (it consolidates the heap); reused, it costs nothing.
-pub(crate) struct SpanPool {
-    tx: crossbeam_channel::Sender<Vec<PendingSpan>>,
-    rx: crossbeam_channel::Receiver<Vec<PendingSpan>>,
-}
+pub(crate) struct SpanPool(crate::pipeline::Pool<Vec<PendingSpan>>);
 
 impl SpanPool {
     /// Lists longer than this are freed rather than kept.
     const MAX_KEPT: usize = 64;
 
     pub(crate) fn new(lists: usize) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(lists.max(1));
-        SpanPool { tx, rx }
+        SpanPool(crate::pipeline::Pool::new(lists))
     }
 
     /// An empty list with room for a few spans.
     pub(crate) fn take(&self) -> Vec<PendingSpan> {
-        self.rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(8))
+        self.0.take().unwrap_or_else(|| Vec::with_capacity(8))
     }
 
     /// Keeps an emptied list for a later request (when the pool has room).
     pub(crate) fn give(&self, mut list: Vec<PendingSpan>) {
         list.clear();
         if list.capacity() > 0 && list.capacity() <= Self::MAX_KEPT {
-            let _ = self.tx.try_send(list);
+            self.0.give(list);
         }
     }
 }
