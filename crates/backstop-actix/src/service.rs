@@ -14,8 +14,7 @@ use actix_web::http::{Method, StatusCode, Uri, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::http::{
     BodyCapture, FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts,
-    build_request, is_valid_request_id, new_request_id, status_event, transaction_name,
-    version_name,
+    build_request, is_valid_request_id, new_request_id, status_event, version_name,
 };
 use backstop_core::scope::BuildRequest;
 use backstop_core::{EventId, Request, RequestScope, SpanStatus, TraceParent};
@@ -91,9 +90,7 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     let http = &shared.http;
     let client = &shared.client;
     let route = request.match_pattern();
-    let method = request.method();
     let headers = request.headers();
-    let name = transaction_name(method.as_str(), route.as_deref());
     let trace = TraceParent::from_values(
         headers.get(TRACEPARENT).map(HeaderValue::as_bytes),
         headers.get(SENTRY_TRACE).map(HeaderValue::as_bytes),
@@ -142,7 +139,7 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
         client_ip,
         body,
     });
-    let scope = RequestScope::builder(client, name)
+    let scope = RequestScope::http_builder(client, data.method.as_str(), route.as_deref())
         .op("http.server")
         .continue_trace(trace)
         .sampling_input(

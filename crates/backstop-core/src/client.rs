@@ -282,8 +282,13 @@ impl Client {
         }
         match self.inner.tx.try_send(message) {
             Ok(()) => {
-                // Unparking a thread that is not parked is one atomic swap.
-                if self.inner.tx.len() >= self.inner.wake_at {
+                // The queue's length reads the worker's end of it, a cache line the
+                // worker keeps writing: in a large queue, look only every few sends. The
+                // worker wakes on its own every tick anyway; this wakes it early for a
+                // filling queue.
+                if (self.inner.wake_at <= 4 * CHECK_QUEUE_EVERY as usize || should_check_queue())
+                    && self.inner.tx.len() >= self.inner.wake_at
+                {
                     self.inner.worker.unpark();
                 }
             }
@@ -304,6 +309,23 @@ impl Client {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
+
+/// True on one send in [`CHECK_QUEUE_EVERY`] on this thread.
+fn should_check_queue() -> bool {
+    thread_local! {
+        static SENDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    SENDS.with(|sends| {
+        let n = sends.get().wrapping_add(1);
+        sends.set(n);
+        n % CHECK_QUEUE_EVERY == 0
+    })
+}
+
+/// How often a sending thread looks at the queue's length (see [`Client::enqueue`]).
+/// Far below the wake-up threshold (a quarter of the queue), so a filling queue still
+/// wakes the worker long before it is full.
+const CHECK_QUEUE_EVERY: u32 = 16;
 
 fn roll(rate: f64) -> bool {
     if rate >= 1.0 {

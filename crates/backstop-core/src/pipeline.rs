@@ -262,9 +262,8 @@ pub(crate) struct PendingTransaction {
     pub(crate) event_id: crate::protocol::EventId,
     /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
     pub(crate) name: TxName,
-    pub(crate) start: std::time::SystemTime,
     pub(crate) started: std::time::Instant,
-    pub(crate) end: std::time::SystemTime,
+    pub(crate) ended: std::time::Instant,
     pub(crate) spans: Vec<crate::spans::PendingSpan>,
     pub(crate) spans_dropped: u64,
     /// The scope's user, tags, contexts, extra and request, when any was set.
@@ -310,6 +309,7 @@ pub(crate) type TransactionBox = Box<Option<PendingTransaction>>;
 /// A transaction's name, kept inside the record when it is short (as route names are):
 /// the worker frees what the request thread allocated, and for glibc each such free is
 /// a cross-thread one, much dearer than a copy of a few bytes.
+#[derive(Clone)]
 pub(crate) enum TxName {
     Inline {
         len: u8,
@@ -322,15 +322,26 @@ impl TxName {
     const INLINE: usize = 80;
 
     pub(crate) fn new(name: &str) -> Self {
-        if name.len() <= Self::INLINE {
+        Self::from_pieces(&[name])
+    }
+
+    /// The pieces written one after the other (`["GET", " ", "/users/{id}"]`), without
+    /// formatting or, when short, allocating.
+    pub(crate) fn from_pieces(pieces: &[&str]) -> Self {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        if len <= Self::INLINE {
             let mut bytes = [0; Self::INLINE];
-            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            let mut at = 0;
+            for piece in pieces {
+                bytes[at..at + piece.len()].copy_from_slice(piece.as_bytes());
+                at += piece.len();
+            }
             TxName::Inline {
-                len: name.len() as u8,
+                len: len as u8,
                 bytes,
             }
         } else {
-            TxName::Heap(name.to_owned())
+            TxName::Heap(pieces.concat())
         }
     }
 
@@ -421,8 +432,8 @@ pub(crate) struct Worker {
     counters: Arc<Counters>,
     sinks: Vec<SinkSlot>,
     /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
-    held: std::collections::VecDeque<(Instant, TransactionBox)>,
-    /// Where processed transactions' boxes go back to.
+    held: std::collections::VecDeque<(Instant, PendingTransaction)>,
+    /// Where received transactions' boxes go back to.
     boxes: Arc<Pool<TransactionBox>>,
     /// The most transactions held at once (the queue's capacity): past it, the oldest
     /// is processed early.
@@ -526,20 +537,24 @@ impl Worker {
         self.flush_sinks();
     }
 
-    fn hold(&mut self, pending: TransactionBox, batch: &mut Vec<Record>) {
+    /// Holds a transaction for late spans. Its box goes back to the request threads at
+    /// once (the record moves into the worker's own queue), so boxes go round even
+    /// while the worker is behind.
+    fn hold(&mut self, mut pending: TransactionBox, batch: &mut Vec<Record>) {
+        let Some(transaction) = pending.take() else {
+            return;
+        };
+        self.boxes.give(pending);
         if self.held.len() >= self.max_held
             && let Some((_, oldest)) = self.held.pop_front()
         {
             self.process(oldest, batch);
         }
-        self.held.push_back((Instant::now(), pending));
+        self.held.push_back((Instant::now(), transaction));
     }
 
-    fn process(&mut self, mut pending: TransactionBox, batch: &mut Vec<Record>) {
-        if let Some(transaction) = pending.take() {
-            batch.extend(self.processor.transaction(transaction));
-        }
-        self.boxes.give(pending);
+    fn process(&mut self, transaction: PendingTransaction, batch: &mut Vec<Record>) {
+        batch.extend(self.processor.transaction(transaction));
     }
 
     /// Adds a late span to its held transaction; one already processed (or unknown)
@@ -550,7 +565,7 @@ impl Worker {
             .held
             .iter_mut()
             .rev()
-            .filter_map(|(_, t)| t.as_mut().as_mut())
+            .map(|(_, t)| t)
             .find(|t| t.event_id == id);
         match held {
             Some(transaction) if transaction.spans.len() < self.max_spans => {

@@ -129,9 +129,8 @@ impl Processor {
         let PendingTransaction {
             event_id,
             name,
-            start,
             started,
-            end,
+            ended,
             spans,
             spans_dropped,
             context,
@@ -147,10 +146,11 @@ impl Processor {
         if spans_dropped > 0 {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
+        let clock = crate::spans::Clock::of(started);
         let mut spans = spans;
         let assembled = crate::spans::assemble(
             &mut spans,
-            crate::spans::Clock { start, started },
+            clock,
             trace.trace_id,
             trace.span_id,
             &mut self.normalizer.borrow_mut(),
@@ -165,8 +165,8 @@ impl Processor {
             event_id,
             ty: "transaction".into(),
             name,
-            start_timestamp: start,
-            timestamp: end,
+            start_timestamp: clock.start,
+            timestamp: clock.at(ended),
             platform: std::borrow::Cow::Borrowed("native"),
             contexts: context.contexts,
             spans: assembled.spans,

@@ -28,13 +28,13 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::client::Client;
 use crate::options::SamplingContext;
-use crate::pipeline::{PendingTransaction, ScopeContext, TraceLink};
+use crate::pipeline::{PendingTransaction, ScopeContext, TraceLink, TxName};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
     SpanStatus, TraceId, User, Values,
@@ -54,7 +54,7 @@ pub struct Scope {
     extra: Map,
     breadcrumbs: VecDeque<Breadcrumb>,
     fingerprint: Option<Vec<String>>,
-    transaction: Option<String>,
+    transaction: Option<TxName>,
     level: Option<Level>,
     request: Option<Request>,
     request_source: Option<RequestSource>,
@@ -86,7 +86,7 @@ impl fmt::Debug for Scope {
             .field("contexts", &self.contexts.keys())
             .field("breadcrumbs", &self.breadcrumbs.len())
             .field("fingerprint", &self.fingerprint)
-            .field("transaction", &self.transaction)
+            .field("transaction", &self.transaction())
             .finish_non_exhaustive()
     }
 }
@@ -196,12 +196,12 @@ impl Scope {
 
     /// Renames the transaction (the route, by default).
     pub fn set_transaction(&mut self, name: impl Into<String>) {
-        self.transaction = Some(name.into());
+        self.transaction = Some(TxName::new(&name.into()));
     }
 
     /// The transaction name.
     pub fn transaction(&self) -> Option<&str> {
-        self.transaction.as_deref()
+        self.transaction.as_ref().map(TxName::as_str)
     }
 
     /// Forces the level of events captured in this scope.
@@ -247,7 +247,7 @@ impl Scope {
             event.fingerprint.clone_from(fp);
         }
         if event.transaction.is_none() {
-            event.transaction.clone_from(&self.transaction);
+            event.transaction = self.transaction().map(str::to_owned);
         }
         if let Some(level) = self.level {
             event.level = level;
@@ -271,7 +271,8 @@ pub struct RequestScope {
     parent_span_id: Option<SpanId>,
     sampled: bool,
     op: Cow<'static, str>,
-    start: SystemTime,
+    /// When the request started. Wall-clock times are derived on the worker: one clock
+    /// read at each end of a request.
     started: Instant,
     state: Mutex<State>,
 }
@@ -301,7 +302,7 @@ impl fmt::Debug for RequestScope {
 #[must_use]
 pub struct ScopeBuilder<'a> {
     client: &'a Client,
-    name: String,
+    name: TxName,
     op: Cow<'static, str>,
     parent: Option<TraceParent>,
     method: Option<&'a str>,
@@ -362,7 +363,7 @@ impl<'a> ScopeBuilder<'a> {
         let parent_sampled = self.parent.as_ref().and_then(|p| p.sampled);
         let sampled = self.sampled.unwrap_or_else(|| {
             self.client.sample_transaction(&SamplingContext {
-                name: &self.name,
+                name: self.name.as_str(),
                 op: &self.op,
                 method: self.method,
                 route: self.route,
@@ -385,7 +386,6 @@ impl<'a> ScopeBuilder<'a> {
             parent_span_id,
             sampled,
             op: self.op,
-            start: SystemTime::now(),
             started: Instant::now(),
             state: Mutex::new(State {
                 scope,
@@ -400,10 +400,26 @@ impl<'a> ScopeBuilder<'a> {
 
 impl RequestScope {
     /// Starts building a scope named `name` (the transaction name).
-    pub fn builder<'a>(client: &'a Client, name: impl Into<String>) -> ScopeBuilder<'a> {
+    pub fn builder<'a>(client: &'a Client, name: impl AsRef<str>) -> ScopeBuilder<'a> {
+        Self::named(client, TxName::new(name.as_ref()))
+    }
+
+    /// Starts building the scope of an HTTP request, named `METHOD /route/{param}`, or
+    /// `METHOD <unmatched>` when no route matched (see
+    /// [`transaction_name`](crate::http::transaction_name)).
+    pub fn http_builder<'a>(
+        client: &'a Client,
+        method: &str,
+        route: Option<&str>,
+    ) -> ScopeBuilder<'a> {
+        let route = route.unwrap_or("<unmatched>");
+        Self::named(client, TxName::from_pieces(&[method, " ", route]))
+    }
+
+    fn named(client: &Client, name: TxName) -> ScopeBuilder<'_> {
         ScopeBuilder {
             client,
-            name: name.into(),
+            name,
             op: Cow::Borrowed("task"),
             parent: None,
             method: None,
@@ -643,7 +659,7 @@ impl RequestScope {
         if !self.sampled {
             return None;
         }
-        let end = self.start + self.started.elapsed();
+        let ended = Instant::now();
         let spans = std::mem::take(&mut state.spans);
         let spans_dropped = state.spans_dropped;
         let scope = &state.scope;
@@ -666,17 +682,18 @@ impl RequestScope {
             None => scope.request_source.clone(),
             Some(_) => None,
         };
-        let name =
-            crate::pipeline::TxName::new(scope.transaction.as_deref().unwrap_or("<unnamed>"));
+        let name = scope
+            .transaction
+            .clone()
+            .unwrap_or_else(|| TxName::new("<unnamed>"));
         let event_id = EventId::new();
-        state.sent = Some((event_id, Instant::now()));
+        state.sent = Some((event_id, ended));
         drop(state);
         self.client.send_transaction(PendingTransaction {
             event_id,
             name,
-            start: self.start,
             started: self.started,
-            end,
+            ended,
             spans,
             spans_dropped,
             context,

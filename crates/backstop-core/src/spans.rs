@@ -149,7 +149,17 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    fn at(&self, instant: Instant) -> SystemTime {
+    /// The clock of a request that started at `started`, read against the wall clock
+    /// now.
+    pub(crate) fn of(started: Instant) -> Self {
+        let (wall, now) = (SystemTime::now(), Instant::now());
+        Clock {
+            start: wall - now.saturating_duration_since(started),
+            started,
+        }
+    }
+
+    pub(crate) fn at(&self, instant: Instant) -> SystemTime {
         match instant.checked_duration_since(self.started) {
             Some(after) => self.start + after,
             None => self.start - self.started.duration_since(instant),

@@ -93,6 +93,8 @@ fn bench_stack(
     app: Router,
     client: Option<&Client>,
 ) {
+    // As `axum::serve` does: handlers become services once, not on every request.
+    let app: Router = app.with_state(());
     let mut group = c.benchmark_group(format!("middleware_overhead/{name}"));
     for path in ["/hello", "/query"] {
         group.bench_function(path.trim_start_matches('/'), |b| {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use backstop_core::http::{
     FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
-    error_response_event, status_event, transaction_name, version_name,
+    error_response_event, status_event, version_name,
 };
 use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus, TraceParent};
 use backstop_pages::{DebugDetails, PageContext};
@@ -164,7 +164,6 @@ fn start(
     let headers = &request.headers;
     let route = matched_route(request).map_or_else(RouteName::none, Route::into_name);
     let method = &request.method;
-    let name = transaction_name(method.as_str(), route.as_deref());
     let trace = TraceParent::from_values(
         headers.get(&TRACEPARENT).map(HeaderValue::as_bytes),
         headers.get(&SENTRY_TRACE).map(HeaderValue::as_bytes),
@@ -191,7 +190,7 @@ fn start(
         flat,
         body,
     });
-    let scope = RequestScope::builder(client, name)
+    let scope = RequestScope::http_builder(client, method.as_str(), data.route.as_deref())
         .op("http.server")
         .continue_trace(trace)
         .sampling_input(
