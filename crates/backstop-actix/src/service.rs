@@ -45,12 +45,21 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// its parts that the request context is built from. The request itself cannot be
 /// kept: actix routes by taking the only reference to it.
 struct RequestInfo {
-    scope: Arc<RequestScope>,
+    /// Always there, but while a poll has moved it into the thread's current slot.
+    scope: Option<Arc<RequestScope>>,
     data: Arc<RequestData>,
     /// The id the response carries (the request's own, or a new one).
     request_id: HeaderValue,
     /// The matched route pattern.
     route: Option<String>,
+}
+
+impl RequestInfo {
+    fn scope(&self) -> &Arc<RequestScope> {
+        self.scope
+            .as_ref()
+            .expect("the scope is back in its slot after each poll")
+    }
 }
 
 impl<S, B> Service<ServiceRequest> for BackstopMiddleware<S>
@@ -65,9 +74,9 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
-        let info = start(&self.shared, &mut request);
+        let mut info = start(&self.shared, &mut request);
         let called = {
-            let _entered = info.scope.enter();
+            let _entered = RequestScope::enter_moved(&mut info.scope);
             catch_unwind(AssertUnwindSafe(|| self.service.call(request)))
         };
         let state = match called {
@@ -162,7 +171,7 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     // No copy goes into the request's extensions: the `BackstopScope` extractor finds
     // the scope bound to the handler's future, which saves an allocation per request.
     RequestInfo {
-        scope,
+        scope: Some(scope),
         data,
         request_id,
         route,
@@ -263,7 +272,7 @@ pin_project_lite::pin_project! {
             // Dropped before it finished: the client went away. The transaction ends
             // as aborted; nothing stays behind.
             if let Some(info) = this.project().info.take() {
-                info.scope.finish(SpanStatus::Aborted);
+                info.scope().finish(SpanStatus::Aborted);
             }
         }
     }
@@ -287,9 +296,9 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Running { future } => {
-                    let info = this.info.as_ref().expect("polled after completion");
+                    let info = this.info.as_mut().expect("polled after completion");
                     let polled = {
-                        let _entered = info.scope.enter();
+                        let _entered = RequestScope::enter_moved(&mut info.scope);
                         catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
                     };
                     let next = match polled {
@@ -328,10 +337,10 @@ where
                 StateProj::Ready { response } => {
                     let mut response = response.take().expect("polled after completion");
                     if let Some(info) = this.info.take() {
+                        info.scope().finish_http(response.status().as_u16());
                         response
                             .headers_mut()
                             .insert(this.shared.request_id_header.clone(), info.request_id);
-                        info.scope.finish_http(response.status().as_u16());
                     }
                     return Poll::Ready(Ok(response));
                 }
@@ -365,7 +374,7 @@ where
             Some(error) => shared.errors.event(error, code),
             None => status_event(code, info.data.method.as_str(), info.route.as_deref()),
         };
-        info.scope.capture_event(event)
+        info.scope().capture_event(event)
     });
     let content_type = response.headers().get(header::CONTENT_TYPE);
     let body_len = match response.response().body().size() {
@@ -504,7 +513,7 @@ fn panic_response<B>(
     payload: &(dyn std::any::Any + Send),
 ) -> ServiceResponse<BackstopBody<B>> {
     let debug = shared.pages.is_debug();
-    let (id, details) = info.scope.capture_panic_detailed(payload, debug);
+    let (id, details) = info.scope().capture_panic_detailed(payload, debug);
     let mut context = page_context(info, Some(id));
     if debug {
         context = context.with_debug(DebugDetails::from_panic(&details));

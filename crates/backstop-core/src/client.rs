@@ -12,8 +12,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
 use crate::pipeline::{
-    Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Pool, Stats, TraceLink,
-    TransactionBox, Worker,
+    Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Pool, Stats, TraceLink, Worker,
 };
 use crate::process::Processor;
 use crate::protocol::{Event, EventId};
@@ -37,8 +36,13 @@ pub(crate) struct ClientInner {
     closed: AtomicBool,
     /// Span lists the worker hands back for reuse.
     pub(crate) span_pool: Arc<crate::spans::SpanPool>,
-    /// Transaction boxes the worker hands back for reuse.
-    boxes: Arc<Pool<TransactionBox>>,
+    /// Request sources the worker is done with. A request thread allocated each, and
+    /// freeing it there (one per new request) keeps glibc's per-thread caches warm,
+    /// where a free on the worker would lock the request thread's arena and leave the
+    /// block out of its reach.
+    pub(crate) retired: Arc<Pool<crate::scope::RequestSource>>,
+    /// How transactions travel to the worker: in per-thread batches.
+    handoff: Arc<crate::handoff::Handoff>,
 }
 
 impl fmt::Debug for Client {
@@ -86,15 +90,21 @@ impl Client {
         }
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
         let span_pool = Arc::new(crate::spans::SpanPool::new(1024));
-        let boxes = Arc::new(Pool::new(1024));
+        let handoff = Arc::new(crate::handoff::Handoff::new(validated.queue_capacity));
+        let retired = Arc::new(Pool::new(1024));
         let worker = Worker::new(
             rx,
             sinks,
-            Processor::new(settings.clone(), counters.clone(), span_pool.clone()),
+            Processor::new(
+                settings.clone(),
+                counters.clone(),
+                span_pool.clone(),
+                retired.clone(),
+            ),
             counters.clone(),
             validated.queue_capacity,
             settings.max_spans,
-            boxes.clone(),
+            handoff.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
@@ -117,7 +127,8 @@ impl Client {
                     wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
                     span_pool,
-                    boxes,
+                    retired,
+                    handoff,
                 }),
             },
             worker: Some(handle),
@@ -237,6 +248,7 @@ impl Client {
         }
         self.enqueue(
             Kind::Event,
+            1,
             Message::Event(Box::new(PendingEvent {
                 event,
                 backtrace,
@@ -247,17 +259,16 @@ impl Client {
     }
 
     pub(crate) fn send_transaction(&self, transaction: PendingTransaction) {
-        self.inner.counters.captured(Kind::Transaction);
-        self.enqueue(
-            Kind::Transaction,
-            Message::Transaction(match self.inner.boxes.take() {
-                Some(mut reused) => {
-                    *reused = Some(transaction);
-                    reused
-                }
-                None => Box::new(Some(transaction)),
-            }),
-        );
+        let counters = &self.inner.counters;
+        counters.captured(Kind::Transaction);
+        if self.inner.closed.load(Ordering::Relaxed) {
+            counters.dropped(Kind::Transaction, Drop::ShutDown, 1);
+            return;
+        }
+        if let Some(full) = self.inner.handoff.push(transaction) {
+            let n = full.len() as u64;
+            self.enqueue(Kind::Transaction, n, Message::Transactions(full));
+        }
     }
 
     /// Hands the worker a span that closed after its transaction was sent.
@@ -274,10 +285,11 @@ impl Client {
         }
     }
 
-    fn enqueue(&self, kind: Kind, message: Message) {
+    /// Sends `message`, which holds `n` records of `kind`.
+    fn enqueue(&self, kind: Kind, n: u64, message: Message) {
         let counters = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed) {
-            counters.dropped(kind, Drop::ShutDown, 1);
+            counters.dropped(kind, Drop::ShutDown, n);
             return;
         }
         match self.inner.tx.try_send(message) {
@@ -292,8 +304,8 @@ impl Client {
                     self.inner.worker.unpark();
                 }
             }
-            Err(TrySendError::Full(_)) => counters.dropped(kind, Drop::QueueFull, 1),
-            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, Drop::ShutDown, 1),
+            Err(TrySendError::Full(_)) => counters.dropped(kind, Drop::QueueFull, n),
+            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, Drop::ShutDown, n),
         }
     }
 

@@ -35,6 +35,7 @@ pub mod detect;
 #[cfg(feature = "diesel")]
 pub mod diesel;
 pub mod fingerprint;
+mod handoff;
 pub mod http;
 pub mod options;
 pub mod panic;
@@ -61,8 +62,8 @@ pub use protocol::{
     SpanStatus, TraceId, Transaction, User,
 };
 pub use scope::{
-    Bound, BuildRequest, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard, bind,
-    error_event,
+    Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
+    bind, error_event,
 };
 pub use scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use trace::TraceParent;

@@ -380,8 +380,12 @@ impl Options {
         self
     }
 
-    /// The capacity of the queue between request handling and the worker (default
-    /// 4096). A full queue drops and counts; it never blocks.
+    /// The capacity of the queue between request handling and the worker, in messages
+    /// (default 4096). A full queue drops and counts; it never blocks.
+    ///
+    /// An event is a message. Transactions travel in batches, one per thread, of up to
+    /// `capacity / 256` (at most 16; a queue under 512 sends each alone). A batch that
+    /// does not fill is collected by the worker within 10 ms.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self

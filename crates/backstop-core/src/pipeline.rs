@@ -302,10 +302,6 @@ impl<T> Pool<T> {
     }
 }
 
-/// A transaction's box on its way to the worker; `None` once processed, when the box
-/// goes back to the [`Pool`].
-pub(crate) type TransactionBox = Box<Option<PendingTransaction>>;
-
 /// A transaction's name, kept inside the record when it is short (as route names are):
 /// the worker frees what the request thread allocated, and for glibc each such free is
 /// a cross-thread one, much dearer than a copy of a few bytes.
@@ -375,7 +371,8 @@ pub(crate) struct ScopeContext {
 
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
-    Transaction(TransactionBox),
+    /// A batch of transactions from one thread (see [`crate::handoff`]).
+    Transactions(Vec<PendingTransaction>),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
     LateSpan(Box<(crate::protocol::EventId, crate::spans::PendingSpan)>),
     /// Process everything before this, flush the sinks, then answer.
@@ -433,8 +430,10 @@ pub(crate) struct Worker {
     sinks: Vec<SinkSlot>,
     /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
     held: std::collections::VecDeque<(Instant, PendingTransaction)>,
-    /// Where received transactions' boxes go back to.
-    boxes: Arc<Pool<TransactionBox>>,
+    /// Where batches come from, and their lists go back to.
+    handoff: Arc<crate::handoff::Handoff>,
+    /// When the open batches were last collected.
+    collected: Instant,
     /// The most transactions held at once (the queue's capacity): past it, the oldest
     /// is processed early.
     max_held: usize,
@@ -449,7 +448,7 @@ impl Worker {
         counters: Arc<Counters>,
         max_held: usize,
         max_spans: usize,
-        boxes: Arc<Pool<TransactionBox>>,
+        handoff: Arc<crate::handoff::Handoff>,
     ) -> Self {
         let sinks = sinks
             .into_iter()
@@ -467,7 +466,8 @@ impl Worker {
             held: std::collections::VecDeque::new(),
             max_held: max_held.max(1),
             max_spans,
-            boxes,
+            handoff,
+            collected: Instant::now(),
         }
     }
 
@@ -501,15 +501,24 @@ impl Worker {
                     Message::Event(pending) => {
                         batch.extend(self.processor.event(*pending));
                     }
-                    Message::Transaction(pending) => self.hold(pending, &mut batch),
-                    Message::LateSpan(late) => self.join_late(*late),
+                    Message::Transactions(mut list) => {
+                        for transaction in list.drain(..) {
+                            self.hold(transaction, &mut batch);
+                        }
+                        self.handoff.give_back(list);
+                    }
+                    Message::LateSpan(late) => self.join_late(*late, &mut batch),
                 }
                 if batch.len() < MAX_BATCH {
                     next = self.rx.try_recv().ok();
                 }
             }
-            // A flush or shutdown processes everything held; otherwise, what has waited
-            // long enough.
+            // A flush or shutdown processes everything held, open batches included;
+            // otherwise, what has waited long enough, collecting the open batches
+            // every tick.
+            if control.is_some() || self.collected.elapsed() >= TICK {
+                self.collect_open(&mut batch);
+            }
             self.release(control.is_some(), &mut batch);
             if !batch.is_empty() {
                 self.deliver(&batch);
@@ -530,6 +539,7 @@ impl Worker {
             }
         }
         // Every sender is gone: the process is ending without a shutdown call.
+        self.collect_open(&mut batch);
         self.release(true, &mut batch);
         if !batch.is_empty() {
             self.deliver(&batch);
@@ -537,14 +547,8 @@ impl Worker {
         self.flush_sinks();
     }
 
-    /// Holds a transaction for late spans. Its box goes back to the request threads at
-    /// once (the record moves into the worker's own queue), so boxes go round even
-    /// while the worker is behind.
-    fn hold(&mut self, mut pending: TransactionBox, batch: &mut Vec<Record>) {
-        let Some(transaction) = pending.take() else {
-            return;
-        };
-        self.boxes.give(pending);
+    /// Holds a transaction for late spans.
+    fn hold(&mut self, transaction: PendingTransaction, batch: &mut Vec<Record>) {
         if self.held.len() >= self.max_held
             && let Some((_, oldest)) = self.held.pop_front()
         {
@@ -553,13 +557,32 @@ impl Worker {
         self.held.push_back((Instant::now(), transaction));
     }
 
+    /// Takes in the batches the request threads have not sent yet.
+    fn collect_open(&mut self, batch: &mut Vec<Record>) {
+        self.collected = Instant::now();
+        let mut collected = Vec::new();
+        self.handoff
+            .collect(|transaction| collected.push(transaction));
+        for transaction in collected {
+            self.hold(transaction, batch);
+        }
+    }
+
     fn process(&mut self, transaction: PendingTransaction, batch: &mut Vec<Record>) {
         batch.extend(self.processor.transaction(transaction));
     }
 
     /// Adds a late span to its held transaction; one already processed (or unknown)
     /// counts it as dropped.
-    fn join_late(&mut self, (id, span): (crate::protocol::EventId, crate::spans::PendingSpan)) {
+    fn join_late(
+        &mut self,
+        (id, span): (crate::protocol::EventId, crate::spans::PendingSpan),
+        batch: &mut Vec<Record>,
+    ) {
+        if !self.holds(id) {
+            // Its transaction may still sit in its thread's open batch.
+            self.collect_open(batch);
+        }
         // Late spans arrive right after their transaction: search from the newest.
         let held = self
             .held
@@ -577,6 +600,10 @@ impl Worker {
             }
             None => self.counters.spans_dropped(1),
         }
+    }
+
+    fn holds(&self, id: crate::protocol::EventId) -> bool {
+        self.held.iter().rev().any(|(_, t)| t.event_id == id)
     }
 
     fn release(&mut self, all: bool, batch: &mut Vec<Record>) {

@@ -14,6 +14,9 @@ use crate::sql::Normalizer;
 pub(crate) struct Processor {
     settings: Arc<Settings>,
     span_pool: Arc<crate::spans::SpanPool>,
+    /// Request sources done with, for the request threads to free (see
+    /// `ClientInner::retired`).
+    retired: Arc<crate::pipeline::Pool<crate::scope::RequestSource>>,
     counters: Arc<Counters>,
     logged_panic: AtomicBool,
     /// Normalised statements, cached: the worker sees the same queries over and over.
@@ -25,10 +28,12 @@ impl Processor {
         settings: Arc<Settings>,
         counters: Arc<Counters>,
         span_pool: Arc<crate::spans::SpanPool>,
+        retired: Arc<crate::pipeline::Pool<crate::scope::RequestSource>>,
     ) -> Self {
         Processor {
             settings,
             span_pool,
+            retired,
             counters,
             logged_panic: AtomicBool::new(false),
             normalizer: RefCell::new(Normalizer::default()),
@@ -134,7 +139,7 @@ impl Processor {
             spans,
             spans_dropped,
             context,
-            trace,
+            mut trace,
             parent_span_id,
             status,
             http_status,
@@ -195,10 +200,11 @@ impl Processor {
             root.insert("data".into(), data.into());
         }
         transaction.contexts.insert("trace".into(), root.into());
-        if transaction.request.is_none()
-            && let Some(source) = &trace.request_source
-        {
-            transaction.request = Some(source.build_request());
+        if let Some(source) = trace.request_source.take() {
+            if transaction.request.is_none() {
+                transaction.request = Some(source.build_request());
+            }
+            self.retired.give(source);
         }
         if let Some(request) = &transaction.request {
             crate::http::user_agent_contexts(request, &mut transaction.contexts);

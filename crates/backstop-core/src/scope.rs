@@ -315,6 +315,7 @@ pub struct ScopeBuilder<'a> {
 
 impl<'a> ScopeBuilder<'a> {
     /// The operation (`http.server`, `task`). Default `task`.
+    #[inline]
     pub fn op(mut self, op: impl Into<Cow<'static, str>>) -> Self {
         self.op = op.into();
         self
@@ -322,12 +323,14 @@ impl<'a> ScopeBuilder<'a> {
 
     /// Continues the caller's trace (from `traceparent` or `sentry-trace`), honouring
     /// its sampling decision.
+    #[inline]
     pub fn continue_trace(mut self, parent: Option<TraceParent>) -> Self {
         self.parent = parent;
         self
     }
 
     /// The method, route and headers the traces sampler sees.
+    #[inline]
     pub fn sampling_input(
         mut self,
         method: Option<&'a str>,
@@ -341,18 +344,21 @@ impl<'a> ScopeBuilder<'a> {
     }
 
     /// Forces the sampling decision.
+    #[inline]
     pub fn sampled(mut self, sampled: bool) -> Self {
         self.sampled = Some(sampled);
         self
     }
 
     /// The HTTP request that events and the transaction carry.
+    #[inline]
     pub fn request(mut self, request: Request) -> Self {
         self.request = Some(request);
         self
     }
 
     /// Builds the HTTP request context on demand, on the worker (see [`RequestSource`]).
+    #[inline]
     pub fn request_source(mut self, source: RequestSource) -> Self {
         self.request_source = Some(source);
         self
@@ -371,6 +377,8 @@ impl<'a> ScopeBuilder<'a> {
                 parent_sampled,
             })
         });
+        // Free one request source the worker is done with here, on a request thread.
+        drop(self.client.inner.retired.take());
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);
         scope.request = self.request;
@@ -400,6 +408,7 @@ impl<'a> ScopeBuilder<'a> {
 
 impl RequestScope {
     /// Starts building a scope named `name` (the transaction name).
+    #[inline]
     pub fn builder<'a>(client: &'a Client, name: impl AsRef<str>) -> ScopeBuilder<'a> {
         Self::named(client, TxName::new(name.as_ref()))
     }
@@ -407,6 +416,7 @@ impl RequestScope {
     /// Starts building the scope of an HTTP request, named `METHOD /route/{param}`, or
     /// `METHOD <unmatched>` when no route matched (see
     /// [`transaction_name`](crate::http::transaction_name)).
+    #[inline]
     pub fn http_builder<'a>(
         client: &'a Client,
         method: &str,
@@ -416,6 +426,7 @@ impl RequestScope {
         Self::named(client, TxName::from_pieces(&[method, " ", route]))
     }
 
+    #[inline]
     fn named(client: &Client, name: TxName) -> ScopeBuilder<'_> {
         ScopeBuilder {
             client,
@@ -720,6 +731,16 @@ impl RequestScope {
         }
     }
 
+    /// Makes the scope in `slot` the current one until the guard drops, moving it into
+    /// the thread's slot and back rather than cloning it: what adapters do around each
+    /// poll of a request's future. The slot is empty meanwhile; an empty slot leaves
+    /// no scope current.
+    #[inline]
+    pub fn enter_moved(slot: &mut Option<Arc<RequestScope>>) -> MovedGuard<'_> {
+        let previous = CURRENT.with(|c| c.replace(slot.take()));
+        MovedGuard { slot, previous }
+    }
+
     /// Runs `f` with this as the current scope.
     pub fn run<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
         let _guard = self.enter();
@@ -822,24 +843,26 @@ impl<F: Future> Future for Bound<F> {
         }
         // Move the scope into the thread-local for the poll and back out after: no
         // reference-count traffic per poll.
-        let _entered = PollGuard::enter(this.scope);
+        let _entered = RequestScope::enter_moved(this.scope);
         this.inner.poll(cx)
     }
 }
 
-struct PollGuard<'a> {
+/// Keeps a scope moved out of its slot current until dropped, then moves it back (see
+/// [`RequestScope::enter_moved`]).
+#[must_use = "the scope is current only while the guard lives"]
+pub struct MovedGuard<'a> {
     slot: &'a mut Option<Arc<RequestScope>>,
     previous: Option<Arc<RequestScope>>,
 }
 
-impl<'a> PollGuard<'a> {
-    fn enter(slot: &'a mut Option<Arc<RequestScope>>) -> Self {
-        let previous = CURRENT.with(|c| c.replace(slot.take()));
-        PollGuard { slot, previous }
+impl fmt::Debug for MovedGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MovedGuard")
     }
 }
 
-impl std::ops::Drop for PollGuard<'_> {
+impl std::ops::Drop for MovedGuard<'_> {
     fn drop(&mut self) {
         let mine = CURRENT.with(|c| c.replace(self.previous.take()));
         if std::thread::panicking()

@@ -38,7 +38,8 @@ impl std::fmt::Debug for Shared {
 
 /// What the response side needs to know about the request.
 struct RequestInfo {
-    scope: Arc<RequestScope>,
+    /// Always there, but while a poll has moved it into the thread's current slot.
+    scope: Option<Arc<RequestScope>>,
     data: Arc<RequestData>,
     /// The id the response carries (the request's own, or a new one).
     request_id: HeaderValue,
@@ -99,6 +100,14 @@ static SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
+impl RequestInfo {
+    fn scope(&self) -> &Arc<RequestScope> {
+        self.scope
+            .as_ref()
+            .expect("the scope is back in its slot after each poll")
+    }
+}
+
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for BackstopService<S>
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -127,10 +136,10 @@ where
             Some(limit) => crate::capture::tee(body, limit),
             None => (body, None),
         };
-        let info = start(&shared, &mut parts, captured);
+        let mut info = start(&shared, &mut parts, captured);
         let request = Request::from_parts(parts, body);
         let called = {
-            let _entered = info.scope.enter();
+            let _entered = RequestScope::enter_moved(&mut info.scope);
             catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
         };
         match called {
@@ -211,7 +220,7 @@ fn start(
         }
     }
     RequestInfo {
-        scope,
+        scope: Some(scope),
         data,
         request_id,
     }
@@ -310,7 +319,7 @@ pin_project_lite::pin_project! {
             // Dropped before it finished: the client went away. The transaction ends
             // as aborted; nothing stays behind.
             if let Some(info) = this.project().info.take() {
-                info.scope.finish(SpanStatus::Aborted);
+                info.scope().finish(SpanStatus::Aborted);
             }
         }
     }
@@ -346,9 +355,9 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Running { future } => {
-                    let info = this.info.as_ref().expect("polled after completion");
+                    let info = this.info.as_mut().expect("polled after completion");
                     let polled = {
-                        let _entered = info.scope.enter();
+                        let _entered = RequestScope::enter_moved(&mut info.scope);
                         catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
                     };
                     let response = match polled {
@@ -357,7 +366,7 @@ where
                             // The service failed without a response (not an HTTP
                             // status): the server decides what the client sees.
                             if let Some(info) = this.info.take() {
-                                info.scope.finish(SpanStatus::InternalError);
+                                info.scope().finish(SpanStatus::InternalError);
                             }
                             return Poll::Ready(Err(error));
                         }
@@ -390,11 +399,11 @@ where
                 StateProj::Ready { response } => {
                     let mut response = response.take().expect("polled after completion");
                     if let Some(info) = this.info.take() {
+                        info.scope().finish_http(response.status().as_u16());
                         response.headers_mut().insert(
                             this.shared.http.request_id_header_name().clone(),
                             info.request_id,
                         );
-                        info.scope.finish_http(response.status().as_u16());
                     }
                     return Poll::Ready(Ok(response));
                 }
@@ -426,7 +435,7 @@ where
             Some(error) => error_response_event(&*error.0, code),
             None => status_event(code, info.data.method.as_str(), info.data.route.as_deref()),
         };
-        info.scope.capture_event(event)
+        info.scope().capture_event(event)
     });
     let content_type = response.headers().get(http::header::CONTENT_TYPE);
     let decision = shared.http.page_decision(
@@ -537,7 +546,7 @@ fn panic_response<B>(
     payload: &(dyn std::any::Any + Send),
 ) -> Response<BackstopBody<B>> {
     let debug = shared.pages.is_debug();
-    let (id, details) = info.scope.capture_panic_detailed(payload, debug);
+    let (id, details) = info.scope().capture_panic_detailed(payload, debug);
     let mut context = page_context(info, Some(id));
     if debug {
         context = context.with_debug(DebugDetails::from_panic(&details));
