@@ -434,6 +434,8 @@ pub(crate) struct Worker {
     handoff: Arc<crate::handoff::Handoff>,
     /// When the open batches were last collected.
     collected: Instant,
+    /// What a visit to the open batches found (see [`Worker::collect_open`]).
+    collecting: Vec<PendingTransaction>,
     /// The most transactions held at once (the queue's capacity): past it, the oldest
     /// is processed early.
     max_held: usize,
@@ -468,6 +470,7 @@ impl Worker {
             max_spans,
             handoff,
             collected: Instant::now(),
+            collecting: Vec::new(),
         }
     }
 
@@ -560,12 +563,15 @@ impl Worker {
     /// Takes in the batches the request threads have not sent yet.
     fn collect_open(&mut self, batch: &mut Vec<Record>) {
         self.collected = Instant::now();
-        let mut collected = Vec::new();
+        // The list is kept between visits: growing a new one here would make glibc
+        // consolidate the worker's heap every tick.
+        let mut collected = std::mem::take(&mut self.collecting);
         self.handoff
             .collect(|transaction| collected.push(transaction));
-        for transaction in collected {
+        for transaction in collected.drain(..) {
             self.hold(transaction, batch);
         }
+        self.collecting = collected;
     }
 
     fn process(&mut self, transaction: PendingTransaction, batch: &mut Vec<Record>) {
