@@ -36,11 +36,12 @@ pub(crate) struct ClientInner {
     closed: AtomicBool,
     /// Span lists the worker hands back for reuse.
     pub(crate) span_pool: Arc<crate::spans::SpanPool>,
-    /// Request sources the worker is done with. A request thread allocated each, and
-    /// freeing it there (one per new request) keeps glibc's per-thread caches warm,
-    /// where a free on the worker would lock the request thread's arena and leave the
-    /// block out of its reach.
-    pub(crate) retired: Arc<Pool<crate::scope::RequestSource>>,
+    /// What the worker is done with of each transaction (its request source and query
+    /// records). A request thread allocated them, and freeing them there (one
+    /// transaction's worth per new request) keeps glibc's per-thread caches warm, where
+    /// a free on the worker would lock the request thread's arena and leave the blocks
+    /// out of its reach.
+    pub(crate) retired: Arc<Pool<crate::pipeline::Retired>>,
     /// How transactions travel to the worker: in per-thread batches.
     handoff: Arc<crate::handoff::Handoff>,
 }

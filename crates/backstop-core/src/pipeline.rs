@@ -302,6 +302,16 @@ impl<T> Pool<T> {
     }
 }
 
+/// What the worker is done with of one transaction, handed back for a request thread
+/// to free: the request source and the query records were allocated there, and glibc
+/// keeps a freed block within the freeing thread's reach (its per-thread cache) when
+/// the freeing thread is the one that allocates again.
+#[derive(Default)]
+pub(crate) struct Retired {
+    pub(crate) source: Option<crate::scope::RequestSource>,
+    pub(crate) queries: Vec<crate::spans::QueryRef>,
+}
+
 /// A transaction's name, kept inside the record when it is short (as route names are):
 /// the worker frees what the request thread allocated, and for glibc each such free is
 /// a cross-thread one, much dearer than a copy of a few bytes.

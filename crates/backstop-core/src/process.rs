@@ -14,9 +14,9 @@ use crate::sql::Normalizer;
 pub(crate) struct Processor {
     settings: Arc<Settings>,
     span_pool: Arc<crate::spans::SpanPool>,
-    /// Request sources done with, for the request threads to free (see
+    /// What transactions are done with, for the request threads to free (see
     /// `ClientInner::retired`).
-    retired: Arc<crate::pipeline::Pool<crate::scope::RequestSource>>,
+    retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
     counters: Arc<Counters>,
     logged_panic: AtomicBool,
     /// Normalised statements, cached: the worker sees the same queries over and over.
@@ -28,7 +28,7 @@ impl Processor {
         settings: Arc<Settings>,
         counters: Arc<Counters>,
         span_pool: Arc<crate::spans::SpanPool>,
-        retired: Arc<crate::pipeline::Pool<crate::scope::RequestSource>>,
+        retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
     ) -> Self {
         Processor {
             settings,
@@ -166,6 +166,7 @@ impl Processor {
             Some(thresholds) => crate::detect::detect(&name, &assembled.query_spans(), thresholds),
             None => Vec::new(),
         };
+        let crate::spans::Assembled { spans, queries } = assembled;
         let mut transaction = Transaction {
             event_id,
             ty: "transaction".into(),
@@ -174,7 +175,7 @@ impl Processor {
             timestamp: clock.at(ended),
             platform: std::borrow::Cow::Borrowed("native"),
             contexts: context.contexts,
-            spans: assembled.spans,
+            spans,
             release: None,
             environment: None,
             server_name: None,
@@ -200,11 +201,17 @@ impl Processor {
             root.insert("data".into(), data.into());
         }
         transaction.contexts.insert("trace".into(), root.into());
-        if let Some(source) = trace.request_source.take() {
-            if transaction.request.is_none() {
-                transaction.request = Some(source.build_request());
-            }
-            self.retired.give(source);
+        if transaction.request.is_none()
+            && let Some(source) = &trace.request_source
+        {
+            transaction.request = Some(source.build_request());
+        }
+        let retired = crate::pipeline::Retired {
+            source: trace.request_source.take(),
+            queries,
+        };
+        if retired.source.is_some() || !retired.queries.is_empty() {
+            self.retired.give(retired);
         }
         if let Some(request) = &transaction.request {
             crate::http::user_agent_contexts(request, &mut transaction.contexts);

@@ -377,7 +377,8 @@ impl<'a> ScopeBuilder<'a> {
                 parent_sampled,
             })
         });
-        // Free one request source the worker is done with here, on a request thread.
+        // Free what the worker is done with of one transaction here, on a request
+        // thread (see `ClientInner::retired`).
         drop(self.client.inner.retired.take());
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);

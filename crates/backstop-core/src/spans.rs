@@ -178,8 +178,9 @@ pub(crate) struct Assembled {
 
 pub(crate) struct QueryRef {
     index: usize,
-    statement: String,
-    params: Option<String>,
+    /// As recorded on the request thread: freed back there (see
+    /// [`crate::pipeline::Retired`]).
+    query: Box<Query>,
     group: u64,
 }
 
@@ -219,8 +220,8 @@ impl Assembled {
                     .unwrap_or(None),
                 normalized: span.description.as_deref().unwrap_or_default(),
                 group: q.group,
-                statement: &q.statement,
-                params: q.params.as_deref(),
+                statement: &q.query.statement,
+                params: q.query.params.as_deref(),
                 start: span.start_timestamp,
                 end: span.timestamp,
             })
@@ -259,8 +260,10 @@ pub(crate) fn assemble(
                         .insert("db.query_group".into(), group_hex(group).into());
                     queries.push(QueryRef {
                         index: spans.len(),
-                        statement,
-                        params: None,
+                        query: Box::new(Query {
+                            statement,
+                            ..Query::default()
+                        }),
                         group,
                     });
                 }
@@ -297,7 +300,6 @@ pub(crate) fn assemble(
         let description = match query {
             None => Some(name.to_owned()),
             Some(query) => {
-                let query = *query;
                 let system = query.system.as_deref();
                 let normal = normalizer.normalize(&query.statement, system);
                 let description = normal.text.clone();
@@ -320,8 +322,7 @@ pub(crate) fn assemble(
                 }
                 queries.push(QueryRef {
                     index: spans.len(),
-                    statement: query.statement,
-                    params: query.params,
+                    query,
                     group,
                 });
                 Some(description)
