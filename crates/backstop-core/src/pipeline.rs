@@ -306,10 +306,33 @@ impl<T> Pool<T> {
 /// to free: the request source and the query records were allocated there, and glibc
 /// keeps a freed block within the freeing thread's reach (its per-thread cache) when
 /// the freeing thread is the one that allocates again.
-#[derive(Default)]
+///
+/// It travels by value: a list allocated on the worker and freed on a request thread
+/// would be the same problem the other way round.
 pub(crate) struct Retired {
     pub(crate) source: Option<crate::scope::RequestSource>,
-    pub(crate) queries: Vec<crate::spans::QueryRef>,
+    /// The first [`Retired::QUERIES`] query records; the rest are freed on the worker.
+    pub(crate) queries: [Option<Box<crate::spans::Query>>; Retired::QUERIES],
+}
+
+impl Retired {
+    pub(crate) const QUERIES: usize = 32;
+
+    /// What `source` and `queries` leave for a request thread to free; `None` when
+    /// nothing.
+    pub(crate) fn new(
+        source: Option<crate::scope::RequestSource>,
+        queries: impl IntoIterator<Item = Box<crate::spans::Query>>,
+    ) -> Option<Self> {
+        let mut retired = Retired {
+            source,
+            queries: [const { None }; Retired::QUERIES],
+        };
+        for (slot, query) in retired.queries.iter_mut().zip(queries) {
+            *slot = Some(query);
+        }
+        (retired.source.is_some() || retired.queries[0].is_some()).then_some(retired)
+    }
 }
 
 /// A transaction's name, kept inside the record when it is short (as route names are):

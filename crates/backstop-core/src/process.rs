@@ -206,11 +206,8 @@ impl Processor {
         {
             transaction.request = Some(source.build_request());
         }
-        let retired = crate::pipeline::Retired {
-            source: trace.request_source.take(),
-            queries,
-        };
-        if retired.source.is_some() || !retired.queries.is_empty() {
+        let queries = queries.into_iter().map(crate::spans::QueryRef::into_query);
+        if let Some(retired) = crate::pipeline::Retired::new(trace.request_source.take(), queries) {
             self.retired.give(retired);
         }
         if let Some(request) = &transaction.request {

@@ -184,6 +184,12 @@ pub(crate) struct QueryRef {
     group: u64,
 }
 
+impl QueryRef {
+    pub(crate) fn into_query(self) -> Box<Query> {
+        self.query
+    }
+}
+
 impl Assembled {
     /// The queries as the detectors take them.
     pub(crate) fn query_spans(&self) -> Vec<QuerySpan<'_>> {
