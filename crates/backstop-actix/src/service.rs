@@ -111,15 +111,16 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
             .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
     };
     let peer = request.peer_addr();
-    let client_ip = http.client_ip(
-        peer.map(|p| p.ip()),
-        headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes),
-        headers.get(header::FORWARDED).map(HeaderValue::as_bytes),
-    );
+    let client_ip = http.client_ip_with(peer.map(|p| p.ip()), || {
+        (
+            headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes),
+            headers.get(header::FORWARDED).map(HeaderValue::as_bytes),
+        )
+    });
     // The traces sampler alone needs `http` 1 headers: convert only for it.
     let sampler_headers = client.has_traces_sampler().then(|| http_headers(headers));
     let body = http
-        .body_limit_for(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
+        .body_limit_with(|| headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
         .map(|limit| {
             let (payload, capture) = crate::body::tee(request.take_payload(), limit);
             request.set_payload(payload);

@@ -253,10 +253,22 @@ impl HttpOptions {
         x_forwarded_for: Option<&[u8]>,
         forwarded: Option<&[u8]>,
     ) -> Option<IpAddr> {
+        self.client_ip_with(peer, || (x_forwarded_for, forwarded))
+    }
+
+    /// [`client_ip`](Self::client_ip), reading the `X-Forwarded-For` and `Forwarded`
+    /// values only when the peer is a trusted proxy: with none configured (the
+    /// default), a request costs no header lookup for them.
+    pub fn client_ip_with<'a>(
+        &self,
+        peer: Option<IpAddr>,
+        forwarding: impl FnOnce() -> (Option<&'a [u8]>, Option<&'a [u8]>),
+    ) -> Option<IpAddr> {
         let peer = peer?;
         if !self.is_trusted(peer) {
             return Some(peer);
         }
+        let (x_forwarded_for, forwarded) = forwarding();
         let hops: Vec<IpAddr> = match (forwarded, x_forwarded_for) {
             (Some(fwd), _) => parse_forwarded(fwd),
             (None, Some(xff)) => parse_x_forwarded_for(xff),
@@ -283,8 +295,17 @@ impl HttpOptions {
     /// How many bytes of this request's body to capture, if any: only when capture is
     /// on, and only for JSON and form bodies.
     pub fn body_limit_for(&self, content_type: Option<&[u8]>) -> Option<usize> {
+        self.body_limit_with(|| content_type)
+    }
+
+    /// [`body_limit_for`](Self::body_limit_for), reading the `Content-Type` only when
+    /// capture is on: off (the default), a request costs no header lookup for it.
+    pub fn body_limit_with<'a>(
+        &self,
+        content_type: impl FnOnce() -> Option<&'a [u8]>,
+    ) -> Option<usize> {
         let limit = self.body_limit?;
-        let ct = std::str::from_utf8(content_type?)
+        let ct = std::str::from_utf8(content_type()?)
             .ok()?
             .to_ascii_lowercase();
         let mime = ct.split(';').next()?.trim().to_owned();

@@ -60,7 +60,9 @@ impl Default for EventId {
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        let digits = lower_hex::<32>(self.0);
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&digits).unwrap_or_default())
     }
 }
 
@@ -75,6 +77,18 @@ impl FromStr for EventId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         uuid::Uuid::parse_str(s).map(|u| EventId(u.as_u128()))
     }
+}
+
+/// The last `N` lower-case hex digits of `value`, zero-padded: what the ids print as,
+/// without the formatting machinery (the worker prints a few per transaction).
+fn lower_hex<const N: usize>(mut value: u128) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'0'; N];
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+    out
 }
 
 macro_rules! hex_id {
@@ -97,7 +111,9 @@ macro_rules! hex_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{:0width$x}", self.0, width = $bytes * 2)
+                let digits = lower_hex::<{ $bytes * 2 }>(u128::from(self.0));
+                // Hex digits are ASCII.
+                f.write_str(std::str::from_utf8(&digits).unwrap_or_default())
             }
         }
 
@@ -1014,5 +1030,26 @@ impl Transaction {
             .get("trace")
             .and_then(|t| t.get("status"))
             .and_then(|s| serde_json::from_value(s.clone()).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_print_as_zero_padded_lower_hex_and_parse_back() {
+        for text in ["00000000000000ff", "0123456789abcdef", "ffffffffffffffff"] {
+            assert_eq!(text.parse::<SpanId>().unwrap().to_string(), text);
+        }
+        for text in [
+            "000000000000000000000000000000a1",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        ] {
+            assert_eq!(text.parse::<TraceId>().unwrap().to_string(), text);
+        }
+        let id = EventId::new();
+        assert_eq!(id.to_string(), id.as_uuid().simple().to_string());
+        assert_eq!(format!("{:?}", SpanId(0x2a)), "SpanId(000000000000002a)");
     }
 }

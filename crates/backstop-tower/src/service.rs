@@ -126,12 +126,12 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
         let (mut parts, body) = request.into_parts();
-        let limit = shared.http.body_limit_for(
+        let limit = shared.http.body_limit_with(|| {
             parts
                 .headers
                 .get(http::header::CONTENT_TYPE)
-                .map(HeaderValue::as_bytes),
-        );
+                .map(HeaderValue::as_bytes)
+        });
         let (body, captured) = match limit {
             Some(limit) => crate::capture::tee(body, limit),
             None => (body, None),
@@ -183,11 +183,12 @@ fn start(
         _ => HeaderValue::from_bytes(&backstop_core::http::new_request_id())
             .expect("hex digits are a valid header value"),
     };
-    let client_ip = http.client_ip(
-        peer_ip(request),
-        headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes),
-        headers.get(&FORWARDED).map(HeaderValue::as_bytes),
-    );
+    let client_ip = http.client_ip_with(peer_ip(request), || {
+        (
+            headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes),
+            headers.get(&FORWARDED).map(HeaderValue::as_bytes),
+        )
+    });
     let client = &shared.client;
     let sampler_headers = client.has_traces_sampler().then_some(headers);
     let flat = FlatRequest::from_http(&request.uri, request_id.as_bytes(), headers);
