@@ -218,6 +218,10 @@ impl BuildRequest for RequestData {
         request.data = self.body.as_ref().and_then(|body| body.text());
         request
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.flat.buffer_len() + self.body.as_ref().map_or(0, |body| body.limit())
+    }
 }
 
 /// actix-web 4 speaks `http` 0.2; core and pages speak `http` 1.

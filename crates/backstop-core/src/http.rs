@@ -871,6 +871,11 @@ impl BodyCapture {
         }
     }
 
+    /// The most bytes it keeps.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
         self.bytes
             .lock()
@@ -976,6 +981,11 @@ impl FlatRequest {
         FlatRequest::new(&pieces, request_id, || {
             headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))
         })
+    }
+
+    /// The size of the buffer holding the URI, the request id and the headers.
+    pub fn buffer_len(&self) -> usize {
+        self.buf.len()
     }
 
     /// The URI as given.

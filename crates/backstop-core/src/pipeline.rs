@@ -318,12 +318,17 @@ pub(crate) struct Retired {
 impl Retired {
     pub(crate) const QUERIES: usize = 32;
 
+    /// Sources holding more than this are freed on the worker: the pool would keep
+    /// them waiting until the next requests.
+    pub(crate) const MAX_SOURCE_BYTES: usize = 8 * 1024;
+
     /// What `source` and `queries` leave for a request thread to free; `None` when
     /// nothing.
     pub(crate) fn new(
         source: Option<crate::scope::RequestSource>,
         queries: impl IntoIterator<Item = Box<crate::spans::Query>>,
     ) -> Option<Self> {
+        let source = source.filter(|s| s.heap_bytes() <= Retired::MAX_SOURCE_BYTES);
         let mut retired = Retired {
             source,
             queries: [const { None }; Retired::QUERIES],
@@ -713,7 +718,35 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::TxName;
+    use super::{Retired, TxName};
+
+    struct Source(usize);
+
+    impl crate::scope::BuildRequest for Source {
+        fn build_request(&self) -> crate::protocol::Request {
+            crate::protocol::Request::default()
+        }
+
+        fn heap_bytes(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn only_small_sources_wait_to_be_freed_on_a_request_thread() {
+        let small: crate::scope::RequestSource = std::sync::Arc::new(Source(2_000));
+        let big: crate::scope::RequestSource = std::sync::Arc::new(Source(64 * 1024));
+        assert!(Retired::new(Some(small), []).unwrap().source.is_some());
+        // A big one (a captured body, say) is freed at once; with no queries either,
+        // nothing is left to hand back.
+        assert!(Retired::new(Some(big), []).is_none());
+        let queries = (0..40).map(|_| Box::<crate::spans::Query>::default());
+        let retired = Retired::new(None, queries).unwrap();
+        assert!(
+            retired.queries.iter().all(Option::is_some),
+            "the first 32 go back"
+        );
+    }
 
     #[test]
     fn transaction_names_short_and_long_come_back_whole() {

@@ -67,6 +67,14 @@ pub struct Scope {
 pub trait BuildRequest: Send + Sync {
     /// The request context.
     fn build_request(&self) -> Request;
+
+    /// About how many bytes the source holds on the heap (copied headers, a captured
+    /// body). Once a transaction is processed, the worker hands small sources back for
+    /// a request thread to free (see `ClientInner::retired`), and frees big ones
+    /// itself rather than keep them waiting in the pool.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
 impl<F: Fn() -> Request + Send + Sync> BuildRequest for F {

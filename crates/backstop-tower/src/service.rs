@@ -93,6 +93,10 @@ impl BuildRequest for RequestData {
         request.data = self.body.as_ref().and_then(|body| body.text());
         request
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.flat.buffer_len() + self.body.as_ref().map_or(0, |body| body.limit())
+    }
 }
 
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
