@@ -125,17 +125,7 @@ impl Drop for DbSpan {
             status,
             query,
         } = *open;
-        scope.record_span(Recorded {
-            span_id: SpanId::new(),
-            parent,
-            op: "db.sql.query",
-            name: "",
-            start,
-            took_ns: crate::tracing::nanos_since(start),
-            status,
-            query: Some(Box::new(query)),
-            fields: Vec::new(),
-            code: None,
-        });
+        let took_ns = crate::tracing::nanos_since(start);
+        scope.record_span(Recorded::statement(parent, start, took_ns, status, query));
     }
 }

@@ -137,3 +137,75 @@ impl Handoff {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Handoff;
+    use crate::pipeline::{PendingTransaction, TraceLink, TxName};
+    use crate::protocol::{EventId, SpanId, SpanStatus, TraceId};
+
+    fn transaction() -> PendingTransaction {
+        let now = std::time::Instant::now();
+        PendingTransaction {
+            event_id: EventId::new(),
+            name: TxName::new("GET /"),
+            started: now,
+            ended: now,
+            spans: Vec::new(),
+            spans_dropped: 0,
+            context: None,
+            trace: TraceLink {
+                trace_id: TraceId::new(),
+                span_id: SpanId::new(),
+                op: "http.server".into(),
+                request_source: None,
+            },
+            parent_span_id: None,
+            status: SpanStatus::Ok,
+            http_status: Some(200),
+            data: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_batch_goes_out_when_full_and_the_rest_waits_to_be_collected() {
+        let handoff = Arc::new(Handoff::new(4096));
+        assert_eq!(handoff.size, 16);
+        for _ in 0..15 {
+            assert!(handoff.push(transaction()).is_none());
+        }
+        assert_eq!(handoff.push(transaction()).map(|b| b.len()), Some(16));
+        for _ in 0..5 {
+            assert!(handoff.push(transaction()).is_none());
+        }
+        let mut collected = 0;
+        handoff.collect(|_| collected += 1);
+        assert_eq!(collected, 5);
+        handoff.collect(|_| collected += 1);
+        assert_eq!(collected, 5, "collecting takes them out");
+    }
+
+    #[test]
+    fn small_queues_send_each_transaction_at_once() {
+        let handoff = Arc::new(Handoff::new(100));
+        assert_eq!(handoff.push(transaction()).map(|b| b.len()), Some(1));
+        let mut collected = 0;
+        handoff.collect(|_| collected += 1);
+        assert_eq!(collected, 0);
+    }
+
+    #[test]
+    fn the_batch_of_a_thread_that_ended_is_collected_then_forgotten() {
+        let handoff = Arc::new(Handoff::new(4096));
+        let sender = handoff.clone();
+        std::thread::spawn(move || assert!(sender.push(transaction()).is_none()))
+            .join()
+            .unwrap();
+        let mut collected = 0;
+        handoff.collect(|_| collected += 1);
+        assert_eq!(collected, 1);
+        assert!(handoff.open.lock().unwrap().is_empty());
+    }
+}

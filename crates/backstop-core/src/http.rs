@@ -378,13 +378,16 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 /// `METHOD /route/{param}`, or `METHOD <unmatched>` when no route matched. The raw path
 /// is never used: it is unbounded and may hold personal data.
 pub fn transaction_name(method: &str, route: Option<&str>) -> String {
-    let route = route.unwrap_or("<unmatched>");
-    let mut name = String::with_capacity(method.len() + 1 + route.len());
-    name.push_str(method);
-    name.push(' ');
-    name.push_str(route);
-    name
+    transaction_name_pieces(method, route).concat()
 }
+
+/// The pieces of [`transaction_name`], for writing it without formatting.
+pub(crate) fn transaction_name_pieces<'a>(method: &'a str, route: Option<&'a str>) -> [&'a str; 3] {
+    [method, " ", route.unwrap_or(UNMATCHED)]
+}
+
+/// What stands for the route of a request that matched none.
+const UNMATCHED: &str = "<unmatched>";
 
 /// Headers of the original response that a page rewrite drops: they describe the old
 /// body. Every other header (`Set-Cookie`, `Allow`, `Retry-After`, the team's own)
@@ -433,7 +436,7 @@ pub fn status_event(status: u16, method: &str, route: Option<&str>) -> Event {
             value: Some(format!(
                 "{} {} responded {status} {reason}",
                 method,
-                route.unwrap_or("<unmatched>")
+                route.unwrap_or(UNMATCHED)
             )),
             module: None,
             stacktrace: None,

@@ -431,8 +431,8 @@ impl RequestScope {
         method: &str,
         route: Option<&str>,
     ) -> ScopeBuilder<'a> {
-        let route = route.unwrap_or("<unmatched>");
-        Self::named(client, TxName::from_pieces(&[method, " ", route]))
+        let pieces = crate::http::transaction_name_pieces(method, route);
+        Self::named(client, TxName::from_pieces(&pieces))
     }
 
     #[inline]

@@ -103,6 +103,30 @@ pub(crate) struct Recorded {
     pub(crate) code: Option<&'static tracing::Metadata<'static>>,
 }
 
+impl Recorded {
+    /// A driver's statement (`db.sql.query`), with nothing else of its own.
+    pub(crate) fn statement(
+        parent: Option<SpanId>,
+        start: Instant,
+        took_ns: u64,
+        status: Option<SpanStatus>,
+        query: Query,
+    ) -> Self {
+        Recorded {
+            span_id: SpanId::new(),
+            parent,
+            op: "db.sql.query",
+            name: "",
+            start,
+            took_ns,
+            status,
+            query: Some(Box::new(query)),
+            fields: Vec::new(),
+            code: None,
+        }
+    }
+}
+
 /// A database statement.
 #[derive(Debug, Default)]
 pub(crate) struct Query {

@@ -417,24 +417,15 @@ impl SpanLayer {
         let start = end.checked_sub(elapsed).unwrap_or(end);
         let status =
             (*event.metadata().level() == Level::ERROR).then_some(SpanStatus::InternalError);
-        scope.record_span(Recorded {
-            span_id: SpanId::new(),
-            parent,
-            op: "db.sql.query",
-            name: "",
-            start,
-            took_ns: end.saturating_duration_since(start).as_nanos() as u64,
-            status,
-            query: Some(Box::new(Query {
-                system: self.config.sqlx_system.map(Cow::Borrowed),
-                statement: visitor.statement,
-                params: None,
-                rows_affected: visitor.rows_affected,
-                rows_returned: visitor.rows_returned,
-            })),
-            fields: Vec::new(),
-            code: None,
-        });
+        let query = Query {
+            system: self.config.sqlx_system.map(Cow::Borrowed),
+            statement: visitor.statement,
+            params: None,
+            rows_affected: visitor.rows_affected,
+            rows_returned: visitor.rows_returned,
+        };
+        let took_ns = end.saturating_duration_since(start).as_nanos() as u64;
+        scope.record_span(Recorded::statement(parent, start, took_ns, status, query));
     }
 }
 

@@ -174,39 +174,33 @@ fn repeats_without_a_source_query_are_not_n_plus_one() {
     assert!(run(&elsewhere).is_empty());
 }
 
+/// Under each of `parents`: one user query, then `repeats` post queries, each with its
+/// own params.
+fn under_each(parents: [SpanId; 2], repeats: u64) -> Vec<Query> {
+    let mut queries = Vec::new();
+    for (offset, parent) in [0, 1000].into_iter().zip(parents) {
+        queries.push(query(parent, USERS, Some(&offset.to_string()), offset, 5));
+        for i in 1..=repeats {
+            queries.push(query(
+                parent,
+                POSTS,
+                Some(&format!("{offset}-{i}")),
+                offset + i * 20,
+                20,
+            ));
+        }
+    }
+    queries
+}
+
 #[test]
 fn repeats_split_across_two_parents() {
     // Three under each: neither parent has five consecutive repeats.
     let (a, b) = (SpanId::new(), SpanId::new());
-    let mut queries = Vec::new();
-    for (offset, parent) in [(0, a), (1000, b)] {
-        queries.push(query(parent, USERS, Some(&offset.to_string()), offset, 5));
-        for i in 1..=3 {
-            queries.push(query(
-                parent,
-                POSTS,
-                Some(&format!("{offset}-{i}")),
-                offset + i * 20,
-                20,
-            ));
-        }
-    }
-    assert!(run(&queries).is_empty());
+    assert!(run(&under_each([a, b], 3)).is_empty());
 
     // Six under each: one problem per parent, same fingerprint (same issue).
-    let mut queries = Vec::new();
-    for (offset, parent) in [(0, a), (1000, b)] {
-        queries.push(query(parent, USERS, Some(&offset.to_string()), offset, 5));
-        for i in 1..=6 {
-            queries.push(query(
-                parent,
-                POSTS,
-                Some(&format!("{offset}-{i}")),
-                offset + i * 20,
-                20,
-            ));
-        }
-    }
+    let queries = under_each([a, b], 6);
     let problems = run(&queries);
     assert_eq!(
         kinds(&problems),

@@ -103,3 +103,21 @@ fn transactions_of_two_clients_on_one_thread_go_to_their_own_client() {
     assert!(third.flush(Duration::from_secs(10)));
     assert_eq!(third_sink.transactions().len(), 1);
 }
+
+#[test]
+fn what_the_worker_is_done_with_is_freed_by_the_next_request() {
+    // The request's copy goes back to a request thread once processed: it lives until
+    // the next request there frees it.
+    let (backstop, sink) = start(4096);
+    let source: backstop_core::RequestSource = std::sync::Arc::new(backstop_core::Request::default);
+    let weak = std::sync::Arc::downgrade(&source);
+    RequestScope::builder(backstop.client(), "GET /first")
+        .request_source(source)
+        .start()
+        .finish_http(200);
+    assert!(backstop.flush(Duration::from_secs(10)));
+    assert_eq!(sink.transactions().len(), 1);
+    assert!(weak.upgrade().is_some(), "waiting for a request thread");
+    drop(RequestScope::builder(backstop.client(), "GET /next").start());
+    assert!(weak.upgrade().is_none(), "freed by the next request");
+}
