@@ -25,18 +25,10 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::rt::SystemRunner;
 use actix_web::{App, test, web};
 use backstop_actix::Backstop;
-use backstop_core::{Client, Options, Record, Sink, SinkError};
+use backstop_core::test::DiscardSink;
+use backstop_core::{Client, Options};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tracing_subscriber::layer::SubscriberExt;
-
-struct Discard;
-
-impl Sink for Discard {
-    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 struct SentryDiscard;
 
@@ -78,7 +70,7 @@ fn backstop(traces: f64) -> backstop_core::Backstop {
             .traces_sample_rate(traces)
             .queue_capacity(1 << 16)
             .install_panic_hook(false)
-            .sink(Discard),
+            .sink(DiscardSink),
     )
     .unwrap()
 }

@@ -8,19 +8,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backstop_core::{
-    Breadcrumb, Client, Level, Options, Record, RequestScope, Sink, SinkError, User,
-};
+use backstop_core::test::DiscardSink;
+use backstop_core::{Breadcrumb, Client, Level, Options, RequestScope, User};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-struct Discard;
-
-impl Sink for Discard {
-    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 struct SentryDiscard;
 
@@ -34,7 +24,7 @@ fn backstop() -> backstop_core::Backstop {
     Client::start(
         Options::new()
             .queue_capacity(1 << 17)
-            .sink(Discard)
+            .sink(DiscardSink)
             .install_panic_hook(false),
     )
     .unwrap()

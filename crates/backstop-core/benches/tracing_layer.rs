@@ -22,20 +22,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backstop_core::{Client, Options, Record, RequestScope, Sink, SinkError};
+use backstop_core::test::DiscardSink;
+use backstop_core::{Client, Options, RequestScope};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tracing_subscriber::layer::SubscriberExt;
 
 const STATEMENT: &str = "SELECT title, body FROM posts WHERE user_id = ? ORDER BY id";
-
-struct Discard;
-
-impl Sink for Discard {
-    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 struct SentryDiscard;
 
@@ -97,7 +89,7 @@ fn tracing_layer(c: &mut Criterion) {
             .traces_sample_rate(1.0)
             .queue_capacity(1 << 16)
             .install_panic_hook(false)
-            .sink(Discard),
+            .sink(DiscardSink),
     )
     .unwrap();
     {

@@ -72,6 +72,22 @@ impl TestSink {
     }
 }
 
+/// A sink that takes every record and keeps none: for measuring what capturing costs
+/// without a store or a network behind it (the overhead benches use it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscardSink;
+
+impl Sink for DiscardSink {
+    fn name(&self) -> &str {
+        "discard"
+    }
+
+    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
 impl Sink for TestSink {
     fn name(&self) -> &str {
         "test"

@@ -273,3 +273,19 @@ fn breadcrumbs_are_bounded_and_transactions_cap_their_spans() {
     assert_eq!(stats.breadcrumbs_dropped, 2);
     assert_eq!(stats.spans_dropped, 3);
 }
+
+#[test]
+fn a_discarding_sink_takes_every_record_as_sent() {
+    let backstop = Client::start(
+        Options::new()
+            .install_panic_hook(false)
+            .sink(backstop_core::test::DiscardSink),
+    )
+    .unwrap();
+    RequestScope::builder(&backstop, "GET /")
+        .start()
+        .capture_message("gone", Level::Info);
+    assert!(backstop.flush(Duration::from_secs(10)));
+    let stats = backstop.stats().events;
+    assert_eq!((stats.captured, stats.sent, stats.dropped()), (1, 1, 0));
+}

@@ -20,21 +20,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use backstop_core::{Client, Options, Record, Sink, SinkError};
+use backstop_core::test::DiscardSink;
+use backstop_core::{Client, Options};
 use backstop_tower::BackstopLayer;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
-
-struct Discard;
-
-impl Sink for Discard {
-    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
-        black_box(batch);
-        Ok(())
-    }
-}
 
 struct SentryDiscard;
 
@@ -77,7 +69,7 @@ fn backstop(traces: f64) -> backstop_core::Backstop {
             .traces_sample_rate(traces)
             .queue_capacity(1 << 16)
             .install_panic_hook(false)
-            .sink(Discard),
+            .sink(DiscardSink),
     )
     .unwrap()
 }
