@@ -345,9 +345,9 @@ pub async fn tracing_and_sampling(
 }
 
 /// The demo contract (DESIGN.md), end to end, against a demo served at `addr` whose
-/// client is `client` (with [`demo_thresholds`]) and whose SQLite store is at `db`: the
-/// home page links every route, each error route answers its status with a branded
-/// page, the data routes answer, `/slow` takes its 300 ms, and the store holds the
+/// client is `client` (with `backstop_demo_data::thresholds()`) and whose SQLite store
+/// is at `db`: the home page links every route, each error route answers its status
+/// with a branded page, the data routes answer, `/slow` takes its 300 ms, and the store holds the
 /// issues, one transaction per request, and the N+1 of `/users` as a performance issue
 /// linked to its transaction. Both demos' tests call it.
 pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::path::Path) {
@@ -462,17 +462,9 @@ pub fn install_tracing() {
     });
 }
 
-/// The problem thresholds the demos run with: the production defaults, with no duration
-/// floor for N+1 queries (SQLite answers in microseconds).
-pub fn demo_thresholds() -> backstop_core::detect::Thresholds {
-    backstop_core::detect::Thresholds {
-        n_plus_one_duration: Duration::ZERO,
-        ..Default::default()
-    }
-}
-
 /// The demos' query routes, end to end, against a demo served at `addr` with
-/// [`install_tracing`] done, [`demo_thresholds`] set, and `sink` plugged into `client`:
+/// [`install_tracing`] done, `backstop_demo_data::thresholds()` set, and `sink` plugged
+/// into `client`:
 ///
 /// - `/users` records one transaction with a function span, one query span for the
 ///   users and one per user for their posts, all with real durations and row counts,

@@ -45,7 +45,7 @@ async fn every_route_of_the_demo_contract() {
     let options = Options::new()
         .environment("production")
         .traces_sample_rate(1.0)
-        .problem_thresholds(backstop_parity::demo_thresholds())
+        .problem_thresholds(backstop_demo_data::thresholds())
         .sink(SqliteStore::open(&db).unwrap());
     let (addr, backstop) = serve(options, &dir).await;
     backstop_parity::check_demo_contract(addr, &backstop, &db).await;
@@ -57,7 +57,7 @@ async fn users_is_an_n_plus_one_and_users_fixed_is_not() {
     let sink = TestSink::new();
     let options = Options::new()
         .traces_sample_rate(1.0)
-        .problem_thresholds(backstop_parity::demo_thresholds())
+        .problem_thresholds(backstop_demo_data::thresholds())
         .sink(sink.clone())
         .console(false);
     let (addr, backstop) = serve(options, &dir).await;

@@ -1,6 +1,7 @@
 //! The demos' application data: 20 users with 3 posts each, in a real SQLite file read
 //! through sqlx. Both demos serve it on `/users` (with an N+1: one query for the users,
-//! then one per user) and `/users/fixed` (the same data in one join).
+//! then one per user) and `/users/fixed` (the same data in one join). Also the
+//! detection thresholds both demos (and their tests) run with.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sqlx::Error> {
@@ -15,6 +16,16 @@ use std::path::Path;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 pub use sqlx::{Error, SqlitePool};
+
+/// The problem thresholds the demos run with: the production defaults, with no
+/// duration floor for N+1 queries. A development setting: SQLite answers in
+/// microseconds, so every N+1 is flagged however little time it took.
+pub fn thresholds() -> backstop_core::detect::Thresholds {
+    backstop_core::detect::Thresholds {
+        n_plus_one_duration: std::time::Duration::ZERO,
+        ..Default::default()
+    }
+}
 
 /// How many users the seed creates.
 pub const USERS: i64 = 20;

@@ -4,9 +4,7 @@
 //! (`BACKSTOP_DEMO_DATA`), seeded at start.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use backstop::detect::Thresholds;
 use backstop::{Options, SqliteStore};
 use tracing_subscriber::prelude::*;
 
@@ -30,12 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Options::from_env()
             .release(concat!("backstop-demo@", env!("CARGO_PKG_VERSION")))
             .traces_sample_rate(1.0)
-            // A development setting: SQLite answers in microseconds, so flag every
-            // N+1 however little time it took.
-            .problem_thresholds(Thresholds {
-                n_plus_one_duration: Duration::ZERO,
-                ..Thresholds::default()
-            })
+            .problem_thresholds(backstop_demo_data::thresholds())
             .sink(SqliteStore::open(&db)?)
             .console(true),
     )?;
