@@ -3,7 +3,6 @@
 //! normaliser's cache.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use backstop_core::sql::{NormalizedSql, Normalizer, group_hex, normalize};
 
@@ -746,60 +745,6 @@ fn the_normalizer_stays_bounded() {
         big.normalize(&format!("SELECT '{filler}' FROM t{i}"), None);
     }
     assert!(big.len() < 400, "{}", big.len());
-}
-
-/// How long an uncached `normalize` takes. Run with
-/// `cargo test --release -p backstop-core --test sql_normalize -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn measure_normalize_cost() {
-    let cases: &[(&str, &str, &str)] = &[
-        (
-            "typical SELECT",
-            "postgresql",
-            r#"SELECT "posts"."id", "posts"."title", "posts"."body" FROM "posts" INNER JOIN "users" ON "users"."id" = "posts"."user_id" WHERE "posts"."published" = $1 AND "users"."email" = 'a@b.c' ORDER BY "posts"."id" DESC LIMIT 20 OFFSET 40"#,
-        ),
-        (
-            "short SELECT",
-            "mysql",
-            "SELECT * FROM `users` WHERE `id` = ? LIMIT 1",
-        ),
-        (
-            "insert 10 rows",
-            "postgresql",
-            "INSERT INTO t (a, b, c) VALUES (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5), (1, 'x', 2.5)",
-        ),
-        (
-            "fallback, 900 KB",
-            "postgresql",
-            Box::leak("SELECT 1 ".repeat(100_000).into_boxed_str()),
-        ),
-        (
-            "fallback",
-            "postgresql",
-            r#"SELECT "posts"."id", "posts"."title" FROM "posts" WHERE "posts"."published" = %s AND "users"."email" = 'a@b.c' ORDER BY "posts"."id" DESC LIMIT 20 OFFSET 40"#,
-        ),
-    ];
-    for (name, system, sql) in cases {
-        let rounds = 2_000;
-        let start = Instant::now();
-        for _ in 0..rounds {
-            std::hint::black_box(normalize(std::hint::black_box(sql), Some(system)));
-        }
-        let uncached = start.elapsed() / rounds;
-
-        let mut normalizer = Normalizer::new();
-        normalizer.normalize(sql, Some(system));
-        let start = Instant::now();
-        for _ in 0..rounds * 50 {
-            std::hint::black_box(normalizer.normalize(std::hint::black_box(sql), Some(system)));
-        }
-        let cached = start.elapsed() / (rounds * 50);
-        println!(
-            "{name:>16} ({} bytes): uncached {uncached:?}, cached {cached:?}",
-            sql.len()
-        );
-    }
 }
 
 /// Statements glued from random SQL fragments: sqlparser and the scanner meet many
