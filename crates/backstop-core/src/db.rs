@@ -17,9 +17,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::intern::Text;
 use crate::protocol::{SpanId, SpanStatus};
 use crate::scope::RequestScope;
-use crate::spans::{MAX_STATEMENT, Query, Recorded, bounded};
+use crate::spans::{Detail, MAX_STATEMENT, Query, Recorded, bounded};
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,
 /// `postgresql`, `mysql`, ...). The span ends when the guard drops.
@@ -39,7 +40,7 @@ pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
                 status: None,
                 query: Query {
                     system: Some(Cow::Borrowed(system)),
-                    statement: bounded(sql, MAX_STATEMENT),
+                    statement: Text::new(sql, MAX_STATEMENT),
                     ..Query::default()
                 },
             })
@@ -126,6 +127,7 @@ impl Drop for DbSpan {
             query,
         } = *open;
         let took_ns = crate::tracing::nanos_since(start);
-        scope.record_span(Recorded::statement(parent, start, took_ns, status, query));
+        let detail = Detail::Query(Box::new(query));
+        scope.record_span(Recorded::statement(parent, start, took_ns, status, detail));
     }
 }

@@ -37,6 +37,7 @@ pub mod diesel;
 pub mod fingerprint;
 mod handoff;
 pub mod http;
+mod intern;
 pub mod options;
 pub mod panic;
 pub mod pipeline;

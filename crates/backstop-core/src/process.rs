@@ -206,7 +206,9 @@ impl Processor {
         {
             transaction.request = Some(source.build_request());
         }
-        let queries = queries.into_iter().map(crate::spans::QueryRef::into_query);
+        let queries = queries
+            .into_iter()
+            .filter_map(crate::spans::QueryRef::into_record);
         if let Some(retired) = crate::pipeline::Retired::new(trace.request_source.take(), queries) {
             self.retired.give(retired);
         }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 
 use crate::detect::QuerySpan;
+use crate::intern::Text;
 use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
 use crate::sql::{Normalizer, group_hex};
 
@@ -86,21 +87,40 @@ pub(crate) struct Recorded {
     pub(crate) span_id: SpanId,
     /// The span it ran under; `None` is the request's root span.
     pub(crate) parent: Option<SpanId>,
-    /// `function`, `db`, `db.sql.query` ...
-    pub(crate) op: &'static str,
-    /// The function's name; for queries, unused (the statement is the description).
-    pub(crate) name: &'static str,
     pub(crate) start: Instant,
     /// How long it took, in nanoseconds (not an end `Instant`: this keeps a recorded
     /// span at 128 bytes, so a request's first eight fit one small allocation).
     pub(crate) took_ns: u64,
     pub(crate) status: Option<SpanStatus>,
-    /// Set for database spans.
-    pub(crate) query: Option<Box<Query>>,
-    /// The span's own fields (for function spans), or extra fields of a query.
-    pub(crate) fields: Vec<(&'static str, FieldValue)>,
-    /// Where the span was declared (`code.namespace`, `code.filepath`, `code.lineno`).
-    pub(crate) code: Option<&'static tracing::Metadata<'static>>,
+    pub(crate) detail: Detail,
+}
+
+/// What kind of span, and what it says.
+pub(crate) enum Detail {
+    /// A `tracing` span: a `function` span, or a `db` span when its fields describe a
+    /// query. Its metadata names it and says where it was declared.
+    Traced {
+        code: &'static tracing::Metadata<'static>,
+        /// The span's own fields.
+        fields: Vec<(&'static str, FieldValue)>,
+        query: Option<Box<Query>>,
+    },
+    /// A driver's statement (`db.sql.query`) as sqlx logs it, held inline: with a
+    /// shared text, recording it allocates nothing.
+    Statement(Statement),
+    /// A driver's statement (`db.sql.query`) from [`crate::db_span`], which may carry
+    /// parameters.
+    Query(Box<Query>),
+}
+
+/// A statement as sqlx reports it.
+#[derive(Debug, Default)]
+pub(crate) struct Statement {
+    pub(crate) text: Text,
+    /// `db.system`: `postgresql`, `mysql`, `sqlite` ...
+    pub(crate) system: Option<&'static str>,
+    pub(crate) rows_affected: Option<u64>,
+    pub(crate) rows_returned: Option<u64>,
 }
 
 impl Recorded {
@@ -110,19 +130,15 @@ impl Recorded {
         start: Instant,
         took_ns: u64,
         status: Option<SpanStatus>,
-        query: Query,
+        detail: Detail,
     ) -> Self {
         Recorded {
             span_id: SpanId::new(),
             parent,
-            op: "db.sql.query",
-            name: "",
             start,
             took_ns,
             status,
-            query: Some(Box::new(query)),
-            fields: Vec::new(),
-            code: None,
+            detail,
         }
     }
 }
@@ -133,7 +149,7 @@ pub(crate) struct Query {
     /// `db.system`: `postgresql`, `mysql`, `sqlite` ...
     pub(crate) system: Option<Cow<'static, str>>,
     /// The statement as executed.
-    pub(crate) statement: String,
+    pub(crate) statement: Text,
     /// The bound parameters rendered as text, when the driver reports them.
     pub(crate) params: Option<String>,
     pub(crate) rows_affected: Option<u64>,
@@ -202,15 +218,39 @@ pub(crate) struct Assembled {
 
 pub(crate) struct QueryRef {
     index: usize,
-    /// As recorded on the request thread: freed back there (see
-    /// [`crate::pipeline::Retired`]).
-    query: Box<Query>,
+    query: QuerySource,
     group: u64,
 }
 
+/// Where a query's statement and parameters are.
+enum QuerySource {
+    Inline(Text),
+    /// As recorded on the request thread: freed back there (see
+    /// [`crate::pipeline::Retired`]).
+    Boxed(Box<Query>),
+}
+
 impl QueryRef {
-    pub(crate) fn into_query(self) -> Box<Query> {
-        self.query
+    fn statement(&self) -> &str {
+        match &self.query {
+            QuerySource::Inline(text) => text,
+            QuerySource::Boxed(query) => &query.statement,
+        }
+    }
+
+    fn params(&self) -> Option<&str> {
+        match &self.query {
+            QuerySource::Inline(_) => None,
+            QuerySource::Boxed(query) => query.params.as_deref(),
+        }
+    }
+
+    /// The record to free on a request thread, if the query had one.
+    pub(crate) fn into_record(self) -> Option<Box<Query>> {
+        match self.query {
+            QuerySource::Inline(_) => None,
+            QuerySource::Boxed(query) => Some(query),
+        }
     }
 }
 
@@ -250,12 +290,58 @@ impl Assembled {
                     .unwrap_or(None),
                 normalized: span.description.as_deref().unwrap_or_default(),
                 group: q.group,
-                statement: &q.query.statement,
-                params: q.query.params.as_deref(),
+                statement: q.statement(),
+                params: q.params(),
                 start: span.start_timestamp,
                 end: span.timestamp,
             })
             .collect()
+    }
+}
+
+/// Normalises the queries of one transaction and keeps what the detectors need.
+struct QueryAssembler<'a> {
+    normalizer: &'a mut Normalizer,
+    keep_statements: bool,
+    queries: Vec<QueryRef>,
+}
+
+impl QueryAssembler<'_> {
+    /// The query's description (its normalised statement); its data go into `data`.
+    fn query(
+        &mut self,
+        source: QuerySource,
+        system: Option<&str>,
+        (rows_affected, rows_returned): (Option<u64>, Option<u64>),
+        index: usize,
+        data: &mut Map,
+    ) -> String {
+        let query = QueryRef {
+            index,
+            query: source,
+            group: 0,
+        };
+        let normal = self.normalizer.normalize(query.statement(), system);
+        let description = normal.text.clone();
+        let group = normal.group;
+        if let Some(system) = system {
+            data.insert("db.system".into(), system.into());
+        }
+        data.insert("db.query_group".into(), group_hex(group).into());
+        if let Some(n) = rows_affected {
+            data.insert("db.rows_affected".into(), n.into());
+        }
+        if let Some(n) = rows_returned {
+            data.insert("db.rows_returned".into(), n.into());
+        }
+        if self.keep_statements {
+            data.insert("db.statement".into(), query.statement().into());
+            if let Some(params) = query.params() {
+                data.insert("db.params".into(), params.into());
+            }
+        }
+        self.queries.push(QueryRef { group, ..query });
+        description
     }
 }
 
@@ -271,7 +357,11 @@ pub(crate) fn assemble(
     keep_statements: bool,
 ) -> Assembled {
     let mut spans = Vec::with_capacity(pending.len());
-    let mut queries = Vec::new();
+    let mut assembler = QueryAssembler {
+        normalizer,
+        keep_statements,
+        queries: Vec::new(),
+    };
     for span in pending.drain(..) {
         let recorded = match span {
             PendingSpan::Done(span) => {
@@ -283,17 +373,14 @@ pub(crate) fn assemble(
                     .is_some_and(|op| op == "db" || op.starts_with("db."));
                 if let (true, Some(statement)) = (is_query, span.description.take()) {
                     let system = span.data.get("db.system").and_then(|v| v.as_str());
-                    let normal = normalizer.normalize(&statement, system);
+                    let normal = assembler.normalizer.normalize(&statement, system);
                     span.description = Some(normal.text.clone());
                     let group = normal.group;
                     span.data
                         .insert("db.query_group".into(), group_hex(group).into());
-                    queries.push(QueryRef {
+                    assembler.queries.push(QueryRef {
                         index: spans.len(),
-                        query: Box::new(Query {
-                            statement,
-                            ..Query::default()
-                        }),
+                        query: QuerySource::Inline(Text::Owned(statement)),
                         group,
                     });
                 }
@@ -305,57 +392,59 @@ pub(crate) fn assemble(
         let Recorded {
             span_id,
             parent,
-            op,
-            name,
             start,
             took_ns,
             status,
-            query,
-            fields,
-            code,
+            detail,
         } = recorded;
         let mut data = Map::new();
-        if let Some(meta) = code {
-            data.insert("code.namespace".into(), meta.target().into());
-            if let Some(file) = meta.file() {
-                data.insert("code.filepath".into(), file.into());
-            }
-            if let Some(line) = meta.line() {
-                data.insert("code.lineno".into(), line.into());
-            }
-        }
-        for (key, value) in fields {
-            data.insert(key.into(), value.into_json());
-        }
-        let description = match query {
-            None => Some(name.to_owned()),
-            Some(query) => {
-                let system = query.system.as_deref();
-                let normal = normalizer.normalize(&query.statement, system);
-                let description = normal.text.clone();
-                let group = normal.group;
-                if let Some(system) = &query.system {
-                    data.insert("db.system".into(), system.as_ref().into());
+        let (op, description) = match detail {
+            Detail::Traced {
+                code,
+                fields,
+                query,
+            } => {
+                data.insert("code.namespace".into(), code.target().into());
+                if let Some(file) = code.file() {
+                    data.insert("code.filepath".into(), file.into());
                 }
-                data.insert("db.query_group".into(), group_hex(group).into());
-                if let Some(n) = query.rows_affected {
-                    data.insert("db.rows_affected".into(), n.into());
+                if let Some(line) = code.line() {
+                    data.insert("code.lineno".into(), line.into());
                 }
-                if let Some(n) = query.rows_returned {
-                    data.insert("db.rows_returned".into(), n.into());
+                for (key, value) in fields {
+                    data.insert(key.into(), value.into_json());
                 }
-                if keep_statements {
-                    data.insert("db.statement".into(), query.statement.as_str().into());
-                    if let Some(params) = &query.params {
-                        data.insert("db.params".into(), params.as_str().into());
+                match query {
+                    None => ("function", code.name().to_owned()),
+                    Some(query) => {
+                        let rows = (query.rows_affected, query.rows_returned);
+                        let system = query.system.clone();
+                        let source = QuerySource::Boxed(query);
+                        let description = assembler.query(
+                            source,
+                            system.as_deref(),
+                            rows,
+                            spans.len(),
+                            &mut data,
+                        );
+                        ("db", description)
                     }
                 }
-                queries.push(QueryRef {
-                    index: spans.len(),
-                    query,
-                    group,
-                });
-                Some(description)
+            }
+            Detail::Statement(statement) => {
+                let rows = (statement.rows_affected, statement.rows_returned);
+                let source = QuerySource::Inline(statement.text);
+                let description =
+                    assembler.query(source, statement.system, rows, spans.len(), &mut data);
+                ("db.sql.query", description)
+            }
+            Detail::Query(query) => {
+                let rows = (query.rows_affected, query.rows_returned);
+                let system = query.system.clone();
+                let source = QuerySource::Boxed(query);
+                let description =
+                    assembler.query(source, system.as_deref(), rows, spans.len(), &mut data);
+                ("db.sql.query", description)
             }
         };
         spans.push(Span {
@@ -363,7 +452,7 @@ pub(crate) fn assemble(
             trace_id,
             parent_span_id: Some(parent.unwrap_or(root)),
             op: Some(op.to_owned()),
-            description,
+            description: Some(description),
             status: Some(status.unwrap_or(SpanStatus::Ok)),
             start_timestamp: clock.at(start),
             timestamp: clock.at(start) + Duration::from_nanos(took_ns),
@@ -371,6 +460,7 @@ pub(crate) fn assemble(
             data,
         });
     }
+    let queries = assembler.queries;
     Assembled { spans, queries }
 }
 

@@ -28,7 +28,6 @@
 //! A span entered while no request is current (say, in a task spawned with
 //! `.instrument(span)`) still reports to the request it was created in.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
@@ -41,9 +40,12 @@ use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{self, Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::intern::Text;
 use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
 use crate::scope::RequestScope;
-use crate::spans::{FieldValue, MAX_FIELD, MAX_STATEMENT, Query, Recorded, bounded, copy_bounded};
+use crate::spans::{
+    Detail, FieldValue, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement, bounded,
+};
 
 /// The target sqlx logs its statements under.
 const SQLX_TARGET: &str = "sqlx::query";
@@ -346,19 +348,17 @@ where
             query,
             fields,
         } = data;
-        let op = if query.is_some() { "db" } else { "function" };
-        let query = query.map(Box::new);
         scope.record_span(Recorded {
             span_id,
             parent,
-            op,
-            name: meta.name(),
             start,
             took_ns: nanos_since(start),
             status,
-            query,
-            fields,
-            code: Some(meta),
+            detail: Detail::Traced {
+                code: meta,
+                fields,
+                query: query.map(Box::new),
+            },
         });
     }
 
@@ -410,22 +410,22 @@ impl SpanLayer {
         let end = Instant::now();
         let mut visitor = SqlxVisitor::default();
         event.record(&mut visitor);
-        if visitor.statement.is_empty() {
+        let Some(text) = visitor.statement else {
             return;
-        }
+        };
         let elapsed = Duration::try_from_secs_f64(visitor.elapsed_secs).unwrap_or_default();
         let start = end.checked_sub(elapsed).unwrap_or(end);
         let status =
             (*event.metadata().level() == Level::ERROR).then_some(SpanStatus::InternalError);
-        let query = Query {
-            system: self.config.sqlx_system.map(Cow::Borrowed),
-            statement: visitor.statement,
-            params: None,
+        let statement = Statement {
+            text,
+            system: self.config.sqlx_system,
             rows_affected: visitor.rows_affected,
             rows_returned: visitor.rows_returned,
         };
         let took_ns = end.saturating_duration_since(start).as_nanos() as u64;
-        scope.record_span(Recorded::statement(parent, start, took_ns, status, query));
+        let detail = Detail::Statement(statement);
+        scope.record_span(Recorded::statement(parent, start, took_ns, status, detail));
     }
 }
 
@@ -450,7 +450,7 @@ fn level_of(level: Level) -> crate::Level {
 /// statement in `db.statement`, which it leaves empty when the two are the same.
 #[derive(Default)]
 struct SqlxVisitor {
-    statement: String,
+    statement: Option<Text>,
     has_statement: bool,
     rows_affected: Option<u64>,
     rows_returned: Option<u64>,
@@ -463,12 +463,12 @@ impl Visit for SqlxVisitor {
             "db.statement" => {
                 let value = value.trim();
                 if !value.is_empty() {
-                    copy_bounded(&mut self.statement, value, MAX_STATEMENT);
+                    self.statement = Some(Text::new(value, MAX_STATEMENT));
                     self.has_statement = true;
                 }
             }
-            "summary" if !self.has_statement => {
-                copy_bounded(&mut self.statement, value, MAX_STATEMENT);
+            "summary" if !self.has_statement && !value.is_empty() => {
+                self.statement = Some(Text::new(value, MAX_STATEMENT));
             }
             _ => {}
         }
@@ -508,7 +508,7 @@ impl SpanVisitor<'_> {
                 self.0.query.get_or_insert_with(Query::default).system = Some(system.into());
             }
             ("db.statement", FieldValue::Str(statement)) => {
-                self.0.query.get_or_insert_with(Query::default).statement = statement;
+                self.0.query.get_or_insert_with(Query::default).statement = statement.into();
             }
             ("otel.status_code", FieldValue::Str(code)) => {
                 self.0.status = match code.as_str() {
@@ -530,6 +530,11 @@ impl SpanVisitor<'_> {
 
 impl Visit for SpanVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "db.statement" {
+            let statement = Text::new(value, MAX_STATEMENT);
+            self.0.query.get_or_insert_with(Query::default).statement = statement;
+            return;
+        }
         self.field(field, FieldValue::Str(bounded(value, limit(field))));
     }
 
