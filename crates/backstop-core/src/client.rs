@@ -83,6 +83,9 @@ impl Client {
     /// each other's way). Most code wants [`init`].
     pub fn start(options: Options) -> Result<Backstop, InitError> {
         let validated = options.validate()?;
+        // The spans' clock calibrates on its first read (10 to 20 ms, at most 200):
+        // here, not in the first request.
+        let _ = crate::spans::now();
         let settings = Arc::new(validated.settings);
         let counters = Arc::new(Counters::default());
         let mut sinks = validated.sinks;

@@ -15,12 +15,11 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::intern::Text;
 use crate::protocol::{SpanId, SpanStatus};
 use crate::scope::RequestScope;
-use crate::spans::{Detail, MAX_STATEMENT, Query, Recorded, bounded};
+use crate::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded, bounded};
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,
 /// `postgresql`, `mysql`, ...). The span ends when the guard drops.
@@ -36,7 +35,7 @@ pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
             Box::new(Open {
                 scope,
                 parent,
-                start: Instant::now(),
+                start: crate::spans::now(),
                 status: None,
                 query: Query {
                     system: Some(Cow::Borrowed(system)),

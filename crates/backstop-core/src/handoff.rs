@@ -147,7 +147,7 @@ mod tests {
     use crate::protocol::{EventId, SpanId, SpanStatus, TraceId};
 
     fn transaction() -> PendingTransaction {
-        let now = std::time::Instant::now();
+        let now = crate::spans::now();
         PendingTransaction {
             event_id: EventId::new(),
             name: TxName::new("GET /"),

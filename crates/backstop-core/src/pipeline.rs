@@ -262,8 +262,8 @@ pub(crate) struct PendingTransaction {
     pub(crate) event_id: crate::protocol::EventId,
     /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
     pub(crate) name: TxName,
-    pub(crate) started: std::time::Instant,
-    pub(crate) ended: std::time::Instant,
+    pub(crate) started: crate::spans::Instant,
+    pub(crate) ended: crate::spans::Instant,
     pub(crate) spans: Vec<crate::spans::PendingSpan>,
     pub(crate) spans_dropped: u64,
     /// The scope's user, tags, contexts, extra and request, when any was set.

@@ -19,6 +19,7 @@
 //! scope.finish_http(200);
 //! ```
 
+use crate::spans::Instant;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -28,7 +29,6 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use serde_json::Value;
 
@@ -403,7 +403,7 @@ impl<'a> ScopeBuilder<'a> {
             parent_span_id,
             sampled,
             op: self.op,
-            started: Instant::now(),
+            started: crate::spans::now(),
             state: Mutex::new(State {
                 scope,
                 spans: Vec::new(),
@@ -477,8 +477,11 @@ impl RequestScope {
     }
 
     /// When the request started.
-    pub fn started(&self) -> Instant {
-        self.started
+    pub fn started(&self) -> std::time::Instant {
+        // Spans run on their own clock (`crate::spans::Instant`): translated.
+        let now = std::time::Instant::now();
+        let ago = crate::spans::now().saturating_duration_since(self.started);
+        now.checked_sub(ago).unwrap_or(now)
     }
 
     /// The `traceparent` header value for outgoing calls made on behalf of this request.
@@ -679,7 +682,7 @@ impl RequestScope {
         if !self.sampled {
             return None;
         }
-        let ended = Instant::now();
+        let ended = crate::spans::now();
         let spans = std::mem::take(&mut state.spans);
         let spans_dropped = state.spans_dropped;
         let scope = &state.scope;

@@ -31,7 +31,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::tracing::field::{Field, Visit};
 use ::tracing::span::{Attributes, Id, Record};
@@ -44,7 +44,7 @@ use crate::intern::Text;
 use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
 use crate::scope::RequestScope;
 use crate::spans::{
-    Detail, FieldValue, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement, bounded,
+    Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement, bounded,
 };
 
 /// The target sqlx logs its statements under.
@@ -283,7 +283,7 @@ where
             scope,
             span_id: SpanId::new(),
             parent,
-            start: Instant::now(),
+            start: crate::spans::now(),
             status: None,
             query: None,
             fields: Vec::new(),
@@ -407,7 +407,7 @@ where
 
 impl SpanLayer {
     fn record_sqlx(&self, scope: &RequestScope, parent: Option<SpanId>, event: &Event<'_>) {
-        let end = Instant::now();
+        let end = crate::spans::now();
         let mut visitor = SqlxVisitor::default();
         event.record(&mut visitor);
         let Some(text) = visitor.statement else {
