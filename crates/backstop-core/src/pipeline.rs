@@ -311,12 +311,14 @@ impl<T> Pool<T> {
 /// would be the same problem the other way round.
 pub(crate) struct Retired {
     pub(crate) source: Option<crate::scope::RequestSource>,
-    /// The first [`Retired::QUERIES`] query records; the rest are freed on the worker.
+    /// The first [`Retired::QUERIES`] boxed query records (`db_span`'s and ORM spans';
+    /// sqlx's statements are held inline and need none); the rest are freed on the
+    /// worker.
     pub(crate) queries: [Option<Box<crate::spans::Query>>; Retired::QUERIES],
 }
 
 impl Retired {
-    pub(crate) const QUERIES: usize = 32;
+    pub(crate) const QUERIES: usize = 8;
 
     /// Sources holding more than this are freed on the worker: the pool would keep
     /// them waiting until the next requests.
@@ -744,7 +746,8 @@ mod tests {
         let retired = Retired::new(None, queries).unwrap();
         assert!(
             retired.queries.iter().all(Option::is_some),
-            "the first 32 go back"
+            "the first {} go back",
+            Retired::QUERIES
         );
     }
 
