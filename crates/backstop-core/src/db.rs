@@ -127,6 +127,8 @@ impl Drop for DbSpan {
         } = *open;
         let took_ns = crate::tracing::nanos_since(start);
         let detail = Detail::Query(Box::new(query));
-        scope.record_span(Recorded::statement(parent, start, took_ns, status, detail));
+        scope.record_span(Recorded::with_new_id(
+            parent, start, took_ns, status, detail,
+        ));
     }
 }

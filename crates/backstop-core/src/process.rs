@@ -136,7 +136,7 @@ impl Processor {
             name,
             started,
             ended,
-            spans,
+            mut spans,
             spans_dropped,
             context,
             mut trace,
@@ -152,7 +152,6 @@ impl Processor {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
         let clock = crate::spans::Clock::of(started);
-        let mut spans = spans;
         let assembled = crate::spans::assemble(
             &mut spans,
             clock,

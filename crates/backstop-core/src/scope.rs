@@ -19,7 +19,6 @@
 //! scope.finish_http(200);
 //! ```
 
-use crate::spans::Instant;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -39,7 +38,7 @@ use crate::protocol::{
     Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
     SpanStatus, TraceId, User, Values,
 };
-use crate::spans::{PendingSpan, Recorded};
+use crate::spans::{Instant, PendingSpan, Recorded};
 use crate::trace::TraceParent;
 
 /// The context that events of one request carry: who, what, and what happened before.

@@ -136,8 +136,9 @@ pub(crate) struct Statement {
 }
 
 impl Recorded {
-    /// A driver's statement (`db.sql.query`), with nothing else of its own.
-    pub(crate) fn statement(
+    /// A span with a new id (the tracing layer's spans keep the id they were opened
+    /// with).
+    pub(crate) fn with_new_id(
         parent: Option<SpanId>,
         start: Instant,
         took_ns: u64,
@@ -234,29 +235,46 @@ pub(crate) struct QueryRef {
     group: u64,
 }
 
-/// Where a query's statement and parameters are.
+/// A query as recorded: inline, or in its own record.
 enum QuerySource {
-    Inline(Text),
+    Inline(Statement),
     /// As recorded on the request thread: freed back there (see
     /// [`crate::pipeline::Retired`]).
     Boxed(Box<Query>),
 }
 
-impl QueryRef {
+impl QuerySource {
     fn statement(&self) -> &str {
-        match &self.query {
-            QuerySource::Inline(text) => text,
+        match self {
+            QuerySource::Inline(statement) => &statement.text,
             QuerySource::Boxed(query) => &query.statement,
         }
     }
 
     fn params(&self) -> Option<&str> {
-        match &self.query {
+        match self {
             QuerySource::Inline(_) => None,
             QuerySource::Boxed(query) => query.params.as_deref(),
         }
     }
 
+    fn system(&self) -> Option<&str> {
+        match self {
+            QuerySource::Inline(statement) => statement.system,
+            QuerySource::Boxed(query) => query.system.as_deref(),
+        }
+    }
+
+    /// Rows affected and returned.
+    fn rows(&self) -> (Option<u64>, Option<u64>) {
+        match self {
+            QuerySource::Inline(s) => (s.rows_affected, s.rows_returned),
+            QuerySource::Boxed(q) => (q.rows_affected, q.rows_returned),
+        }
+    }
+}
+
+impl QueryRef {
     /// The record to free on a request thread, if the query had one.
     pub(crate) fn into_record(self) -> Option<Box<Query>> {
         match self.query {
@@ -302,8 +320,8 @@ impl Assembled {
                     .unwrap_or(None),
                 normalized: span.description.as_deref().unwrap_or_default(),
                 group: q.group,
-                statement: q.statement(),
-                params: q.params(),
+                statement: q.query.statement(),
+                params: q.query.params(),
                 start: span.start_timestamp,
                 end: span.timestamp,
             })
@@ -320,25 +338,15 @@ struct QueryAssembler<'a> {
 
 impl QueryAssembler<'_> {
     /// The query's description (its normalised statement); its data go into `data`.
-    fn query(
-        &mut self,
-        source: QuerySource,
-        system: Option<&str>,
-        (rows_affected, rows_returned): (Option<u64>, Option<u64>),
-        index: usize,
-        data: &mut Map,
-    ) -> String {
-        let query = QueryRef {
-            index,
-            query: source,
-            group: 0,
-        };
+    fn query(&mut self, query: QuerySource, index: usize, data: &mut Map) -> String {
+        let system = query.system();
         let normal = self.normalizer.normalize(query.statement(), system);
         let description = normal.text.clone();
         let group = normal.group;
         if let Some(system) = system {
             data.insert("db.system".into(), system.into());
         }
+        let (rows_affected, rows_returned) = query.rows();
         data.insert("db.query_group".into(), group_hex(group).into());
         if let Some(n) = rows_affected {
             data.insert("db.rows_affected".into(), n.into());
@@ -352,7 +360,11 @@ impl QueryAssembler<'_> {
                 data.insert("db.params".into(), params.into());
             }
         }
-        self.queries.push(QueryRef { group, ..query });
+        self.queries.push(QueryRef {
+            index,
+            query,
+            group,
+        });
         description
     }
 }
@@ -392,7 +404,10 @@ pub(crate) fn assemble(
                         .insert("db.query_group".into(), group_hex(group).into());
                     assembler.queries.push(QueryRef {
                         index: spans.len(),
-                        query: QuerySource::Inline(Text::Owned(statement)),
+                        query: QuerySource::Inline(Statement {
+                            text: Text::Owned(statement),
+                            ..Statement::default()
+                        }),
                         group,
                     });
                 }
@@ -429,34 +444,24 @@ pub(crate) fn assemble(
                 match query {
                     None => ("function", code.name().to_owned()),
                     Some(query) => {
-                        let rows = (query.rows_affected, query.rows_returned);
-                        let system = query.system.clone();
                         let source = QuerySource::Boxed(query);
-                        let description = assembler.query(
-                            source,
-                            system.as_deref(),
-                            rows,
-                            spans.len(),
-                            &mut data,
-                        );
-                        ("db", description)
+                        ("db", assembler.query(source, spans.len(), &mut data))
                     }
                 }
             }
             Detail::Statement(statement) => {
-                let rows = (statement.rows_affected, statement.rows_returned);
-                let source = QuerySource::Inline(statement.text);
-                let description =
-                    assembler.query(source, statement.system, rows, spans.len(), &mut data);
-                ("db.sql.query", description)
+                let source = QuerySource::Inline(statement);
+                (
+                    "db.sql.query",
+                    assembler.query(source, spans.len(), &mut data),
+                )
             }
             Detail::Query(query) => {
-                let rows = (query.rows_affected, query.rows_returned);
-                let system = query.system.clone();
                 let source = QuerySource::Boxed(query);
-                let description =
-                    assembler.query(source, system.as_deref(), rows, spans.len(), &mut data);
-                ("db.sql.query", description)
+                (
+                    "db.sql.query",
+                    assembler.query(source, spans.len(), &mut data),
+                )
             }
         };
         spans.push(Span {

@@ -425,7 +425,9 @@ impl SpanLayer {
         };
         let took_ns = end.saturating_duration_since(start).as_nanos() as u64;
         let detail = Detail::Statement(statement);
-        scope.record_span(Recorded::statement(parent, start, took_ns, status, detail));
+        scope.record_span(Recorded::with_new_id(
+            parent, start, took_ns, status, detail,
+        ));
     }
 }
 
@@ -507,9 +509,6 @@ impl SpanVisitor<'_> {
             ("db.system", FieldValue::Str(system)) => {
                 self.0.query.get_or_insert_with(Query::default).system = Some(system.into());
             }
-            ("db.statement", FieldValue::Str(statement)) => {
-                self.0.query.get_or_insert_with(Query::default).statement = statement.into();
-            }
             ("otel.status_code", FieldValue::Str(code)) => {
                 self.0.status = match code.as_str() {
                     "ERROR" | "Error" | "error" => Some(SpanStatus::InternalError),
@@ -535,7 +534,7 @@ impl Visit for SpanVisitor<'_> {
             self.0.query.get_or_insert_with(Query::default).statement = statement;
             return;
         }
-        self.field(field, FieldValue::Str(bounded(value, limit(field))));
+        self.field(field, FieldValue::Str(bounded(value, MAX_FIELD)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -556,21 +555,15 @@ impl Visit for SpanVisitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let text = format!("{value:?}");
-        let text = if text.len() > limit(field) {
-            bounded(&text, limit(field))
+        if field.name() == "db.statement" {
+            return self.record_str(field, &text);
+        }
+        let text = if text.len() > MAX_FIELD {
+            bounded(&text, MAX_FIELD)
         } else {
             text
         };
         self.field(field, FieldValue::Str(text));
-    }
-}
-
-/// How much of a span field's text is kept.
-fn limit(field: &Field) -> usize {
-    if field.name() == "db.statement" {
-        MAX_STATEMENT
-    } else {
-        MAX_FIELD
     }
 }
 

@@ -204,6 +204,30 @@ fn orm_spans_with_db_system_become_db_spans() {
 }
 
 #[test]
+fn a_statement_recorded_as_debug_still_makes_a_db_span() {
+    struct Sql(&'static str);
+    impl std::fmt::Debug for Sql {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    let (t, _) = request(|| {
+        let span = tracing::info_span!(
+            "orm.load",
+            db.system = "sqlite",
+            db.statement = ?Sql("SELECT id FROM cake WHERE id = 4"),
+        );
+        span.in_scope(|| {});
+    });
+    let span = by_description(&t, "SELECT id FROM cake WHERE id = ?");
+    assert_eq!(span.op.as_deref(), Some("db"));
+    assert!(
+        !span.data.contains_key("db.statement"),
+        "not kept as a plain field"
+    );
+}
+
+#[test]
 fn db_span_guard_records_rusqlite_queries() {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch(
