@@ -127,19 +127,20 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
             capture
         });
     let uri = request.uri();
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let pieces = match (uri.scheme_str(), uri.authority()) {
-        (Some(scheme), Some(authority)) => [scheme, "://", authority.as_str(), path],
-        _ => ["", "", "", path],
-    };
     // One buffer: the worker usually frees it, and one cross-thread free is much
     // cheaper than one per header.
-    let flat = FlatRequest::new(&pieces, request_id.as_bytes(), || {
-        request
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_bytes()))
-    });
+    let flat = FlatRequest::from_uri_parts(
+        uri.scheme_str(),
+        uri.authority().map(|a| a.as_str()),
+        uri.path_and_query().map(|p| p.as_str()),
+        request_id.as_bytes(),
+        || {
+            request
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        },
+    );
     let data = Arc::new(RequestData {
         method: request.method().clone(),
         version: request.version(),

@@ -976,14 +976,34 @@ impl FlatRequest {
     /// The same from `http`'s types (the URI as received: absolute, or the path and
     /// query).
     pub fn from_http(uri: &http::Uri, request_id: &[u8], headers: &http::HeaderMap) -> Self {
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let pieces = match (uri.scheme_str(), uri.authority()) {
-            (Some(scheme), Some(authority)) => [scheme, "://", authority.as_str(), path],
+        FlatRequest::from_uri_parts(
+            uri.scheme_str(),
+            uri.authority().map(|a| a.as_str()),
+            uri.path_and_query().map(|p| p.as_str()),
+            request_id,
+            || headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+        )
+    }
+
+    /// [`new`](Self::new) from a URI's parts as received (for a server whose `Uri`
+    /// type is not `http`'s 1.x): scheme and authority when it was absolute, and the
+    /// path and query (`/` when there are none).
+    pub fn from_uri_parts<'h, I>(
+        scheme: Option<&str>,
+        authority: Option<&str>,
+        path_and_query: Option<&str>,
+        request_id: &[u8],
+        headers: impl Fn() -> I,
+    ) -> Self
+    where
+        I: Iterator<Item = (&'h str, &'h [u8])>,
+    {
+        let path = path_and_query.unwrap_or("/");
+        let pieces = match (scheme, authority) {
+            (Some(scheme), Some(authority)) => [scheme, "://", authority, path],
             _ => ["", "", "", path],
         };
-        FlatRequest::new(&pieces, request_id, || {
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))
-        })
+        FlatRequest::new(&pieces, request_id, headers)
     }
 
     /// The size of the buffer holding the URI, the request id and the headers.
