@@ -62,15 +62,7 @@ fn a_lone_transaction_arrives_without_a_flush() {
 #[test]
 fn small_queues_send_each_transaction_alone_and_count_what_does_not_fit() {
     // A queue of 4 messages: no batching, and a full queue drops and counts one by one.
-    let sink = TestSink::new();
-    let backstop = Client::start(
-        Options::new()
-            .traces_sample_rate(1.0)
-            .queue_capacity(4)
-            .install_panic_hook(false)
-            .sink(sink.clone()),
-    )
-    .unwrap();
+    let (backstop, sink) = start(4);
     for i in 0..10_000 {
         finish_one(backstop.client(), &format!("GET /{i}"));
     }
