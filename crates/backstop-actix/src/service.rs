@@ -13,8 +13,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::http::{
-    BodyCapture, FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts,
-    build_request, is_valid_request_id, new_request_id, status_event, version_name,
+    BodyCapture, FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestFacts,
+    is_valid_request_id, new_request_id_bytes, status_event, version_name,
 };
 use backstop_core::scope::BuildRequest;
 use backstop_core::{EventId, Request, RequestScope, SpanStatus, TraceParent};
@@ -107,7 +107,7 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     // Reuse a sane incoming id as is (no copy); otherwise make one.
     let request_id = match headers.get(&shared.request_id_header) {
         Some(v) if is_valid_request_id(v.as_bytes()) => v.clone(),
-        _ => HeaderValue::from_bytes(&new_request_id())
+        _ => HeaderValue::from_maybe_shared(new_request_id_bytes())
             .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
     };
     let peer = request.peer_addr();
@@ -202,26 +202,28 @@ impl RequestData {
 
 impl BuildRequest for RequestData {
     fn build_request(&self) -> Request {
-        let uri = self.uri();
-        let mut request = build_request(
-            &RequestParts {
-                method: self.method.as_str(),
-                scheme: if self.secure { "https" } else { "http" },
-                host: uri.authority().map(|a| a.as_str()),
-                path: uri.path(),
-                query: uri.query(),
-                version: version_name(http_version(self.version)),
-                client_ip: self.client_ip,
-                request_id: std::str::from_utf8(self.flat.request_id()).ok(),
-            },
-            self.flat.headers(),
-        );
-        request.data = self.body.as_ref().and_then(|body| body.text());
-        request
+        self.request_facts().build()
     }
 
     fn heap_bytes(&self) -> usize {
         self.flat.buffer_len() + self.body.as_ref().map_or(0, |body| body.limit())
+    }
+
+    fn facts(&self) -> Option<RequestFacts<'_>> {
+        Some(self.request_facts())
+    }
+}
+
+impl RequestData {
+    fn request_facts(&self) -> RequestFacts<'_> {
+        RequestFacts {
+            method: self.method.as_str(),
+            scheme: if self.secure { "https" } else { "http" },
+            version: version_name(http_version(self.version)),
+            client_ip: self.client_ip,
+            flat: &self.flat,
+            body: self.body.as_ref(),
+        }
     }
 }
 

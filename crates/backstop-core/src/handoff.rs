@@ -7,6 +7,12 @@
 //! the records travel by value, with no allocation per transaction: batch lists go
 //! round through a [`Pool`].
 //!
+//! A request's context goes along as a copy: its facts (method, URI, headers) are
+//! appended to the batch's bytes, which also go round, and the worker builds the
+//! context from them when it takes the batch in. The adapter's copy is then freed on
+//! the request thread that made it, so a request costs no block that another thread
+//! frees, however far behind the worker is.
+//!
 //! A batch that is not full yet is not stranded: the worker collects every open batch
 //! at each tick (so a transaction waits at most a tick longer), before a flush or a
 //! shutdown, and when a late span arrives for a transaction it has not seen.
@@ -14,11 +20,51 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::pipeline::{PendingTransaction, Pool};
+use crate::pipeline::{CopiedRequest, PendingTransaction, Pool, TxRequest};
+use crate::scope::RequestSource;
+
+/// Transactions on their way to the worker, with the bytes their request contexts
+/// were copied into.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) items: Vec<PendingTransaction>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Batch {
+    /// Room for `size` transactions of typical requests.
+    fn with_capacity(size: usize) -> Self {
+        Batch {
+            items: Vec::with_capacity(size),
+            bytes: Vec::with_capacity(size * 512),
+        }
+    }
+
+    /// Adds a transaction, copying its request's facts when its source has them;
+    /// returns the source it no longer needs (to drop once the lock is released).
+    fn add(&mut self, mut transaction: PendingTransaction) -> Option<RequestSource> {
+        let copied = transaction
+            .trace
+            .request_source
+            .as_ref()
+            .and_then(|source| source.facts())
+            .and_then(|facts| CopiedRequest::copy(&facts, &mut self.bytes));
+        let released = copied.and_then(|copied| {
+            transaction.request = TxRequest::Copied(copied);
+            transaction.trace.request_source.take()
+        });
+        self.items.push(transaction);
+        released
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+}
 
 /// The open batch of one thread for one client.
 pub(crate) struct OpenBatch {
-    items: Mutex<Vec<PendingTransaction>>,
+    items: Mutex<Batch>,
 }
 
 /// One client's batches: the open ones, and the emptied lists going round.
@@ -26,7 +72,7 @@ pub(crate) struct Handoff {
     /// Every thread's open batch. A thread registers its own on its first transaction;
     /// the worker drops the entries of threads that have ended, once emptied.
     open: Mutex<Vec<Arc<OpenBatch>>>,
-    lists: Pool<Vec<PendingTransaction>>,
+    lists: Pool<Batch>,
     /// How many transactions a batch holds before it is sent; 1 sends each at once.
     size: usize,
 }
@@ -50,39 +96,40 @@ impl Handoff {
         }
     }
 
-    /// An empty list for a batch.
-    fn list(&self) -> Vec<PendingTransaction> {
+    /// An empty batch.
+    fn list(&self) -> Batch {
         self.lists
             .take()
-            .unwrap_or_else(|| Vec::with_capacity(self.size))
+            .unwrap_or_else(|| Batch::with_capacity(self.size))
     }
 
     /// Adds `transaction` to this thread's batch; returns the batch to send when full.
-    pub(crate) fn push(
-        self: &Arc<Self>,
-        transaction: PendingTransaction,
-    ) -> Option<Vec<PendingTransaction>> {
+    pub(crate) fn push(self: &Arc<Self>, transaction: PendingTransaction) -> Option<Batch> {
         if self.size <= 1 {
             let mut list = self.list();
-            list.push(transaction);
+            list.add(transaction);
             return Some(list);
         }
         let mut transaction = Some(transaction);
+        let mut released = None;
         let full = OPEN
             .try_with(|open| {
                 let mut open = open.try_borrow_mut().ok()?;
                 let batch = self.open_batch(&mut open);
                 let mut items = batch.items.lock().unwrap_or_else(PoisonError::into_inner);
-                items.extend(transaction.take());
+                if let Some(transaction) = transaction.take() {
+                    released = items.add(transaction);
+                }
                 (items.len() >= self.size).then(|| std::mem::replace(&mut *items, self.list()))
             })
             .ok()
             .flatten();
+        drop(released);
         match transaction {
             // No thread-local to keep it in (the thread is ending): it goes alone.
             Some(transaction) => {
                 let mut list = self.list();
-                list.push(transaction);
+                list.add(transaction);
                 Some(list)
             }
             None => full,
@@ -103,7 +150,7 @@ impl Handoff {
             None => {
                 open.retain(|(client, _)| client.strong_count() > 0);
                 let batch = Arc::new(OpenBatch {
-                    items: Mutex::new(Vec::with_capacity(self.size)),
+                    items: Mutex::new(Batch::with_capacity(self.size)),
                 });
                 self.open
                     .lock()
@@ -117,22 +164,34 @@ impl Handoff {
     }
 
     /// Takes what every open batch holds (the worker calls this), and forgets the
-    /// batches of threads that have ended.
+    /// batches of threads that have ended. A batch is swapped for an empty one under
+    /// its lock and taken in outside it, so a request thread never waits on the
+    /// worker building request contexts.
     pub(crate) fn collect(&self, mut each: impl FnMut(PendingTransaction)) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         for batch in open.iter() {
             let mut items = batch.items.lock().unwrap_or_else(PoisonError::into_inner);
-            for transaction in items.drain(..) {
+            if items.items.is_empty() {
+                continue;
+            }
+            let mut taken = std::mem::replace(&mut *items, self.list());
+            drop(items);
+            for mut transaction in taken.items.drain(..) {
+                transaction.take_in(&taken.bytes);
                 each(transaction);
             }
+            self.give_back(taken);
         }
         // Only the registry holds the batch of a thread that has ended.
         open.retain(|batch| Arc::strong_count(batch) > 1);
     }
 
-    /// Takes back an emptied list.
-    pub(crate) fn give_back(&self, list: Vec<PendingTransaction>) {
-        if list.capacity() <= self.size * 2 {
+    /// Takes back an emptied batch. One that grew large (many or huge requests) is
+    /// freed rather than kept.
+    pub(crate) fn give_back(&self, mut list: Batch) {
+        list.items.clear();
+        list.bytes.clear();
+        if list.items.capacity() <= self.size * 2 && list.bytes.capacity() <= 64 * 1024 {
             self.lists.give(list);
         }
     }
@@ -143,8 +202,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::Handoff;
-    use crate::pipeline::{PendingTransaction, TraceLink, TxName};
+    use crate::pipeline::{PendingTransaction, TraceLink, TxName, TxRequest};
     use crate::protocol::{EventId, SpanId, SpanStatus, TraceId};
+    use crate::scope::BuildRequest;
 
     fn transaction() -> PendingTransaction {
         let now = crate::spans::now();
@@ -166,6 +226,7 @@ mod tests {
             status: SpanStatus::Ok,
             http_status: Some(200),
             data: Default::default(),
+            request: Default::default(),
         }
     }
 
@@ -185,6 +246,98 @@ mod tests {
         assert_eq!(collected, 5);
         handoff.collect(|_| collected += 1);
         assert_eq!(collected, 5, "collecting takes them out");
+    }
+
+    /// A request source with facts, as the adapters make them.
+    struct Source {
+        flat: crate::http::FlatRequest,
+        body: Option<Arc<crate::http::BodyCapture>>,
+    }
+
+    impl crate::scope::BuildRequest for Source {
+        fn build_request(&self) -> crate::protocol::Request {
+            self.facts().unwrap().build()
+        }
+
+        fn facts(&self) -> Option<crate::http::RequestFacts<'_>> {
+            Some(crate::http::RequestFacts {
+                method: "PATCH",
+                scheme: "https",
+                version: "HTTP/2.0",
+                client_ip: Some("203.0.113.9".parse().unwrap()),
+                flat: &self.flat,
+                body: self.body.as_ref(),
+            })
+        }
+    }
+
+    fn source(header_bytes: usize) -> Arc<Source> {
+        let body = Arc::new(crate::http::BodyCapture::new(64));
+        body.push(br#"{"a":1}"#);
+        let big = "v".repeat(header_bytes);
+        let headers = [
+            ("user-agent", b"probe/1".as_slice()),
+            ("x-big", big.as_bytes()),
+        ];
+        Arc::new(Source {
+            flat: crate::http::FlatRequest::new(
+                &["", "", "", "/items/7?page=2"],
+                b"req-42",
+                || headers.iter().copied(),
+            ),
+            body: Some(body),
+        })
+    }
+
+    #[test]
+    fn a_request_travels_as_a_copy_and_its_source_stays_on_the_request_thread() {
+        let handoff = Arc::new(Handoff::new(100));
+        let source = source(10);
+        let mut pending = transaction();
+        pending.trace.request_source = Some(source.clone());
+        let mut batch = handoff.push(pending).unwrap();
+        assert_eq!(
+            Arc::strong_count(&source),
+            1,
+            "the batch let go of the source"
+        );
+        let mut pending = batch.items.pop().unwrap();
+        assert!(pending.trace.request_source.is_none());
+        pending.take_in(&batch.bytes);
+        let TxRequest::Built(request) = pending.request else {
+            panic!("the worker builds the context when it takes the batch in");
+        };
+        assert_eq!(
+            *request,
+            source.build_request(),
+            "the copy builds what the source does"
+        );
+        assert_eq!(request.method.as_deref(), Some("PATCH"));
+        assert_eq!(
+            request.url.as_deref(),
+            Some("https://localhost/items/7?page=2")
+        );
+        assert_eq!(request.query_string.as_deref(), Some("page=2"));
+        assert_eq!(request.headers["user-agent"], "probe/1");
+        assert_eq!(request.env["REQUEST_ID"], "req-42");
+        assert_eq!(request.env["REMOTE_ADDR"], "203.0.113.9");
+        assert_eq!(request.data.as_deref(), Some(r#"{"a":1}"#));
+    }
+
+    #[test]
+    fn a_huge_request_keeps_its_shared_source() {
+        let handoff = Arc::new(Handoff::new(100));
+        let source = source(20 * 1024);
+        let mut pending = transaction();
+        pending.trace.request_source = Some(source.clone());
+        let batch = handoff.push(pending).unwrap();
+        assert!(batch.bytes.is_empty(), "nothing copied");
+        assert!(matches!(batch.items[0].request, TxRequest::FromSource));
+        assert_eq!(
+            Arc::strong_count(&source),
+            2,
+            "the worker builds from the source"
+        );
     }
 
     #[test]

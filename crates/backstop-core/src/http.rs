@@ -327,13 +327,40 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
 /// A new random request id: 32 lowercase hex digits, built without allocating.
 pub fn new_request_id() -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut bits = fastrand::u128(..);
     let mut out = [0u8; 32];
-    for byte in out.iter_mut().rev() {
-        *byte = HEX[(bits & 0xf) as usize];
-        bits >>= 4;
+    for half in out.chunks_exact_mut(16) {
+        let mut bits = fastrand::u64(..);
+        for byte in half.iter_mut().rev() {
+            *byte = HEX[(bits & 0xf) as usize];
+            bits >>= 4;
+        }
     }
     out
+}
+
+/// A [`new_request_id`] as shared bytes, for a response header: the ids are cut from
+/// one 4 KiB block per thread, so a request costs no allocation of its own. A block
+/// is freed when the last of its 128 ids is (a header value kept for long keeps its
+/// whole block).
+pub fn new_request_id_bytes() -> bytes::Bytes {
+    const BLOCK: usize = 4096;
+    thread_local! {
+        static IDS: std::cell::RefCell<bytes::BytesMut> =
+            std::cell::RefCell::new(bytes::BytesMut::new());
+    }
+    let id = new_request_id();
+    IDS.try_with(|block| {
+        let mut block = block.try_borrow_mut().ok()?;
+        if block.capacity() < id.len() {
+            *block = bytes::BytesMut::with_capacity(BLOCK);
+        }
+        block.extend_from_slice(&id);
+        Some(block.split().freeze())
+    })
+    .ok()
+    .flatten()
+    // The thread is ending: one allocation, as before.
+    .unwrap_or_else(|| bytes::Bytes::copy_from_slice(&id))
 }
 
 fn parse_x_forwarded_for(value: &[u8]) -> Vec<IpAddr> {
@@ -696,6 +723,17 @@ mod tests {
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
         assert_ne!(new_request_id(), new_request_id());
+        let ids: Vec<_> = (0..300).map(|_| new_request_id_bytes()).collect();
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32 && is_valid_request_id(id))
+        );
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            ids.len(),
+            "ids from one block and across blocks differ"
+        );
     }
 
     #[test]
@@ -899,6 +937,48 @@ impl BodyCapture {
     }
 }
 
+/// A request's plain facts, borrowed from what an adapter copied at its start: all
+/// the worker needs for the request context. Both adapters build through
+/// [`RequestFacts::build`]; a transaction carries a copy of them in its batch (see
+/// [`BuildRequest::facts`](crate::BuildRequest::facts)).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// `GET`, `POST` ...
+    pub method: &'a str,
+    /// The scheme when the URI was received without one: `http` or `https`.
+    pub scheme: &'static str,
+    /// `HTTP/1.1`, `HTTP/2.0` ...
+    pub version: &'static str,
+    /// The client's address, as [`HttpOptions::client_ip`] decided.
+    pub client_ip: Option<IpAddr>,
+    /// The URI, the request id and the headers.
+    pub flat: &'a FlatRequest,
+    /// The captured body, when body capture is on.
+    pub body: Option<&'a std::sync::Arc<BodyCapture>>,
+}
+
+impl RequestFacts<'_> {
+    /// Sentry's request context (scrubbing happens later, on the worker).
+    pub fn build(&self) -> Request {
+        let uri: http::Uri = self.flat.uri().parse().unwrap_or_default();
+        let mut request = build_request(
+            &RequestParts {
+                method: self.method,
+                scheme: uri.scheme_str().unwrap_or(self.scheme),
+                host: uri.authority().map(|a| a.as_str()),
+                path: uri.path(),
+                query: uri.query(),
+                version: self.version,
+                client_ip: self.client_ip,
+                request_id: std::str::from_utf8(self.flat.request_id()).ok(),
+            },
+            self.flat.headers(),
+        );
+        request.data = self.body.and_then(|body| body.text());
+        request
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The request as the worker sees it
 
@@ -1009,6 +1089,32 @@ impl FlatRequest {
     /// The size of the buffer holding the URI, the request id and the headers.
     pub fn buffer_len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// The buffer and the lengths that frame it, for a copy (see
+    /// [`FlatRequest::from_raw`]).
+    pub(crate) fn raw(&self) -> (&[u8], u32, u32) {
+        (&self.buf, self.uri_len, self.id_len)
+    }
+
+    /// A copy made from [`FlatRequest::raw`]'s parts. Lengths that do not fit the
+    /// buffer (which a copy never has) leave an empty request rather than a panic.
+    pub(crate) fn from_raw(buf: &[u8], uri_len: u32, id_len: u32) -> Self {
+        let framed = (uri_len as usize)
+            .checked_add(id_len as usize)
+            .is_some_and(|n| n <= buf.len());
+        match framed {
+            true => FlatRequest {
+                buf: buf.into(),
+                uri_len,
+                id_len,
+            },
+            false => FlatRequest {
+                buf: Box::default(),
+                uri_len: 0,
+                id_len: 0,
+            },
+        }
     }
 
     /// The URI as given.

@@ -273,6 +273,97 @@ pub(crate) struct PendingTransaction {
     pub(crate) status: crate::protocol::SpanStatus,
     pub(crate) http_status: Option<u16>,
     pub(crate) data: crate::protocol::Map,
+    /// The request context, once its facts were copied into the batch (otherwise the
+    /// worker builds it from `trace.request_source`).
+    pub(crate) request: TxRequest,
+}
+
+/// A transaction's request context on its way to the worker.
+#[derive(Default)]
+pub(crate) enum TxRequest {
+    /// Built from the trace's request source, if it has one.
+    #[default]
+    FromSource,
+    /// The source's facts, copied into the batch's bytes.
+    Copied(CopiedRequest),
+    /// Built by the worker when it took the batch in (the batch's bytes go back).
+    Built(Box<crate::protocol::Request>),
+}
+
+/// A request's facts ([`crate::http::RequestFacts`]) copied into a batch: the method,
+/// then the flat buffer, from `at`.
+pub(crate) struct CopiedRequest {
+    at: u32,
+    method_len: u32,
+    flat_len: u32,
+    uri_len: u32,
+    id_len: u32,
+    scheme: &'static str,
+    version: &'static str,
+    client_ip: Option<std::net::IpAddr>,
+    body: Option<Arc<crate::http::BodyCapture>>,
+}
+
+impl CopiedRequest {
+    /// Facts bigger than this stay with their source: a batch's bytes are kept for
+    /// reuse, and a few huge requests would keep them large.
+    const MAX_BYTES: usize = 16 * 1024;
+
+    /// Appends `facts` to `bytes`; `None` (and nothing appended) when they are too big.
+    pub(crate) fn copy(facts: &crate::http::RequestFacts<'_>, bytes: &mut Vec<u8>) -> Option<Self> {
+        let (flat, uri_len, id_len) = facts.flat.raw();
+        let method = facts.method.as_bytes();
+        let len = method.len() + flat.len();
+        let at = u32::try_from(bytes.len()).ok()?;
+        if len > Self::MAX_BYTES || bytes.len() + len > u32::MAX as usize {
+            return None;
+        }
+        bytes.extend_from_slice(method);
+        bytes.extend_from_slice(flat);
+        Some(CopiedRequest {
+            at,
+            method_len: method.len() as u32,
+            flat_len: flat.len() as u32,
+            uri_len,
+            id_len,
+            scheme: facts.scheme,
+            version: facts.version,
+            client_ip: facts.client_ip,
+            body: facts.body.cloned(),
+        })
+    }
+
+    /// The request context, from the batch's `bytes` it was copied into.
+    pub(crate) fn build(&self, bytes: &[u8]) -> crate::protocol::Request {
+        let at = self.at as usize;
+        let method_end = at + self.method_len as usize;
+        let end = method_end + self.flat_len as usize;
+        let (method, flat) = match (bytes.get(at..method_end), bytes.get(method_end..end)) {
+            (Some(method), Some(flat)) => (method, flat),
+            // Never for bytes this copy was made into.
+            _ => (&b""[..], &b""[..]),
+        };
+        let flat = crate::http::FlatRequest::from_raw(flat, self.uri_len, self.id_len);
+        crate::http::RequestFacts {
+            method: std::str::from_utf8(method).unwrap_or_default(),
+            scheme: self.scheme,
+            version: self.version,
+            client_ip: self.client_ip,
+            flat: &flat,
+            body: self.body.as_ref(),
+        }
+        .build()
+    }
+}
+
+impl PendingTransaction {
+    /// Builds a copied request context from its batch's `bytes`, before the batch is
+    /// reused.
+    pub(crate) fn take_in(&mut self, bytes: &[u8]) {
+        if let TxRequest::Copied(copied) = &self.request {
+            self.request = TxRequest::Built(Box::new(copied.build(bytes)));
+        }
+    }
 }
 
 /// Allocations the worker hands back to the request threads for reuse.
@@ -412,7 +503,7 @@ pub(crate) struct ScopeContext {
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
     /// A batch of transactions from one thread (see [`crate::handoff`]).
-    Transactions(Vec<PendingTransaction>),
+    Transactions(crate::handoff::Batch),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
     LateSpan(Box<(crate::protocol::EventId, crate::spans::PendingSpan)>),
     /// Process everything before this, flush the sinks, then answer.
@@ -545,7 +636,8 @@ impl Worker {
                         batch.extend(self.processor.event(*pending));
                     }
                     Message::Transactions(mut list) => {
-                        for transaction in list.drain(..) {
+                        for mut transaction in list.items.drain(..) {
+                            transaction.take_in(&list.bytes);
                             self.hold(transaction, &mut batch);
                         }
                         self.handoff.give_back(list);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::options::Settings;
-use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record};
+use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record, TxRequest};
 use crate::protocol::{Event, SdkInfo, Transaction};
 use crate::sql::Normalizer;
 
@@ -144,6 +144,7 @@ impl Processor {
             status,
             http_status,
             mut data,
+            request,
         } = pending;
         let name = name.into_string();
         let context = context.map(|c| *c).unwrap_or_default();
@@ -200,10 +201,14 @@ impl Processor {
             root.insert("data".into(), data.into());
         }
         transaction.contexts.insert("trace".into(), root.into());
-        if transaction.request.is_none()
-            && let Some(source) = &trace.request_source
-        {
-            transaction.request = Some(source.build_request());
+        if transaction.request.is_none() {
+            transaction.request = match request {
+                TxRequest::Built(request) => Some(*request),
+                // Taken in with its batch, always; built here all the same.
+                TxRequest::Copied(_) | TxRequest::FromSource => {
+                    trace.request_source.as_ref().map(|s| s.build_request())
+                }
+            };
         }
         let queries = queries
             .into_iter()

@@ -47,7 +47,9 @@ use crate::trace::TraceParent;
 /// [`RequestScope::configure`].
 pub struct Scope {
     client: Client,
-    user: Option<User>,
+    /// Boxed, as is `request`: most scopes never set them, and every request moves
+    /// and allocates its scope.
+    user: Option<Box<User>>,
     tags: BTreeMap<String, String>,
     contexts: BTreeMap<String, Value>,
     extra: Map,
@@ -55,7 +57,7 @@ pub struct Scope {
     fingerprint: Option<Vec<String>>,
     transaction: Option<TxName>,
     level: Option<Level>,
-    request: Option<Request>,
+    request: Option<Box<Request>>,
     request_source: Option<RequestSource>,
 }
 
@@ -73,6 +75,14 @@ pub trait BuildRequest: Send + Sync {
     /// itself rather than keep them waiting in the pool.
     fn heap_bytes(&self) -> usize {
         0
+    }
+
+    /// The request's plain facts, when the source keeps them (both adapters' sources
+    /// do). A transaction then carries a copy of them in its thread's batch, and the
+    /// source never reaches the worker: its blocks are freed on the request thread
+    /// that allocated them, however far behind the worker is.
+    fn facts(&self) -> Option<crate::http::RequestFacts<'_>> {
+        None
     }
 }
 
@@ -117,12 +127,12 @@ impl Scope {
 
     /// Sets (or clears) the user.
     pub fn set_user(&mut self, user: Option<User>) {
-        self.user = user;
+        self.user = user.map(Box::new);
     }
 
     /// The user, if set.
     pub fn user(&self) -> Option<&User> {
-        self.user.as_ref()
+        self.user.as_deref()
     }
 
     /// Sets a tag (indexed, searchable).
@@ -218,12 +228,12 @@ impl Scope {
 
     /// Sets the HTTP request that events carry. Adapters call this.
     pub fn set_request(&mut self, request: Request) {
-        self.request = Some(request);
+        self.request = Some(Box::new(request));
     }
 
     /// The HTTP request, if set.
     pub fn request(&self) -> Option<&Request> {
-        self.request.as_ref()
+        self.request.as_deref()
     }
 
     /// Sets how to build the HTTP request context when a record needs it. A request
@@ -234,7 +244,7 @@ impl Scope {
 
     fn apply_to_event(&self, event: &mut Event) {
         if event.user.is_none() {
-            event.user.clone_from(&self.user);
+            event.user = self.user.as_deref().cloned();
         }
         for (k, v) in &self.tags {
             event.tags.entry(k.clone()).or_insert_with(|| v.clone());
@@ -260,7 +270,7 @@ impl Scope {
             event.level = level;
         }
         if event.request.is_none() {
-            event.request.clone_from(&self.request);
+            event.request = self.request.as_deref().cloned();
         }
     }
 }
@@ -316,7 +326,7 @@ pub struct ScopeBuilder<'a> {
     route: Option<&'a str>,
     headers: Option<&'a http::HeaderMap>,
     sampled: Option<bool>,
-    request: Option<Request>,
+    request: Option<Box<Request>>,
     request_source: Option<RequestSource>,
 }
 
@@ -360,7 +370,7 @@ impl<'a> ScopeBuilder<'a> {
     /// The HTTP request that events and the transaction carry.
     #[inline]
     pub fn request(mut self, request: Request) -> Self {
-        self.request = Some(request);
+        self.request = Some(Box::new(request));
         self
     }
 
@@ -693,11 +703,11 @@ impl RequestScope {
             || scope.request.is_some();
         let context = has_context.then(|| {
             Box::new(ScopeContext {
-                user: scope.user.clone(),
+                user: scope.user.as_deref().cloned(),
                 tags: scope.tags.clone(),
                 contexts: scope.contexts.clone(),
                 extra: scope.extra.clone(),
-                request: scope.request.clone(),
+                request: scope.request.as_deref().cloned(),
             })
         });
         let request_source = match scope.request {
@@ -724,6 +734,7 @@ impl RequestScope {
             status,
             http_status,
             data,
+            request: Default::default(),
         });
         Some(event_id)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use backstop_core::http::{
-    FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestParts, build_request,
+    FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestFacts,
     error_response_event, status_event, version_name,
 };
 use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus, TraceParent};
@@ -76,26 +76,28 @@ impl RequestData {
 
 impl BuildRequest for RequestData {
     fn build_request(&self) -> backstop_core::Request {
-        let uri = self.uri();
-        let mut request = build_request(
-            &RequestParts {
-                method: self.method.as_str(),
-                scheme: uri.scheme_str().unwrap_or("http"),
-                host: uri.authority().map(|a| a.as_str()),
-                path: uri.path(),
-                query: uri.query(),
-                version: version_name(self.version),
-                client_ip: self.client_ip,
-                request_id: std::str::from_utf8(self.flat.request_id()).ok(),
-            },
-            self.flat.headers(),
-        );
-        request.data = self.body.as_ref().and_then(|body| body.text());
-        request
+        self.request_facts().build()
     }
 
     fn heap_bytes(&self) -> usize {
         self.flat.buffer_len() + self.body.as_ref().map_or(0, |body| body.limit())
+    }
+
+    fn facts(&self) -> Option<RequestFacts<'_>> {
+        Some(self.request_facts())
+    }
+}
+
+impl RequestData {
+    fn request_facts(&self) -> RequestFacts<'_> {
+        RequestFacts {
+            method: self.method.as_str(),
+            scheme: "http",
+            version: version_name(self.version),
+            client_ip: self.client_ip,
+            flat: &self.flat,
+            body: self.body.as_ref(),
+        }
     }
 }
 
@@ -184,7 +186,7 @@ fn start(
     // Reuse a sane incoming id as is (no copy); otherwise make one.
     let request_id = match headers.get(http.request_id_header_name()) {
         Some(v) if backstop_core::http::is_valid_request_id(v.as_bytes()) => v.clone(),
-        _ => HeaderValue::from_bytes(&backstop_core::http::new_request_id())
+        _ => HeaderValue::from_maybe_shared(backstop_core::http::new_request_id_bytes())
             .expect("hex digits are a valid header value"),
     };
     let client_ip = http.client_ip_with(peer_ip(request), || {

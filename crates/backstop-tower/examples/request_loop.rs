@@ -1,0 +1,104 @@
+//! Runs the overhead bench's requests in a plain loop, for counting what one request
+//! costs under valgrind, where wall-clock timing is too noisy to compare small
+//! changes:
+//!
+//! ```text
+//! cargo build --release -p backstop-tower --example request_loop
+//! valgrind --tool=callgrind --separate-threads=yes \
+//!     target/release/examples/request_loop transactions /hello 5000
+//! valgrind --tool=dhat target/release/examples/request_loop errors /query 5000
+//! ```
+//!
+//! Arguments: the stack (`bare`, `errors` or `transactions`), the route (`/hello` or
+//! `/query`, as in `middleware_overhead`) and how many requests to time. Both stacks
+//! are warmed up first with 1,000 requests each. Run two counts (say 5,000 and 15,000)
+//! and divide the difference by 10,000: that is one request's instructions (or
+//! blocks), with start-up and warm-up cancelled out.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use backstop_core::test::DiscardSink;
+use backstop_core::{Client, Options};
+use backstop_tower::BackstopLayer;
+use http::Request;
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+
+async fn hello() -> &'static str {
+    "hello"
+}
+
+/// The bench's query route: five sqlx-style query events inside a span.
+async fn query() -> &'static str {
+    let span = tracing::info_span!("load_user");
+    let _entered = span.enter();
+    for i in 0..5u32 {
+        let elapsed = 0.000_2 + f64::from(i) * 0.000_01;
+        tracing::debug!(
+            target: "sqlx::query",
+            summary = "SELECT id, name FROM users WHERE id = ?",
+            db.statement = "SELECT id, name FROM users WHERE id = ?",
+            rows_affected = 0u64,
+            rows_returned = 1u64,
+            elapsed_secs = elapsed,
+        );
+    }
+    "queried"
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route("/hello", get(hello))
+        .route("/query", get(query))
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let stack = args.next().unwrap_or_else(|| "transactions".into());
+    let path = args.next().unwrap_or_else(|| "/hello".into());
+    let n: u32 = args.next().map_or(10_000, |n| n.parse().expect("a count"));
+    let rate = match stack.as_str() {
+        "bare" | "transactions" => 1.0,
+        "errors" => 0.0,
+        other => panic!("unknown stack {other}: bare, errors or transactions"),
+    };
+
+    let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
+    let _tracing = tracing::subscriber::set_default(subscriber);
+    let client = Client::start(
+        Options::new()
+            .traces_sample_rate(rate)
+            .queue_capacity(1 << 16)
+            .install_panic_hook(false)
+            .sink(DiscardSink),
+    )
+    .expect("the client starts");
+    let backstop = routes().layer(BackstopLayer::new(&client));
+    let bare = routes();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let run = |app: &Router, n: u32| {
+        rt.block_on(async {
+            for _ in 0..n {
+                let request = Request::get(path.as_str())
+                    .header("user-agent", "bench/1.0")
+                    .header("accept", "*/*")
+                    .body(Body::empty())
+                    .expect("a request");
+                std::hint::black_box(app.clone().oneshot(request).await.expect("a response"));
+            }
+        })
+    };
+    run(&backstop, 1000);
+    client.flush(Duration::from_secs(10));
+    run(&bare, 1000);
+    match stack.as_str() {
+        "bare" => run(&bare, n),
+        _ => run(&backstop, n),
+    }
+    client.flush(Duration::from_secs(60));
+}
