@@ -99,17 +99,45 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     let http = &shared.http;
     let client = &shared.client;
     let route = request.match_pattern();
-    let headers = request.headers();
+    // One pass over the headers copies them and finds the three read here (a lookup
+    // each would hash each name). One buffer, one allocation: a transaction carries a
+    // copy of it to the worker, and this one is freed here once the response is out.
+    let (mut traceparent, mut sentry_trace, mut incoming_id) = (None, None, None);
+    let uri = request.uri();
+    let mut flat = FlatRequest::from_uri_parts(
+        uri.scheme_str(),
+        uri.authority().map(|a| a.as_str()),
+        uri.path_and_query().map(|p| p.as_str()),
+        b"",
+        || {
+            request.headers().iter().map(|(name, value)| {
+                let found = if name == TRACEPARENT {
+                    &mut traceparent
+                } else if name == SENTRY_TRACE {
+                    &mut sentry_trace
+                } else if name == shared.request_id_header {
+                    &mut incoming_id
+                } else {
+                    return (name.as_str(), value.as_bytes());
+                };
+                // The first of repeated values, as `HeaderMap::get` gives.
+                found.get_or_insert(value);
+                (name.as_str(), value.as_bytes())
+            })
+        },
+    );
     let trace = TraceParent::from_values(
-        headers.get(TRACEPARENT).map(HeaderValue::as_bytes),
-        headers.get(SENTRY_TRACE).map(HeaderValue::as_bytes),
+        traceparent.map(HeaderValue::as_bytes),
+        sentry_trace.map(HeaderValue::as_bytes),
     );
     // Reuse a sane incoming id as is (no copy); otherwise make one.
-    let request_id = match headers.get(&shared.request_id_header) {
+    let request_id = match incoming_id {
         Some(v) if is_valid_request_id(v.as_bytes()) => v.clone(),
         _ => HeaderValue::from_maybe_shared(new_request_id_bytes())
             .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
     };
+    flat.set_request_id(request_id.as_bytes());
+    let headers = request.headers();
     let peer = request.peer_addr();
     let client_ip = http.client_ip_with(peer.map(|p| p.ip()), || {
         (
@@ -126,21 +154,6 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
             request.set_payload(payload);
             capture
         });
-    let uri = request.uri();
-    // One buffer: the worker usually frees it, and one cross-thread free is much
-    // cheaper than one per header.
-    let flat = FlatRequest::from_uri_parts(
-        uri.scheme_str(),
-        uri.authority().map(|a| a.as_str()),
-        uri.path_and_query().map(|p| p.as_str()),
-        request_id.as_bytes(),
-        || {
-            request
-                .headers()
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        },
-    );
     let data = Arc::new(RequestData {
         method: request.method().clone(),
         version: request.version(),

@@ -232,6 +232,12 @@ impl Client {
         roll(rate)
     }
 
+    /// [`sample_transaction`](Self::sample_transaction) for a client with no
+    /// `traces_sampler` and a request with no parent decision: the rate alone.
+    pub(crate) fn sample_by_rate(&self) -> bool {
+        roll(self.inner.settings.traces_sample_rate)
+    }
+
     /// Sends a fully built event (no scope is applied). Returns its id at once.
     pub fn capture_event(&self, event: Event) -> EventId {
         self.send_event(event, None, None)
@@ -262,6 +268,7 @@ impl Client {
         id
     }
 
+    #[inline]
     pub(crate) fn send_transaction(&self, transaction: PendingTransaction) {
         let counters = &self.inner.counters;
         counters.captured(Kind::Transaction);

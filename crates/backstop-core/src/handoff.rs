@@ -42,6 +42,7 @@ impl Batch {
 
     /// Adds a transaction, copying its request's facts when its source has them;
     /// returns the source it no longer needs (to drop once the lock is released).
+    #[inline]
     fn add(&mut self, mut transaction: PendingTransaction) -> Option<RequestSource> {
         let copied = transaction
             .trace
@@ -104,36 +105,34 @@ impl Handoff {
     }
 
     /// Adds `transaction` to this thread's batch; returns the batch to send when full.
+    #[inline]
     pub(crate) fn push(self: &Arc<Self>, transaction: PendingTransaction) -> Option<Batch> {
         if self.size <= 1 {
             let mut list = self.list();
             list.add(transaction);
             return Some(list);
         }
-        let mut transaction = Some(transaction);
-        let mut released = None;
-        let full = OPEN
+        // The batch is looked up first and the transaction moved straight into it: a
+        // record is a few hundred bytes, and each move is a copy.
+        let batch = OPEN
             .try_with(|open| {
                 let mut open = open.try_borrow_mut().ok()?;
-                let batch = self.open_batch(&mut open);
-                let mut items = batch.items.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(transaction) = transaction.take() {
-                    released = items.add(transaction);
-                }
-                (items.len() >= self.size).then(|| std::mem::replace(&mut *items, self.list()))
+                Some(self.open_batch(&mut open).clone())
             })
             .ok()
             .flatten();
-        drop(released);
-        match transaction {
+        let Some(batch) = batch else {
             // No thread-local to keep it in (the thread is ending): it goes alone.
-            Some(transaction) => {
-                let mut list = self.list();
-                list.add(transaction);
-                Some(list)
-            }
-            None => full,
-        }
+            let mut list = self.list();
+            list.add(transaction);
+            return Some(list);
+        };
+        let mut items = batch.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let released = items.add(transaction);
+        let full = (items.len() >= self.size).then(|| std::mem::replace(&mut *items, self.list()));
+        drop(items);
+        drop(released);
+        full
     }
 
     /// This thread's open batch for this client, registered on first use.

@@ -326,14 +326,24 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
 
 /// A new random request id: 32 lowercase hex digits, built without allocating.
 pub fn new_request_id() -> [u8; 32] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for half in out.chunks_exact_mut(16) {
-        let mut bits = fastrand::u64(..);
-        for byte in half.iter_mut().rev() {
-            *byte = HEX[(bits & 0xf) as usize];
-            bits >>= 4;
+    /// Each byte's two hex digits, so a byte is one lookup.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+            i += 1;
         }
+        pairs
+    };
+    let random = [fastrand::u64(..), fastrand::u64(..)];
+    let mut out = [0u8; 32];
+    for (digits, byte) in out
+        .chunks_exact_mut(2)
+        .zip(random.iter().flat_map(|bits| bits.to_le_bytes()))
+    {
+        digits.copy_from_slice(&PAIRS[byte as usize]);
     }
     out
 }
@@ -655,6 +665,20 @@ mod tests {
         assert_eq!(ours, theirs);
         assert_eq!(flat.header("X-Many"), Some(&b"one"[..]));
         assert_eq!(flat.header("x-missing"), None);
+
+        // An id set afterwards (the incoming one, found while copying) replaces it and
+        // leaves the rest as it was.
+        let mut flat = flat;
+        flat.set_request_id(b"incoming-7");
+        assert_eq!(flat.request_id(), b"incoming-7");
+        assert_eq!(flat.headers().collect::<Vec<_>>(), theirs);
+        assert_eq!(
+            flat.uri(),
+            "https://shop.example:8443/cart/%E2%82%AC?q=a%20b&x"
+        );
+        flat.set_request_id(b"");
+        assert_eq!(flat.request_id(), b"");
+        assert_eq!(flat.headers().count(), theirs.len());
 
         // Origin-form URIs (what HTTP/1 servers see) are kept as they came.
         let flat = FlatRequest::from_http(&"/a?b=c".parse().unwrap(), b"", &http::HeaderMap::new());
@@ -1006,48 +1030,55 @@ impl RequestFacts<'_> {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct FlatRequest {
-    /// The URI, then the request id, then each header as a 2-byte name length, the
-    /// name, a 4-byte value length and the value.
-    buf: Box<[u8]>,
+    /// The URI, then each header as a 2-byte name length, the name, a 4-byte value
+    /// length and the value, then the request id (last, so that an adapter can find
+    /// the incoming one in the same pass that copies the headers). Kept as built:
+    /// shrinking it to fit would cost a copy.
+    buf: Vec<u8>,
     uri_len: u32,
     id_len: u32,
 }
 
 impl FlatRequest {
+    /// The bytes a header is given in the buffer before it is counted: name, value
+    /// and their lengths.
+    const TYPICAL_HEADER: usize = 48;
+
     /// Copies the URI (given in pieces written one after the other, so an adapter need
     /// not format it: `["https", "://", host, path_and_query]`), the request id and the
-    /// headers (name, value; `headers` is called twice, to size the buffer, then to
-    /// fill it) into one buffer. Names longer than 64 KiB and values or URIs longer
-    /// than 4 GiB are impossible in HTTP and are cut.
-    pub fn new<'h, I>(uri: &[&str], request_id: &[u8], headers: impl Fn() -> I) -> Self
+    /// headers (name, value) into one buffer, in one pass over the headers. Names
+    /// longer than 64 KiB and values or URIs longer than 4 GiB are impossible in HTTP
+    /// and are cut.
+    pub fn new<'h, I>(uri: &[&str], request_id: &[u8], headers: impl FnOnce() -> I) -> Self
     where
         I: Iterator<Item = (&'h str, &'h [u8])>,
     {
         let uri_len: usize = uri.iter().map(|piece| piece.len()).sum();
         let uri_len = uri_len.min(u32::MAX as usize);
         let request_id = clamp(request_id, u32::MAX as usize);
-        let mut len = uri_len + request_id.len();
-        for (name, value) in headers() {
-            len += 2 + clamp(name.as_bytes(), u16::MAX as usize).len();
-            len += 4 + clamp(value, u32::MAX as usize).len();
-        }
-        let mut buf = Vec::with_capacity(len);
+        let headers = headers();
+        // Room for headers of a typical size; a request with longer ones grows it.
+        let room = headers.size_hint().0.saturating_mul(Self::TYPICAL_HEADER);
+        // The id is usually set afterwards (see `set_request_id`): room for a new one.
+        let id_room = request_id.len().max(32);
+        let mut buf = Vec::with_capacity(uri_len + room + id_room);
         for piece in uri {
             let room = uri_len - buf.len();
             buf.extend_from_slice(clamp(piece.as_bytes(), room));
         }
         let uri_len = buf.len();
-        buf.extend_from_slice(request_id);
-        for (name, value) in headers() {
+        for (name, value) in headers {
             let name = clamp(name.as_bytes(), u16::MAX as usize);
             let value = clamp(value, u32::MAX as usize);
+            buf.reserve(6 + name.len() + value.len());
             buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
             buf.extend_from_slice(name);
             buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
             buf.extend_from_slice(value);
         }
+        buf.extend_from_slice(request_id);
         FlatRequest {
-            buf: buf.into_boxed_slice(),
+            buf,
             uri_len: uri_len as u32,
             id_len: request_id.len() as u32,
         }
@@ -1073,7 +1104,7 @@ impl FlatRequest {
         authority: Option<&str>,
         path_and_query: Option<&str>,
         request_id: &[u8],
-        headers: impl Fn() -> I,
+        headers: impl FnOnce() -> I,
     ) -> Self
     where
         I: Iterator<Item = (&'h str, &'h [u8])>,
@@ -1105,12 +1136,12 @@ impl FlatRequest {
             .is_some_and(|n| n <= buf.len());
         match framed {
             true => FlatRequest {
-                buf: buf.into(),
+                buf: buf.to_vec(),
                 uri_len,
                 id_len,
             },
             false => FlatRequest {
-                buf: Box::default(),
+                buf: Vec::new(),
                 uri_len: 0,
                 id_len: 0,
             },
@@ -1126,14 +1157,22 @@ impl FlatRequest {
 
     /// The request id.
     pub fn request_id(&self) -> &[u8] {
-        let start = self.uri_len as usize;
-        &self.buf[start..start + self.id_len as usize]
+        &self.buf[self.buf.len() - self.id_len as usize..]
+    }
+
+    /// Replaces the request id: for an adapter that learns the incoming one while the
+    /// headers are copied.
+    pub fn set_request_id(&mut self, request_id: &[u8]) {
+        let request_id = clamp(request_id, u32::MAX as usize);
+        self.buf.truncate(self.buf.len() - self.id_len as usize);
+        self.buf.extend_from_slice(request_id);
+        self.id_len = request_id.len() as u32;
     }
 
     /// The headers, in order; a repeated header appears once per value.
     pub fn headers(&self) -> FlatHeaders<'_> {
         FlatHeaders {
-            rest: &self.buf[(self.uri_len + self.id_len) as usize..],
+            rest: &self.buf[self.uri_len as usize..self.buf.len() - self.id_len as usize],
         }
     }
 

@@ -384,16 +384,19 @@ impl<'a> ScopeBuilder<'a> {
     /// Decides sampling and creates the scope.
     pub fn start(self) -> Arc<RequestScope> {
         let parent_sampled = self.parent.as_ref().and_then(|p| p.sampled);
-        let sampled = self.sampled.unwrap_or_else(|| {
-            self.client.sample_transaction(&SamplingContext {
+        let sampled = match (self.sampled, parent_sampled) {
+            (Some(sampled), _) | (None, Some(sampled)) => sampled,
+            // No sampler to ask: the rate alone decides, with no context to build.
+            (None, None) if !self.client.has_traces_sampler() => self.client.sample_by_rate(),
+            (None, None) => self.client.sample_transaction(&SamplingContext {
                 name: self.name.as_str(),
                 op: &self.op,
                 method: self.method,
                 route: self.route,
                 headers: self.headers,
                 parent_sampled,
-            })
-        });
+            }),
+        };
         // Free what the worker is done with of one transaction here, on a request
         // thread (see `ClientInner::retired`).
         drop(self.client.inner.retired.take());

@@ -53,8 +53,8 @@ struct RequestData {
     version: http::Version,
     route: RouteName,
     client_ip: Option<std::net::IpAddr>,
-    /// The URI, request id and headers in one buffer: usually the worker frees it, and
-    /// one cross-thread free is much cheaper than a `HeaderMap`'s and a `Uri`'s.
+    /// The URI, request id and headers in one buffer: one allocation, where a
+    /// `HeaderMap` and a `Uri` would be many (a transaction carries a copy of it).
     flat: FlatRequest,
     /// The first bytes of the body, as the handler read them (body capture).
     body: Option<crate::capture::Captured>,
@@ -179,16 +179,44 @@ fn start(
     let headers = &request.headers;
     let route = matched_route(request).map_or_else(RouteName::none, Route::into_name);
     let method = &request.method;
+    // One pass over the headers copies them and finds the three read here (a lookup
+    // each would hash each name).
+    let id_header = http.request_id_header_name();
+    let (mut traceparent, mut sentry_trace, mut incoming_id) = (None, None, None);
+    let uri = &request.uri;
+    let mut flat = FlatRequest::from_uri_parts(
+        uri.scheme_str(),
+        uri.authority().map(|a| a.as_str()),
+        uri.path_and_query().map(|p| p.as_str()),
+        b"",
+        || {
+            headers.iter().map(|(name, value)| {
+                let found = if name == TRACEPARENT {
+                    &mut traceparent
+                } else if name == SENTRY_TRACE {
+                    &mut sentry_trace
+                } else if name == id_header {
+                    &mut incoming_id
+                } else {
+                    return (name.as_str(), value.as_bytes());
+                };
+                // The first of repeated values, as `HeaderMap::get` gives.
+                found.get_or_insert(value);
+                (name.as_str(), value.as_bytes())
+            })
+        },
+    );
     let trace = TraceParent::from_values(
-        headers.get(&TRACEPARENT).map(HeaderValue::as_bytes),
-        headers.get(&SENTRY_TRACE).map(HeaderValue::as_bytes),
+        traceparent.map(HeaderValue::as_bytes),
+        sentry_trace.map(HeaderValue::as_bytes),
     );
     // Reuse a sane incoming id as is (no copy); otherwise make one.
-    let request_id = match headers.get(http.request_id_header_name()) {
+    let request_id = match incoming_id {
         Some(v) if backstop_core::http::is_valid_request_id(v.as_bytes()) => v.clone(),
         _ => HeaderValue::from_maybe_shared(backstop_core::http::new_request_id_bytes())
             .expect("hex digits are a valid header value"),
     };
+    flat.set_request_id(request_id.as_bytes());
     let client_ip = http.client_ip_with(peer_ip(request), || {
         (
             headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes),
@@ -197,7 +225,6 @@ fn start(
     });
     let client = &shared.client;
     let sampler_headers = client.has_traces_sampler().then_some(headers);
-    let flat = FlatRequest::from_http(&request.uri, request_id.as_bytes(), headers);
     let data = Arc::new(RequestData {
         method: method.clone(),
         version: request.version,
