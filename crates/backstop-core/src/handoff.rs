@@ -85,6 +85,11 @@ thread_local! {
 }
 
 impl Handoff {
+    /// A returned batch whose byte buffer grew past this is freed, not kept: the pool
+    /// holds up to 1,024 batches, so this bounds what copied requests keep alive
+    /// between bursts (16 MiB at most; a typical request copies under 1 KiB).
+    const KEPT_BYTES: usize = 16 * 1024;
+
     /// Batches of up to 16, smaller for small queues: a queue of `capacity` messages
     /// holds at most `capacity * size` transactions, so a small queue keeps small
     /// batches (and one of fewer than 256 places sends each transaction alone).
@@ -190,7 +195,7 @@ impl Handoff {
     pub(crate) fn give_back(&self, mut list: Batch) {
         list.items.clear();
         list.bytes.clear();
-        if list.items.capacity() <= self.size * 2 && list.bytes.capacity() <= 64 * 1024 {
+        if list.items.capacity() <= self.size * 2 && list.bytes.capacity() <= Self::KEPT_BYTES {
             self.lists.give(list);
         }
     }
