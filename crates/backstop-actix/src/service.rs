@@ -14,10 +14,10 @@ use actix_web::http::{Method, StatusCode, Uri, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::http::{
     BodyCapture, FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestFacts,
-    is_valid_request_id, new_request_id_bytes, status_event, version_name,
+    new_request_id_bytes, status_event, version_name,
 };
 use backstop_core::scope::BuildRequest;
-use backstop_core::{EventId, Request, RequestScope, SpanStatus, TraceParent};
+use backstop_core::{EventId, Request, RequestScope, SpanStatus};
 use backstop_pages::{DebugDetails, PageContext, PageFormat};
 
 use crate::middleware::Shared;
@@ -37,8 +37,6 @@ impl<S> std::fmt::Debug for BackstopMiddleware<S> {
     }
 }
 
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-const SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// What the response side needs to know about the request: its scope, and the copy of
@@ -99,43 +97,31 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     let http = &shared.http;
     let client = &shared.client;
     let route = request.match_pattern();
-    // One pass over the headers copies them and finds the three read here (a lookup
-    // each would hash each name). One buffer, one allocation: a transaction carries a
-    // copy of it to the worker, and this one is freed here once the response is out.
-    let (mut traceparent, mut sentry_trace, mut incoming_id) = (None, None, None);
+    // One buffer, one allocation: a transaction carries a copy of it to the worker,
+    // and this one is freed here once the response is out.
     let uri = request.uri();
-    let mut flat = FlatRequest::from_uri_parts(
+    let (mut flat, found) = FlatRequest::at_start(
         uri.scheme_str(),
         uri.authority().map(|a| a.as_str()),
         uri.path_and_query().map(|p| p.as_str()),
-        b"",
+        shared.request_id_header.as_str(),
         || {
-            request.headers().iter().map(|(name, value)| {
-                let found = if name == TRACEPARENT {
-                    &mut traceparent
-                } else if name == SENTRY_TRACE {
-                    &mut sentry_trace
-                } else if name == shared.request_id_header {
-                    &mut incoming_id
-                } else {
-                    return (name.as_str(), value.as_bytes());
-                };
-                // The first of repeated values, as `HeaderMap::get` gives.
-                found.get_or_insert(value);
-                (name.as_str(), value.as_bytes())
-            })
+            request
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes()))
         },
     );
-    let trace = TraceParent::from_values(
-        traceparent.map(HeaderValue::as_bytes),
-        sentry_trace.map(HeaderValue::as_bytes),
-    );
-    // Reuse a sane incoming id as is (no copy); otherwise make one.
-    let request_id = match incoming_id {
-        Some(v) if is_valid_request_id(v.as_bytes()) => v.clone(),
-        _ => HeaderValue::from_maybe_shared(new_request_id_bytes())
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
-    };
+    let trace = found.trace();
+    // Reuse a sane incoming id (the request's own header value, not a copy);
+    // otherwise make one.
+    let request_id = found
+        .request_id()
+        .and_then(|_| request.headers().get(&shared.request_id_header).cloned())
+        .unwrap_or_else(|| {
+            HeaderValue::from_maybe_shared(new_request_id_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+        });
     flat.set_request_id(request_id.as_bytes());
     let headers = request.headers();
     let peer = request.peer_addr();
@@ -216,10 +202,6 @@ impl RequestData {
 impl BuildRequest for RequestData {
     fn build_request(&self) -> Request {
         self.request_facts().build()
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.flat.buffer_len() + self.body.as_ref().map_or(0, |body| body.limit())
     }
 
     fn facts(&self) -> Option<RequestFacts<'_>> {

@@ -25,10 +25,13 @@ use crate::scope::RequestSource;
 
 /// Transactions on their way to the worker, with the bytes their request contexts
 /// were copied into.
+///
+/// The only way out is [`Batch::take_each`], which builds each copied request
+/// context from the bytes: none can leave without it.
 #[derive(Default)]
 pub(crate) struct Batch {
-    pub(crate) items: Vec<PendingTransaction>,
-    pub(crate) bytes: Vec<u8>,
+    items: Vec<PendingTransaction>,
+    bytes: Vec<u8>,
 }
 
 impl Batch {
@@ -60,6 +63,16 @@ impl Batch {
 
     pub(crate) fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// Hands out each transaction, its request context built from the batch's bytes,
+    /// and leaves the batch empty for reuse.
+    pub(crate) fn take_each(&mut self, mut each: impl FnMut(PendingTransaction)) {
+        for mut transaction in self.items.drain(..) {
+            transaction.take_in(&self.bytes);
+            each(transaction);
+        }
+        self.bytes.clear();
     }
 }
 
@@ -180,21 +193,16 @@ impl Handoff {
             }
             let mut taken = std::mem::replace(&mut *items, self.list());
             drop(items);
-            for mut transaction in taken.items.drain(..) {
-                transaction.take_in(&taken.bytes);
-                each(transaction);
-            }
+            taken.take_each(&mut each);
             self.give_back(taken);
         }
         // Only the registry holds the batch of a thread that has ended.
         open.retain(|batch| Arc::strong_count(batch) > 1);
     }
 
-    /// Takes back an emptied batch. One that grew large (many or huge requests) is
-    /// freed rather than kept.
-    pub(crate) fn give_back(&self, mut list: Batch) {
-        list.items.clear();
-        list.bytes.clear();
+    /// Takes back a batch emptied by [`Batch::take_each`]. One that grew large (many
+    /// or huge requests) is freed rather than kept.
+    pub(crate) fn give_back(&self, list: Batch) {
         if list.items.capacity() <= self.size * 2 && list.bytes.capacity() <= Self::KEPT_BYTES {
             self.lists.give(list);
         }
@@ -305,9 +313,11 @@ mod tests {
             1,
             "the batch let go of the source"
         );
-        let mut pending = batch.items.pop().unwrap();
+        let mut taken = Vec::new();
+        batch.take_each(|pending| taken.push(pending));
+        assert!(batch.bytes.is_empty(), "the batch is left empty for reuse");
+        let pending = taken.pop().unwrap();
         assert!(pending.trace.request_source.is_none());
-        pending.take_in(&batch.bytes);
         let TxRequest::Built(request) = pending.request else {
             panic!("the worker builds the context when it takes the batch in");
         };
@@ -326,6 +336,24 @@ mod tests {
         assert_eq!(request.env["REQUEST_ID"], "req-42");
         assert_eq!(request.env["REMOTE_ADDR"], "203.0.113.9");
         assert_eq!(request.data.as_deref(), Some(r#"{"a":1}"#));
+    }
+
+    #[test]
+    fn an_open_batch_collected_by_the_worker_hands_out_built_requests() {
+        let handoff = Arc::new(Handoff::new(4096));
+        let source = source(10);
+        let mut pending = transaction();
+        pending.trace.request_source = Some(source.clone());
+        assert!(
+            handoff.push(pending).is_none(),
+            "it waits in the open batch"
+        );
+        let mut requests = Vec::new();
+        handoff.collect(|pending| requests.push(pending.request));
+        let [TxRequest::Built(request)] = &requests[..] else {
+            panic!("one transaction, its request built");
+        };
+        assert_eq!(**request, source.build_request());
     }
 
     #[test]

@@ -961,6 +961,29 @@ impl BodyCapture {
     }
 }
 
+/// What the adapters read of a request's headers at its start, found while
+/// [`FlatRequest::at_start`] copies them. Header names are lowercase in both `http`
+/// crates, as the comparisons expect.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartHeaders<'h> {
+    traceparent: Option<&'h [u8]>,
+    sentry_trace: Option<&'h [u8]>,
+    request_id: Option<&'h [u8]>,
+}
+
+impl<'h> StartHeaders<'h> {
+    /// The caller's trace, from `traceparent` or else `sentry-trace`.
+    pub fn trace(&self) -> Option<crate::TraceParent> {
+        crate::TraceParent::from_values(self.traceparent, self.sentry_trace)
+    }
+
+    /// The incoming request id, when it is sane to reuse ([`is_valid_request_id`]);
+    /// otherwise the adapter makes one ([`new_request_id_bytes`]).
+    pub fn request_id(&self) -> Option<&'h [u8]> {
+        self.request_id.filter(|id| is_valid_request_id(id))
+    }
+}
+
 /// A request's plain facts, borrowed from what an adapter copied at its start: all
 /// the worker needs for the request context. Both adapters build through
 /// [`RequestFacts::build`]; a transaction carries a copy of them in its batch (see
@@ -982,6 +1005,12 @@ pub struct RequestFacts<'a> {
 }
 
 impl RequestFacts<'_> {
+    /// The bytes these facts hold on the heap: the copied request and the most a
+    /// captured body keeps.
+    pub fn heap_bytes(&self) -> usize {
+        self.flat.buffer_len() + self.body.map_or(0, |body| body.limit())
+    }
+
     /// Sentry's request context (scrubbing happens later, on the worker).
     pub fn build(&self) -> Request {
         let uri: http::Uri = self.flat.uri().parse().unwrap_or_default();
@@ -1115,6 +1144,51 @@ impl FlatRequest {
             _ => ["", "", "", path],
         };
         FlatRequest::new(&pieces, request_id, headers)
+    }
+
+    /// [`from_uri_parts`](Self::from_uri_parts) at a request's start, with no request
+    /// id yet: the same pass over the headers finds what the adapter reads of them
+    /// (one lookup each would hash each name). Set the id with
+    /// [`set_request_id`](Self::set_request_id) once it is decided.
+    ///
+    /// ```
+    /// use backstop_core::http::FlatRequest;
+    ///
+    /// let headers = [("accept", b"*/*".as_slice()), ("x-request-id", b"abc-1".as_slice())];
+    /// let (mut flat, found) =
+    ///     FlatRequest::at_start(None, None, Some("/a"), "x-request-id", || headers.iter().copied());
+    /// assert_eq!(found.request_id(), Some(&b"abc-1"[..]));
+    /// assert!(found.trace().is_none());
+    /// flat.set_request_id(b"abc-1");
+    /// assert_eq!(flat.headers().count(), 2);
+    /// ```
+    pub fn at_start<'h, I>(
+        scheme: Option<&str>,
+        authority: Option<&str>,
+        path_and_query: Option<&str>,
+        request_id_header: &str,
+        headers: impl FnOnce() -> I,
+    ) -> (Self, StartHeaders<'h>)
+    where
+        I: Iterator<Item = (&'h str, &'h [u8])>,
+    {
+        let mut found = StartHeaders::default();
+        let flat = FlatRequest::from_uri_parts(scheme, authority, path_and_query, b"", || {
+            headers().inspect(|&(name, value)| {
+                let slot = if name == "traceparent" {
+                    &mut found.traceparent
+                } else if name == "sentry-trace" {
+                    &mut found.sentry_trace
+                } else if name == request_id_header {
+                    &mut found.request_id
+                } else {
+                    return;
+                };
+                // The first of repeated values, as `HeaderMap::get` gives.
+                slot.get_or_insert(value);
+            })
+        });
+        (flat, found)
     }
 
     /// The size of the buffer holding the URI, the request id and the headers.

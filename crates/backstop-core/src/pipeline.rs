@@ -358,7 +358,7 @@ impl CopiedRequest {
 
 impl PendingTransaction {
     /// Builds a copied request context from its batch's `bytes`, before the batch is
-    /// reused.
+    /// reused (see `Batch::take_each`, its one caller).
     pub(crate) fn take_in(&mut self, bytes: &[u8]) {
         if let TxRequest::Copied(copied) = &self.request {
             self.request = TxRequest::Built(Box::new(copied.build(bytes)));
@@ -636,10 +636,7 @@ impl Worker {
                         batch.extend(self.processor.event(*pending));
                     }
                     Message::Transactions(mut list) => {
-                        for mut transaction in list.items.drain(..) {
-                            transaction.take_in(&list.bytes);
-                            self.hold(transaction, &mut batch);
-                        }
+                        list.take_each(|transaction| self.hold(transaction, &mut batch));
                         self.handoff.give_back(list);
                     }
                     Message::LateSpan(late) => self.join_late(*late, &mut batch),

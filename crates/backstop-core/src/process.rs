@@ -204,7 +204,8 @@ impl Processor {
         if transaction.request.is_none() {
             transaction.request = match request {
                 TxRequest::Built(request) => Some(*request),
-                // Taken in with its batch, always; built here all the same.
+                // `Copied` cannot arrive: a batch is only emptied through
+                // `Batch::take_each`, which builds it.
                 TxRequest::Copied(_) | TxRequest::FromSource => {
                     trace.request_source.as_ref().map(|s| s.build_request())
                 }

@@ -70,11 +70,12 @@ pub trait BuildRequest: Send + Sync {
     fn build_request(&self) -> Request;
 
     /// About how many bytes the source holds on the heap (copied headers, a captured
-    /// body). Once a transaction is processed, the worker hands small sources back for
-    /// a request thread to free (see `ClientInner::retired`), and frees big ones
-    /// itself rather than keep them waiting in the pool.
+    /// body); by default, what its [`facts`](Self::facts) hold. Once a transaction is
+    /// processed, the worker hands small sources back for a request thread to free
+    /// (see `ClientInner::retired`), and frees big ones itself rather than keep them
+    /// waiting in the pool.
     fn heap_bytes(&self) -> usize {
-        0
+        self.facts().map_or(0, |facts| facts.heap_bytes())
     }
 
     /// The request's plain facts, when the source keeps them (both adapters' sources

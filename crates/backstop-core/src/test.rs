@@ -102,6 +102,25 @@ impl Sink for TestSink {
     }
 }
 
+/// What the overhead benches' query route does, in one place: five sqlx-style query
+/// events (`target: "sqlx::query"`, the fields sqlx logs) inside a `load_user` span.
+/// Under Backstop's tracing layer they become five query spans of one statement.
+pub fn sqlx_style_queries() {
+    let span = tracing::info_span!("load_user");
+    let _entered = span.enter();
+    for i in 0..5u32 {
+        let elapsed = 0.000_2 + f64::from(i) * 0.000_01;
+        tracing::debug!(
+            target: "sqlx::query",
+            summary = "SELECT id, name FROM users WHERE id = ?",
+            db.statement = "SELECT id, name FROM users WHERE id = ?",
+            rows_affected = 0u64,
+            rows_returned = 1u64,
+            elapsed_secs = elapsed,
+        );
+    }
+}
+
 /// What [`capture`] recorded.
 #[derive(Debug, Clone, Default)]
 pub struct Captured {

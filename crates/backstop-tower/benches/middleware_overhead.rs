@@ -40,20 +40,9 @@ async fn hello() -> &'static str {
     "hello"
 }
 
+/// The query route: five sqlx-style query events inside a span.
 async fn query() -> &'static str {
-    let span = tracing::info_span!("load_user");
-    let _entered = span.enter();
-    for i in 0..5u32 {
-        let elapsed = 0.000_2 + f64::from(i) * 0.000_01;
-        tracing::debug!(
-            target: "sqlx::query",
-            summary = "SELECT id, name FROM users WHERE id = ?",
-            db.statement = "SELECT id, name FROM users WHERE id = ?",
-            rows_affected = 0u64,
-            rows_returned = 1u64,
-            elapsed_secs = elapsed,
-        );
-    }
+    backstop_core::test::sqlx_style_queries();
     "queried"
 }
 

@@ -10,7 +10,7 @@ use backstop_core::http::{
     FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestFacts,
     error_response_event, status_event, version_name,
 };
-use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus, TraceParent};
+use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus};
 use backstop_pages::{DebugDetails, PageContext};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -79,10 +79,6 @@ impl BuildRequest for RequestData {
         self.request_facts().build()
     }
 
-    fn heap_bytes(&self) -> usize {
-        self.flat.buffer_len() + self.body.as_ref().map_or(0, |body| body.limit())
-    }
-
     fn facts(&self) -> Option<RequestFacts<'_>> {
         Some(self.request_facts())
     }
@@ -101,8 +97,6 @@ impl RequestData {
     }
 }
 
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-static SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
@@ -179,43 +173,25 @@ fn start(
     let headers = &request.headers;
     let route = matched_route(request).map_or_else(RouteName::none, Route::into_name);
     let method = &request.method;
-    // One pass over the headers copies them and finds the three read here (a lookup
-    // each would hash each name).
     let id_header = http.request_id_header_name();
-    let (mut traceparent, mut sentry_trace, mut incoming_id) = (None, None, None);
     let uri = &request.uri;
-    let mut flat = FlatRequest::from_uri_parts(
+    let (mut flat, found) = FlatRequest::at_start(
         uri.scheme_str(),
         uri.authority().map(|a| a.as_str()),
         uri.path_and_query().map(|p| p.as_str()),
-        b"",
-        || {
-            headers.iter().map(|(name, value)| {
-                let found = if name == TRACEPARENT {
-                    &mut traceparent
-                } else if name == SENTRY_TRACE {
-                    &mut sentry_trace
-                } else if name == id_header {
-                    &mut incoming_id
-                } else {
-                    return (name.as_str(), value.as_bytes());
-                };
-                // The first of repeated values, as `HeaderMap::get` gives.
-                found.get_or_insert(value);
-                (name.as_str(), value.as_bytes())
-            })
-        },
+        id_header.as_str(),
+        || headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
     );
-    let trace = TraceParent::from_values(
-        traceparent.map(HeaderValue::as_bytes),
-        sentry_trace.map(HeaderValue::as_bytes),
-    );
-    // Reuse a sane incoming id as is (no copy); otherwise make one.
-    let request_id = match incoming_id {
-        Some(v) if backstop_core::http::is_valid_request_id(v.as_bytes()) => v.clone(),
-        _ => HeaderValue::from_maybe_shared(backstop_core::http::new_request_id_bytes())
-            .expect("hex digits are a valid header value"),
-    };
+    let trace = found.trace();
+    // Reuse a sane incoming id (the request's own header value, not a copy);
+    // otherwise make one.
+    let request_id = found
+        .request_id()
+        .and_then(|_| headers.get(id_header).cloned())
+        .unwrap_or_else(|| {
+            HeaderValue::from_maybe_shared(backstop_core::http::new_request_id_bytes())
+                .expect("hex digits are a valid header value")
+        });
     flat.set_request_id(request_id.as_bytes());
     let client_ip = http.client_ip_with(peer_ip(request), || {
         (
