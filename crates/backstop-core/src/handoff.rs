@@ -237,6 +237,7 @@ mod tests {
             parent_span_id: None,
             status: SpanStatus::Ok,
             http_status: Some(200),
+            late_spans: false,
             data: Default::default(),
             request: Default::default(),
         }

@@ -272,6 +272,10 @@ pub(crate) struct PendingTransaction {
     pub(crate) parent_span_id: Option<crate::protocol::SpanId>,
     pub(crate) status: crate::protocol::SpanStatus,
     pub(crate) http_status: Option<u16>,
+    /// Whether spans may still join it: something besides the finishing code held its
+    /// scope when it finished (a task, a live tracing span). Only then does the worker
+    /// hold it for [`LATE_SPAN_GRACE`]; otherwise it is processed on arrival.
+    pub(crate) late_spans: bool,
     pub(crate) data: crate::protocol::Map,
     /// The request context, once its facts were copied into the batch (otherwise the
     /// worker builds it from `trace.request_source`).
@@ -679,8 +683,12 @@ impl Worker {
         self.flush_sinks();
     }
 
-    /// Holds a transaction for late spans.
+    /// Holds a transaction for late spans, or processes it now when none can come.
     fn hold(&mut self, transaction: PendingTransaction, batch: &mut Vec<Record>) {
+        if !transaction.late_spans {
+            self.process(transaction, batch);
+            return;
+        }
         if self.held.len() >= self.max_held
             && let Some((_, oldest)) = self.held.pop_front()
         {

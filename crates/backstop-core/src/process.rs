@@ -143,6 +143,7 @@ impl Processor {
             parent_span_id,
             status,
             http_status,
+            late_spans: _,
             mut data,
             request,
         } = pending;

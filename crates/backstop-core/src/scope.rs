@@ -666,23 +666,23 @@ impl RequestScope {
     }
 
     /// Ends the request with an HTTP status: maps it to a span status and records it.
-    pub fn finish_http(&self, status: u16) -> Option<EventId> {
+    pub fn finish_http(self: &Arc<Self>, status: u16) -> Option<EventId> {
         self.finish_inner(SpanStatus::from_http(status), Some(status), Map::new())
     }
 
     /// Ends the request. If it was sampled, its transaction (with every span) is
     /// handed to the pipeline; returns the transaction's id. Only the first call counts.
-    pub fn finish(&self, status: SpanStatus) -> Option<EventId> {
+    pub fn finish(self: &Arc<Self>, status: SpanStatus) -> Option<EventId> {
         self.finish_with(status, Map::new())
     }
 
     /// Like [`finish`](Self::finish), with extra data for the root span.
-    pub fn finish_with(&self, status: SpanStatus, data: Map) -> Option<EventId> {
+    pub fn finish_with(self: &Arc<Self>, status: SpanStatus, data: Map) -> Option<EventId> {
         self.finish_inner(status, None, data)
     }
 
     fn finish_inner(
-        &self,
+        self: &Arc<Self>,
         status: SpanStatus,
         http_status: Option<u16>,
         data: Map,
@@ -725,6 +725,7 @@ impl RequestScope {
         let event_id = EventId::new();
         state.sent = Some((event_id, ended));
         drop(state);
+        let late_spans = self.may_get_late_spans();
         self.client.send_transaction(PendingTransaction {
             event_id,
             name,
@@ -737,10 +738,19 @@ impl RequestScope {
             parent_span_id: self.parent_span_id,
             status,
             http_status,
+            late_spans,
             data,
             request: Default::default(),
         });
         Some(event_id)
+    }
+
+    /// Whether a span could still join this scope's transaction once it is finished:
+    /// only through another handle on the scope. With none (no task, no live tracing
+    /// span holds it), the worker need not wait for any. A handle dropped meanwhile
+    /// only makes it wait needlessly.
+    fn may_get_late_spans(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) > 1 || Arc::weak_count(self) > 0
     }
 
     /// Whether `finish` has been called.
@@ -998,6 +1008,34 @@ fn type_from_debug(debug: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_scope_held_elsewhere_may_get_late_spans() {
+        let backstop = crate::Client::start(
+            crate::Options::new()
+                .console(false)
+                .install_panic_hook(false),
+        )
+        .unwrap();
+        let scope = RequestScope::builder(&backstop, "GET /")
+            .sampled(true)
+            .start();
+        assert!(
+            !scope.may_get_late_spans(),
+            "the finishing code's handle only"
+        );
+        let task = scope.clone();
+        assert!(scope.may_get_late_spans(), "a task holds it");
+        drop(task);
+        let weak = Arc::downgrade(&scope);
+        assert!(scope.may_get_late_spans());
+        drop(weak);
+        {
+            let _entered = scope.enter();
+            assert!(scope.may_get_late_spans(), "current on this thread");
+        }
+        assert!(!scope.may_get_late_spans());
+    }
 
     #[test]
     fn type_names() {
