@@ -329,7 +329,7 @@ pub async fn tracing_and_sampling(
         expected,
         "{framework}: caller-sampled + own rate"
     );
-    let continued = transactions[0].trace_context().unwrap();
+    let continued = &transactions[0].trace;
     assert_eq!(
         continued.trace_id.to_string(),
         "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -502,7 +502,7 @@ pub async fn check_demo_queries(addr: SocketAddr, client: &Client, sink: &TestSi
     };
 
     let t = find("GET /users");
-    let root = t.trace_context().unwrap().span_id;
+    let root = t.trace.span_id;
     let function = t
         .spans
         .iter()

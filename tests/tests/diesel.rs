@@ -126,7 +126,7 @@ fn request<R>(f: impl FnOnce() -> R) -> (Transaction, R) {
 }
 
 fn root_id(t: &Transaction) -> backstop_core::SpanId {
-    t.trace_context().expect("trace context").span_id
+    t.trace.span_id
 }
 
 fn queries(t: &Transaction) -> Vec<&Span> {

@@ -79,7 +79,7 @@ fn start() -> (Backstop, TestSink) {
 }
 
 fn root_id(t: &Transaction) -> backstop_core::SpanId {
-    t.trace_context().expect("trace context").span_id
+    t.trace.span_id
 }
 
 fn spans<'a>(t: &'a Transaction, op: &str) -> Vec<&'a Span> {

@@ -510,12 +510,12 @@ async fn transactions_are_named_by_route_sampled_and_continue_traces() {
         ["GET /users/{id}", "GET <unmatched>", "GET /"],
         "the sentry-trace one was not sampled"
     );
-    let trace = transactions[0].trace_context().unwrap();
+    let trace = &transactions[0].trace;
     assert_eq!(trace.op.as_deref(), Some("http.server"));
     assert_eq!(trace.status, Some(SpanStatus::Ok));
     assert_eq!(trace.data["http.response.status_code"], 200);
     assert_eq!(transactions[1].status(), Some(SpanStatus::NotFound));
-    let continued = transactions[2].trace_context().unwrap();
+    let continued = &transactions[2].trace;
     assert_eq!(
         continued.trace_id.to_string(),
         "4bf92f3577b34da6a3ce929d0e0e4736"

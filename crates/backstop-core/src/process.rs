@@ -1,6 +1,7 @@
 //! What the worker does to each record before the sinks see it: fill in the client's
 //! defaults, resolve the backtrace, group, scrub, then run the team's `before_send`.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::options::Settings;
 use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record, TxRequest};
-use crate::protocol::{Event, SdkInfo, Transaction};
+use crate::protocol::{Event, SdkInfo, TraceContext, Transaction};
 use crate::sql::Normalizer;
 
 pub(crate) struct Processor {
@@ -168,13 +169,24 @@ impl Processor {
             None => Vec::new(),
         };
         let crate::spans::Assembled { spans, queries } = assembled;
+        if let Some(code) = http_status {
+            data.insert("http.response.status_code".into(), code.into());
+        }
         let mut transaction = Transaction {
             event_id,
-            ty: "transaction".into(),
+            ty: Cow::Borrowed("transaction"),
             name,
             start_timestamp: clock.start,
             timestamp: clock.at(ended),
-            platform: std::borrow::Cow::Borrowed("native"),
+            platform: Cow::Borrowed("native"),
+            trace: TraceContext {
+                trace_id: trace.trace_id,
+                span_id: trace.span_id,
+                parent_span_id,
+                op: Some(std::mem::take(&mut trace.op)),
+                status: Some(status),
+                data,
+            },
             contexts: context.contexts,
             spans,
             release: None,
@@ -187,21 +199,6 @@ impl Processor {
             sdk: None,
             problems,
         };
-        if let Some(code) = http_status {
-            data.insert("http.response.status_code".into(), code.into());
-        }
-        let mut root = serde_json::Map::new();
-        root.insert("trace_id".into(), trace.trace_id.to_string().into());
-        root.insert("span_id".into(), trace.span_id.to_string().into());
-        if let Some(parent) = parent_span_id {
-            root.insert("parent_span_id".into(), parent.to_string().into());
-        }
-        root.insert("op".into(), trace.op.as_ref().into());
-        root.insert("status".into(), status.as_str().into());
-        if !data.is_empty() {
-            root.insert("data".into(), data.into());
-        }
-        transaction.contexts.insert("trace".into(), root.into());
         if transaction.request.is_none() {
             transaction.request = match request {
                 TxRequest::Built(request) => Some(*request),

@@ -709,16 +709,16 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SdkInfo {
     /// `backstop.rust`.
-    pub name: String,
+    pub name: Cow<'static, str>,
     /// The crate version.
-    pub version: String,
+    pub version: Cow<'static, str>,
 }
 
 impl SdkInfo {
     pub(crate) fn backstop() -> Self {
         SdkInfo {
-            name: "backstop.rust".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            name: Cow::Borrowed("backstop.rust"),
+            version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
         }
     }
 }
@@ -940,7 +940,7 @@ pub struct TraceContext {
     pub parent_span_id: Option<SpanId>,
     /// `http.server`, `task` ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub op: Option<String>,
+    pub op: Option<Cow<'static, str>>,
     /// How the transaction ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SpanStatus>,
@@ -950,63 +950,48 @@ pub struct TraceContext {
 }
 
 /// One sampled request (or task), with its spans.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire (Sentry's JSON), [`trace`](Self::trace) is the `trace` entry of
+/// `contexts`; here it is typed, and `contexts` holds the others.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Transaction {
     /// Unique id.
     pub event_id: EventId,
     /// Always `transaction`.
-    #[serde(rename = "type", default = "transaction_type")]
-    pub ty: String,
+    pub ty: Cow<'static, str>,
     /// The name (`GET /users/{id}`).
-    #[serde(rename = "transaction")]
     pub name: String,
     /// When it started.
-    #[serde(with = "ts::float")]
     pub start_timestamp: SystemTime,
     /// When it ended.
-    #[serde(with = "ts::rfc3339")]
     pub timestamp: SystemTime,
     /// Always `native`.
-    #[serde(default = "default_platform")]
     pub platform: Cow<'static, str>,
-    /// The root span, plus any other contexts (browser, os...).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// The root span: its trace, id, op, status and data.
+    pub trace: TraceContext,
+    /// The other contexts (browser, os, device, the team's own).
     pub contexts: BTreeMap<String, Value>,
     /// The child spans, in the order they finished.
-    #[serde(default)]
     pub spans: Vec<Span>,
     /// The release.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
     /// The environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
     /// The host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
     /// The user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
     /// The HTTP request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<Request>,
     /// Indexed key/value pairs.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     /// Unindexed extra data (`spans_dropped` when the span limit was hit).
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map,
     /// Which SDK sent it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk: Option<SdkInfo>,
     /// Performance problems the worker's detectors found in this transaction (N+1,
     /// duplicate, slow and too many queries). Backstop's own field: Sentry ignores it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<PerformanceProblem>,
-}
-
-fn transaction_type() -> String {
-    "transaction".into()
 }
 
 impl Transaction {
@@ -1017,25 +1002,214 @@ impl Transaction {
             .unwrap_or_default()
     }
 
-    /// The root span, parsed from the `trace` context.
-    pub fn trace_context(&self) -> Option<TraceContext> {
-        self.contexts
-            .get("trace")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-    }
-
     /// The status the transaction ended with.
     pub fn status(&self) -> Option<SpanStatus> {
-        self.contexts
-            .get("trace")
-            .and_then(|t| t.get("status"))
-            .and_then(|s| serde_json::from_value(s.clone()).ok())
+        self.trace.status
+    }
+}
+
+/// A transaction as Sentry's JSON has it: borrowed to serialize, owned when
+/// deserialized.
+#[derive(Serialize, Deserialize)]
+struct TransactionWire<'a> {
+    event_id: EventId,
+    #[serde(rename = "type", default = "transaction_type")]
+    ty: Cow<'a, str>,
+    #[serde(rename = "transaction")]
+    name: Cow<'a, str>,
+    #[serde(with = "ts::float")]
+    start_timestamp: SystemTime,
+    #[serde(with = "ts::rfc3339")]
+    timestamp: SystemTime,
+    #[serde(default = "default_platform")]
+    platform: Cow<'a, str>,
+    contexts: WireContexts<'a>,
+    #[serde(default)]
+    spans: Cow<'a, [Span]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    environment: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server_name: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<Cow<'a, User>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<Cow<'a, Request>>,
+    #[serde(default, skip_serializing_if = "is_empty_tags")]
+    tags: Cow<'a, BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    extra: Cow<'a, Map>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sdk: Option<Cow<'a, SdkInfo>>,
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
+    problems: Cow<'a, [PerformanceProblem]>,
+}
+
+fn transaction_type() -> Cow<'static, str> {
+    Cow::Borrowed("transaction")
+}
+
+// serde hands `skip_serializing_if` a reference to the field, a `Cow` here.
+#[allow(clippy::ptr_arg)]
+fn is_empty_tags(tags: &Cow<'_, BTreeMap<String, String>>) -> bool {
+    tags.is_empty()
+}
+
+#[allow(clippy::ptr_arg)]
+fn is_empty_map(map: &Cow<'_, Map>) -> bool {
+    map.is_empty()
+}
+
+/// `contexts` on the wire: `trace` first, then the others.
+struct WireContexts<'a> {
+    trace: Cow<'a, TraceContext>,
+    others: Cow<'a, BTreeMap<String, Value>>,
+}
+
+impl Serialize for WireContexts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let others = self.others.iter().filter(|(name, _)| *name != "trace");
+        let mut map = s.serialize_map(Some(1 + others.clone().count()))?;
+        map.serialize_entry("trace", &*self.trace)?;
+        for (name, value) in others {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for WireContexts<'_> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut others = BTreeMap::<String, Value>::deserialize(d)?;
+        let trace = others
+            .remove("trace")
+            .ok_or_else(|| serde::de::Error::missing_field("trace"))?;
+        let trace = TraceContext::deserialize(trace).map_err(serde::de::Error::custom)?;
+        Ok(WireContexts {
+            trace: Cow::Owned(trace),
+            others: Cow::Owned(others),
+        })
+    }
+}
+
+impl Serialize for Transaction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TransactionWire {
+            event_id: self.event_id,
+            ty: Cow::Borrowed(&self.ty),
+            name: Cow::Borrowed(&self.name),
+            start_timestamp: self.start_timestamp,
+            timestamp: self.timestamp,
+            platform: Cow::Borrowed(&self.platform),
+            contexts: WireContexts {
+                trace: Cow::Borrowed(&self.trace),
+                others: Cow::Borrowed(&self.contexts),
+            },
+            spans: Cow::Borrowed(&self.spans),
+            release: self.release.as_deref().map(Cow::Borrowed),
+            environment: self.environment.as_deref().map(Cow::Borrowed),
+            server_name: self.server_name.as_deref().map(Cow::Borrowed),
+            user: self.user.as_ref().map(Cow::Borrowed),
+            request: self.request.as_ref().map(Cow::Borrowed),
+            tags: Cow::Borrowed(&self.tags),
+            extra: Cow::Borrowed(&self.extra),
+            sdk: self.sdk.as_ref().map(Cow::Borrowed),
+            problems: Cow::Borrowed(&self.problems),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Transaction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = TransactionWire::deserialize(d)?;
+        Ok(Transaction {
+            event_id: wire.event_id,
+            ty: Cow::Owned(wire.ty.into_owned()),
+            name: wire.name.into_owned(),
+            start_timestamp: wire.start_timestamp,
+            timestamp: wire.timestamp,
+            platform: Cow::Owned(wire.platform.into_owned()),
+            trace: wire.contexts.trace.into_owned(),
+            contexts: wire.contexts.others.into_owned(),
+            spans: wire.spans.into_owned(),
+            release: wire.release.map(Cow::into_owned),
+            environment: wire.environment.map(Cow::into_owned),
+            server_name: wire.server_name.map(Cow::into_owned),
+            user: wire.user.map(Cow::into_owned),
+            request: wire.request.map(Cow::into_owned),
+            tags: wire.tags.into_owned(),
+            extra: wire.extra.into_owned(),
+            sdk: wire.sdk.map(Cow::into_owned),
+            problems: wire.problems.into_owned(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_sends_its_root_span_as_the_trace_context_and_reads_back() {
+        let mut data = Map::new();
+        data.insert("http.response.status_code".into(), 404.into());
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let transaction = Transaction {
+            event_id: EventId::new(),
+            ty: Cow::Borrowed("transaction"),
+            name: "GET /users/{id}".into(),
+            start_timestamp: start,
+            timestamp: start + std::time::Duration::from_millis(5),
+            platform: Cow::Borrowed("native"),
+            trace: TraceContext {
+                trace_id: TraceId::new(),
+                span_id: SpanId::new(),
+                parent_span_id: Some(SpanId::new()),
+                op: Some(Cow::Borrowed("http.server")),
+                status: Some(SpanStatus::NotFound),
+                data,
+            },
+            contexts: BTreeMap::from([(
+                "browser".to_owned(),
+                serde_json::json!({"name": "Firefox"}),
+            )]),
+            spans: Vec::new(),
+            release: Some("shop@1.2.3".into()),
+            environment: None,
+            server_name: None,
+            user: None,
+            request: None,
+            tags: BTreeMap::new(),
+            extra: Map::new(),
+            sdk: Some(SdkInfo::backstop()),
+            problems: Vec::new(),
+        };
+        let json = serde_json::to_value(&transaction).unwrap();
+        let trace = &json["contexts"]["trace"];
+        assert_eq!(trace["trace_id"], transaction.trace.trace_id.to_string());
+        assert_eq!(trace["span_id"], transaction.trace.span_id.to_string());
+        assert_eq!(trace["op"], "http.server");
+        assert_eq!(trace["status"], "not_found");
+        assert_eq!(trace["data"]["http.response.status_code"], 404);
+        assert_eq!(json["contexts"]["browser"]["name"], "Firefox");
+        assert_eq!(json["type"], "transaction");
+        assert_eq!(json["transaction"], "GET /users/{id}");
+        assert_eq!(json["sdk"]["name"], "backstop.rust");
+        assert!(json.get("environment").is_none(), "empty fields stay out");
+        let back: Transaction = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, transaction);
+
+        let mut no_trace = json;
+        no_trace["contexts"]
+            .as_object_mut()
+            .unwrap()
+            .remove("trace");
+        let error = serde_json::from_value::<Transaction>(no_trace).unwrap_err();
+        assert!(error.to_string().contains("trace"), "{error}");
+    }
 
     #[test]
     fn ids_print_as_zero_padded_lower_hex_and_parse_back() {

@@ -126,6 +126,7 @@ impl Scrubber {
         }
         self.tags(&mut transaction.tags);
         self.map(&mut transaction.extra);
+        self.map(&mut transaction.trace.data);
         for value in transaction.contexts.values_mut() {
             self.value(value);
         }

@@ -42,7 +42,7 @@ fn request_with(
 }
 
 fn root_id(t: &Transaction) -> backstop_core::SpanId {
-    t.trace_context().expect("trace context").span_id
+    t.trace.span_id
 }
 
 fn by_description<'a>(t: &'a Transaction, description: &str) -> &'a Span {

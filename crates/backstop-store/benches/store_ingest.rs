@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use backstop_core::protocol::{Exception, Span, SpanId, SpanStatus, TraceId, Transaction};
+use backstop_core::protocol::{
+    Exception, Span, SpanId, SpanStatus, TraceContext, TraceId, Transaction,
+};
 use backstop_core::{Event, EventId, Level, Record, User};
 use backstop_store::SqliteStore;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -36,14 +38,8 @@ fn transaction(i: usize) -> Transaction {
             }
         })
         .collect();
-    let mut contexts = BTreeMap::new();
-    contexts.insert(
-        "trace".to_owned(),
-        serde_json::json!({
-            "trace_id": trace_id, "span_id": root, "op": "http.server", "status": "ok",
-            "data": {"http.response.status_code": 200},
-        }),
-    );
+    let mut data = serde_json::Map::new();
+    data.insert("http.response.status_code".into(), 200.into());
     Transaction {
         event_id: EventId::new(),
         ty: "transaction".into(),
@@ -51,7 +47,15 @@ fn transaction(i: usize) -> Transaction {
         start_timestamp: start,
         timestamp: start + Duration::from_millis(3),
         platform: "native".into(),
-        contexts,
+        trace: TraceContext {
+            trace_id,
+            span_id: root,
+            parent_span_id: None,
+            op: Some("http.server".into()),
+            status: Some(SpanStatus::Ok),
+            data,
+        },
+        contexts: BTreeMap::new(),
         spans,
         release: Some("bench@1.0.0".into()),
         environment: Some("production".into()),

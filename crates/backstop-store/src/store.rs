@@ -739,12 +739,11 @@ fn record_occurrence(
 }
 
 fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlite::Result<()> {
-    let trace = t.contexts.get("trace");
-    let field = |name: &str| trace.and_then(|c| c.get(name)).and_then(Value::as_str);
-    let status = field("status");
-    let http_status = trace
-        .and_then(|c| c.get("data"))
-        .and_then(|d| d.get("http.response.status_code"))
+    let status = t.trace.status.map(|s| s.as_str());
+    let http_status = t
+        .trace
+        .data
+        .get("http.response.status_code")
         .and_then(Value::as_i64);
     let start = micros(t.start_timestamp);
     let duration = micros(t.timestamp) - start;
@@ -764,9 +763,9 @@ fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlit
         )?
         .execute(params![
             t.event_id.to_string(),
-            field("trace_id"),
+            t.trace.trace_id.to_string(),
             t.name,
-            field("op"),
+            t.trace.op.as_deref(),
             status,
             http_status,
             is_error(status, http_status),

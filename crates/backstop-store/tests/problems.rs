@@ -92,7 +92,7 @@ fn an_n_plus_one_is_stored_with_its_transaction_and_read_back() {
     assert_eq!(o.parent_span_id, problem.parent_span_id);
     assert!(o.parent_span_id.is_some());
     assert_eq!(o.release.as_deref(), Some("shop@2"));
-    assert_eq!(o.trace_id, t.trace_context().map(|c| c.trace_id));
+    assert_eq!(o.trace_id, Some(t.trace.trace_id));
 
     // The issue with its occurrences, each leading to its transaction and spans.
     let detail = reader

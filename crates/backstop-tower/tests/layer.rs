@@ -475,7 +475,7 @@ async fn transactions_are_named_by_route_sampled_and_continue_traces() {
         ["GET /users/{id}", "GET <unmatched>", "GET /"],
         "the sentry-trace one was not sampled"
     );
-    let trace = transactions[0].trace_context().unwrap();
+    let trace = &transactions[0].trace;
     assert_eq!(trace.op.as_deref(), Some("http.server"));
     assert_eq!(trace.status, Some(backstop_core::SpanStatus::Ok));
     assert_eq!(trace.data["http.response.status_code"], 200);
@@ -483,7 +483,7 @@ async fn transactions_are_named_by_route_sampled_and_continue_traces() {
         transactions[1].status(),
         Some(backstop_core::SpanStatus::NotFound)
     );
-    let continued = transactions[2].trace_context().unwrap();
+    let continued = &transactions[2].trace;
     assert_eq!(
         continued.trace_id.to_string(),
         "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use backstop_core::fingerprint::hash_parts;
 use backstop_core::protocol::{
-    Exception, PerformanceProblem, ProblemKind, Span, SpanId, SpanStatus, TraceId, Transaction,
+    Exception, PerformanceProblem, ProblemKind, Span, SpanId, SpanStatus, TraceContext, TraceId,
+    Transaction,
 };
 use backstop_core::{Event, EventId, Level, Record, User};
 
@@ -94,17 +95,8 @@ pub fn transaction_at(
             data: Default::default(),
         });
     }
-    let mut contexts = std::collections::BTreeMap::new();
-    contexts.insert(
-        "trace".to_owned(),
-        serde_json::json!({
-            "trace_id": trace_id,
-            "span_id": root,
-            "op": "http.server",
-            "status": SpanStatus::from_http(http_status),
-            "data": {"http.response.status_code": http_status},
-        }),
-    );
+    let mut data = serde_json::Map::new();
+    data.insert("http.response.status_code".into(), http_status.into());
     Transaction {
         event_id: EventId::new(),
         ty: "transaction".into(),
@@ -112,7 +104,15 @@ pub fn transaction_at(
         start_timestamp: start,
         timestamp: start + duration,
         platform: "native".into(),
-        contexts,
+        trace: TraceContext {
+            trace_id,
+            span_id: root,
+            parent_span_id: None,
+            op: Some("http.server".into()),
+            status: Some(SpanStatus::from_http(http_status)),
+            data,
+        },
+        contexts: Default::default(),
         spans,
         release: None,
         environment: None,
