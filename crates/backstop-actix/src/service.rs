@@ -216,7 +216,7 @@ impl RequestData {
             scheme: if self.secure { "https" } else { "http" },
             version: version_name(http_version(self.version)),
             client_ip: self.client_ip,
-            flat: &self.flat,
+            flat: self.flat.view(),
             body: self.body.as_ref(),
         }
     }

@@ -278,7 +278,7 @@ mod tests {
                 scheme: "https",
                 version: "HTTP/2.0",
                 client_ip: Some("203.0.113.9".parse().unwrap()),
-                flat: &self.flat,
+                flat: self.flat.view(),
                 body: self.body.as_ref(),
             })
         }

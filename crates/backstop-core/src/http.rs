@@ -531,13 +531,19 @@ pub fn build_request<'h>(
     }
     let host = parts
         .host
-        .map(str::to_owned)
-        .or_else(|| map.get("host").cloned())
-        .unwrap_or_else(|| "localhost".to_owned());
-    let url = match parts.query {
-        Some(q) if !q.is_empty() => format!("{}://{}{}?{}", parts.scheme, host, parts.path, q),
-        _ => format!("{}://{}{}", parts.scheme, host, parts.path),
-    };
+        .or_else(|| map.get("host").map(String::as_str))
+        .unwrap_or("localhost");
+    let query = parts.query.filter(|q| !q.is_empty());
+    let pieces = [parts.scheme, "://", host, parts.path];
+    let len = pieces.iter().map(|p| p.len()).sum::<usize>() + query.map_or(0, |q| q.len() + 1);
+    let mut url = String::with_capacity(len);
+    for piece in pieces {
+        url.push_str(piece);
+    }
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
     let mut env = BTreeMap::new();
     if let Some(ip) = parts.client_ip {
         env.insert("REMOTE_ADDR".to_owned(), ip.to_string());
@@ -550,7 +556,7 @@ pub fn build_request<'h>(
         url: Some(url),
         method: Some(parts.method.to_owned()),
         data: None,
-        query_string: parts.query.filter(|q| !q.is_empty()).map(str::to_owned),
+        query_string: query.map(str::to_owned),
         cookies,
         headers: map,
         env,
@@ -857,6 +863,62 @@ mod tests {
     }
 
     #[test]
+    fn request_facts_build_every_uri_form_as_the_uri_parser_reads_it() {
+        for given in [
+            "/users/7?tab=posts",
+            "/users/7",
+            "/search?",
+            "/a?b=c?d",
+            "/",
+            "https://shop.example:8443/cart?step=2",
+            "http://shop.example",
+            "*",
+        ] {
+            let flat = FlatRequest::new(&[given], b"id-9", || {
+                [("host", &b"from-header.test"[..])].into_iter()
+            });
+            let facts = RequestFacts {
+                method: "GET",
+                scheme: "https",
+                version: "HTTP/1.1",
+                client_ip: None,
+                flat: flat.view(),
+                body: None,
+            };
+            let uri: http::Uri = given.parse().unwrap();
+            let expected = build_request(
+                &RequestParts {
+                    method: "GET",
+                    scheme: uri.scheme_str().unwrap_or("https"),
+                    host: uri.authority().map(|a| a.as_str()),
+                    path: uri.path(),
+                    query: uri.query(),
+                    version: "HTTP/1.1",
+                    client_ip: None,
+                    request_id: Some("id-9"),
+                },
+                flat.headers(),
+            );
+            assert_eq!(facts.build(), expected, "{given}");
+        }
+        let flat = FlatRequest::new(&["/users/7?tab=posts"], b"", || std::iter::empty());
+        let built = RequestFacts {
+            method: "GET",
+            scheme: "http",
+            version: "HTTP/1.1",
+            client_ip: None,
+            flat: flat.view(),
+            body: None,
+        }
+        .build();
+        assert_eq!(
+            built.url.as_deref(),
+            Some("http://localhost/users/7?tab=posts")
+        );
+        assert_eq!(built.query_string.as_deref(), Some("tab=posts"));
+    }
+
+    #[test]
     fn response_events() {
         let event = status_event(503, "GET", Some("/health"));
         let exc = &event.exception.values[0];
@@ -999,7 +1061,7 @@ pub struct RequestFacts<'a> {
     /// The client's address, as [`HttpOptions::client_ip`] decided.
     pub client_ip: Option<IpAddr>,
     /// The URI, the request id and the headers.
-    pub flat: &'a FlatRequest,
+    pub flat: FlatView<'a>,
     /// The captured body, when body capture is on.
     pub body: Option<&'a std::sync::Arc<BodyCapture>>,
 }
@@ -1008,19 +1070,40 @@ impl RequestFacts<'_> {
     /// The bytes these facts hold on the heap: the copied request and the most a
     /// captured body keeps.
     pub fn heap_bytes(&self) -> usize {
-        self.flat.buffer_len() + self.body.map_or(0, |body| body.limit())
+        self.flat.buf.len() + self.body.map_or(0, |body| body.limit())
     }
 
     /// Sentry's request context (scrubbing happens later, on the worker).
     pub fn build(&self) -> Request {
-        let uri: http::Uri = self.flat.uri().parse().unwrap_or_default();
+        let uri = self.flat.uri();
+        let parsed;
+        // The origin form (`/path?query`), which servers nearly always get, splits at
+        // the `?`; other forms go through `Uri`'s parser.
+        let (scheme, host, path, query) = match uri.strip_prefix('/') {
+            Some(_) => {
+                let (path, query) = match uri.split_once('?') {
+                    Some((path, query)) => (path, Some(query)),
+                    None => (uri, None),
+                };
+                (self.scheme, None, path, query)
+            }
+            None => {
+                parsed = uri.parse::<http::Uri>().unwrap_or_default();
+                (
+                    parsed.scheme_str().unwrap_or(self.scheme),
+                    parsed.authority().map(|a| a.as_str()),
+                    parsed.path(),
+                    parsed.query(),
+                )
+            }
+        };
         let mut request = build_request(
             &RequestParts {
                 method: self.method,
-                scheme: uri.scheme_str().unwrap_or(self.scheme),
-                host: uri.authority().map(|a| a.as_str()),
-                path: uri.path(),
-                query: uri.query(),
+                scheme,
+                host,
+                path,
+                query,
                 version: self.version,
                 client_ip: self.client_ip,
                 request_id: std::str::from_utf8(self.flat.request_id()).ok(),
@@ -1196,42 +1279,23 @@ impl FlatRequest {
         self.buf.len()
     }
 
-    /// The buffer and the lengths that frame it, for a copy (see
-    /// [`FlatRequest::from_raw`]).
-    pub(crate) fn raw(&self) -> (&[u8], u32, u32) {
-        (&self.buf, self.uri_len, self.id_len)
-    }
-
-    /// A copy made from [`FlatRequest::raw`]'s parts. Lengths that do not fit the
-    /// buffer (which a copy never has) leave an empty request rather than a panic.
-    pub(crate) fn from_raw(buf: &[u8], uri_len: u32, id_len: u32) -> Self {
-        let framed = (uri_len as usize)
-            .checked_add(id_len as usize)
-            .is_some_and(|n| n <= buf.len());
-        match framed {
-            true => FlatRequest {
-                buf: buf.to_vec(),
-                uri_len,
-                id_len,
-            },
-            false => FlatRequest {
-                buf: Vec::new(),
-                uri_len: 0,
-                id_len: 0,
-            },
+    /// A borrowed view of the request, as [`RequestFacts`] carries it.
+    pub fn view(&self) -> FlatView<'_> {
+        FlatView {
+            buf: &self.buf,
+            uri_len: self.uri_len,
+            id_len: self.id_len,
         }
     }
 
     /// The URI as given.
     pub fn uri(&self) -> &str {
-        // Written from a `&str`, cut (if ever) at a byte count that `clamp` keeps on a
-        // character boundary.
-        std::str::from_utf8(&self.buf[..self.uri_len as usize]).unwrap_or_default()
+        self.view().uri()
     }
 
     /// The request id.
     pub fn request_id(&self) -> &[u8] {
-        &self.buf[self.buf.len() - self.id_len as usize..]
+        self.view().request_id()
     }
 
     /// Replaces the request id: for an adapter that learns the incoming one while the
@@ -1245,13 +1309,72 @@ impl FlatRequest {
 
     /// The headers, in order; a repeated header appears once per value.
     pub fn headers(&self) -> FlatHeaders<'_> {
+        self.view().headers()
+    }
+
+    /// The first value of the header `name` (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.view().header(name)
+    }
+}
+
+/// A [`FlatRequest`]'s bytes, borrowed: from the request itself, or from the copy a
+/// transaction carries to the worker.
+#[derive(Debug, Clone, Copy)]
+pub struct FlatView<'a> {
+    buf: &'a [u8],
+    uri_len: u32,
+    id_len: u32,
+}
+
+impl<'a> FlatView<'a> {
+    /// The bytes and the lengths that frame them, for a copy (see
+    /// [`FlatView::from_raw`]).
+    pub(crate) fn raw(&self) -> (&'a [u8], u32, u32) {
+        (self.buf, self.uri_len, self.id_len)
+    }
+
+    /// A view of a copy of [`FlatView::raw`]'s bytes. Lengths that do not fit the
+    /// bytes (which a copy never has) give an empty request rather than a panic.
+    pub(crate) fn from_raw(buf: &'a [u8], uri_len: u32, id_len: u32) -> Self {
+        let framed = (uri_len as usize)
+            .checked_add(id_len as usize)
+            .is_some_and(|n| n <= buf.len());
+        match framed {
+            true => FlatView {
+                buf,
+                uri_len,
+                id_len,
+            },
+            false => FlatView {
+                buf: &[],
+                uri_len: 0,
+                id_len: 0,
+            },
+        }
+    }
+
+    /// The URI as given.
+    pub fn uri(&self) -> &'a str {
+        // Written from a `&str`, cut (if ever) at a byte count that `clamp` keeps on a
+        // character boundary.
+        std::str::from_utf8(&self.buf[..self.uri_len as usize]).unwrap_or_default()
+    }
+
+    /// The request id.
+    pub fn request_id(&self) -> &'a [u8] {
+        &self.buf[self.buf.len() - self.id_len as usize..]
+    }
+
+    /// The headers, in order; a repeated header appears once per value.
+    pub fn headers(&self) -> FlatHeaders<'a> {
         FlatHeaders {
             rest: &self.buf[self.uri_len as usize..self.buf.len() - self.id_len as usize],
         }
     }
 
     /// The first value of the header `name` (compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)

@@ -347,13 +347,13 @@ impl CopiedRequest {
             // Never for bytes this copy was made into.
             _ => (&b""[..], &b""[..]),
         };
-        let flat = crate::http::FlatRequest::from_raw(flat, self.uri_len, self.id_len);
+        let flat = crate::http::FlatView::from_raw(flat, self.uri_len, self.id_len);
         crate::http::RequestFacts {
             method: std::str::from_utf8(method).unwrap_or_default(),
             scheme: self.scheme,
             version: self.version,
             client_ip: self.client_ip,
-            flat: &flat,
+            flat,
             body: self.body.as_ref(),
         }
         .build()

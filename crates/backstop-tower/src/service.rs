@@ -91,7 +91,7 @@ impl RequestData {
             scheme: "http",
             version: version_name(self.version),
             client_ip: self.client_ip,
-            flat: &self.flat,
+            flat: self.flat.view(),
             body: self.body.as_ref(),
         }
     }
