@@ -44,6 +44,56 @@ pub const SECRET_KEYS: &[&str] = &[
     "signature",
 ];
 
+/// Keys nearly every record has: common request headers, and the names Backstop
+/// itself writes into trace and span data. Those the rules leave alone are answered
+/// from [`Scrubber::common_keys`] without running the pattern, the largest part of
+/// checking a key.
+const COMMON_KEYS: [&str; 40] = [
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "connection",
+    "content-length",
+    "content-type",
+    "dnt",
+    "host",
+    "if-modified-since",
+    "if-none-match",
+    "origin",
+    "pragma",
+    "referer",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "sec-fetch-dest",
+    "sec-fetch-mode",
+    "sec-fetch-site",
+    "sec-fetch-user",
+    "te",
+    "upgrade-insecure-requests",
+    "user-agent",
+    "x-request-id",
+    "code.filepath",
+    "code.lineno",
+    "code.namespace",
+    "db.params",
+    "db.query_group",
+    "db.rows_affected",
+    "db.rows_returned",
+    "db.statement",
+    "db.system",
+    "http.response.status_code",
+    "http.status_code",
+    "location",
+    "thread",
+    "tracing",
+    "spans_dropped",
+];
+
+// One bit each in the masks below.
+const _: () = assert!(COMMON_KEYS.len() <= 64);
+
 /// The scrubbing rules of one client.
 pub(crate) struct Scrubber {
     enabled: bool,
@@ -51,6 +101,10 @@ pub(crate) struct Scrubber {
     /// Every key pattern in one case-insensitive alternation: one pass over the key,
     /// no copy (the worker checks every key of every span's data).
     keys: regex::Regex,
+    /// Bit `i` set: [`COMMON_KEYS`]`[i]` is not a secret key.
+    common_keys: u64,
+    /// Bit `i` set: [`COMMON_KEYS`]`[i]` is not a secret header either.
+    common_headers: u64,
 }
 
 impl Scrubber {
@@ -77,21 +131,66 @@ impl Scrubber {
             .map_err(|_| "too many scrub keys to match at once")?;
         let mut headers: Vec<String> = SECRET_HEADERS.iter().map(|h| (*h).to_owned()).collect();
         headers.extend(extra_headers.into_iter().map(|h| h.to_ascii_lowercase()));
-        Ok(Scrubber {
+        let mut scrubber = Scrubber {
             enabled: !send_default_pii,
             headers,
             keys,
-        })
+            common_keys: 0,
+            common_headers: 0,
+        };
+        for (i, key) in COMMON_KEYS.iter().enumerate() {
+            if !scrubber.keys.is_match(key) {
+                scrubber.common_keys |= 1 << i;
+                if !scrubber.in_secret_headers(key) {
+                    scrubber.common_headers |= 1 << i;
+                }
+            }
+        }
+        Ok(scrubber)
+    }
+
+    /// Where `key` is in [`COMMON_KEYS`] (an exact match): a table lookup by a hash of
+    /// its length and two of its bytes, then one comparison. Of two common keys that
+    /// share a slot, the second is left to the pattern.
+    fn common(key: &str) -> Option<u32> {
+        fn slot(key: &[u8]) -> usize {
+            let (Some(last), Some(middle)) = (key.last(), key.get(key.len() / 2)) else {
+                return 0;
+            };
+            (key.len().wrapping_mul(13) ^ (*last as usize * 21) ^ (*middle as usize * 37)) & 127
+        }
+        static SLOTS: std::sync::LazyLock<[u8; 128]> = std::sync::LazyLock::new(|| {
+            let mut slots = [u8::MAX; 128];
+            for (i, key) in COMMON_KEYS.iter().enumerate() {
+                let slot = &mut slots[slot(key.as_bytes())];
+                if *slot == u8::MAX {
+                    *slot = i as u8;
+                }
+            }
+            slots
+        });
+        let i = SLOTS[slot(key.as_bytes())];
+        (COMMON_KEYS.get(i as usize) == Some(&key)).then_some(i as u32)
     }
 
     /// Whether a key (query, form, JSON, tag) names a secret.
     pub(crate) fn is_secret_key(&self, key: &str) -> bool {
-        self.keys.is_match(key)
+        match Self::common(key) {
+            Some(i) if self.common_keys & (1 << i) != 0 => false,
+            _ => self.keys.is_match(key),
+        }
     }
 
     /// Whether a header's value is filtered.
     pub(crate) fn is_secret_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name)) || self.is_secret_key(name)
+        match Self::common(name) {
+            Some(i) if self.common_headers & (1 << i) != 0 => false,
+            _ => self.in_secret_headers(name) || self.keys.is_match(name),
+        }
+    }
+
+    fn in_secret_headers(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
 
     pub(crate) fn event(&self, event: &mut Event) {
@@ -280,6 +379,41 @@ mod tests {
         let out = s.body(r#"[{"api_key": 12345, "n": 1}, {"token":"abc\"def"#);
         assert!(!out.contains("12345") && !out.contains("abc"), "{out}");
         assert!(out.contains(r#""n": 1"#), "{out}");
+    }
+
+    #[test]
+    fn common_keys_follow_the_configured_rules() {
+        let s = scrubber();
+        assert!(!s.is_secret_key("db.statement"));
+        assert!(!s.is_secret_header("accept"));
+        // A team's own key or header that names a common one takes it out of the fast
+        // answer.
+        let s = Scrubber::new(
+            false,
+            vec!["statement".into()],
+            vec!["user-agent".into(), "ACCEPT".into()],
+        )
+        .unwrap();
+        assert!(s.is_secret_key("db.statement"));
+        assert!(s.is_secret_header("user-agent"));
+        assert!(s.is_secret_header("accept"));
+        assert!(
+            !s.is_secret_key("user-agent"),
+            "a secret header, not a secret key"
+        );
+        assert!(!s.is_secret_header("accept-language"));
+        // Nearly all are found in the table (two that share a slot are not).
+        let found = COMMON_KEYS
+            .iter()
+            .filter(|k| Scrubber::common(k).is_some())
+            .count();
+        assert!(found >= COMMON_KEYS.len() - 2, "{found}");
+        assert_eq!(Scrubber::common("db.statementx"), None);
+        assert_eq!(Scrubber::common(""), None);
+        // Every common key is a plain name: none of the built-in patterns take it.
+        let s = Scrubber::new(false, Vec::new(), Vec::new()).unwrap();
+        assert_eq!(s.common_keys, (1 << COMMON_KEYS.len()) - 1);
+        assert_eq!(s.common_headers, (1 << COMMON_KEYS.len()) - 1);
     }
 
     #[test]
