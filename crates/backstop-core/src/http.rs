@@ -901,7 +901,7 @@ mod tests {
             );
             assert_eq!(facts.build(), expected, "{given}");
         }
-        let flat = FlatRequest::new(&["/users/7?tab=posts"], b"", || std::iter::empty());
+        let flat = FlatRequest::new(&["/users/7?tab=posts"], b"", std::iter::empty);
         let built = RequestFacts {
             method: "GET",
             scheme: "http",
