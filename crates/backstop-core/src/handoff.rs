@@ -46,19 +46,19 @@ impl Batch {
     /// Adds a transaction, copying its request's facts when its source has them;
     /// returns the source it no longer needs (to drop once the lock is released).
     #[inline]
-    fn add(&mut self, mut transaction: PendingTransaction) -> Option<RequestSource> {
+    fn add(&mut self, transaction: PendingTransaction) -> Option<RequestSource> {
+        // Pushed first and completed in place: a record is a few hundred bytes, and
+        // each move is a copy.
+        self.items.push(transaction);
+        let transaction = self.items.last_mut()?;
         let copied = transaction
             .trace
             .request_source
             .as_ref()
             .and_then(|source| source.facts())
-            .and_then(|facts| CopiedRequest::copy(&facts, &mut self.bytes));
-        let released = copied.and_then(|copied| {
-            transaction.request = TxRequest::Copied(copied);
-            transaction.trace.request_source.take()
-        });
-        self.items.push(transaction);
-        released
+            .and_then(|facts| CopiedRequest::copy(&facts, &mut self.bytes))?;
+        transaction.request = TxRequest::Copied(copied);
+        transaction.trace.request_source.take()
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -64,8 +64,9 @@ fn main() {
             .sink(DiscardSink),
     )
     .expect("the client starts");
-    let backstop = routes().layer(BackstopLayer::new(&client));
-    let bare = routes();
+    // As the bench (and `axum::serve`) do: handlers become services once.
+    let backstop: Router = routes().layer(BackstopLayer::new(&client)).with_state(());
+    let bare: Router = routes().with_state(());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
