@@ -269,7 +269,6 @@ impl Client {
     }
 
     #[inline]
-    #[inline]
     pub(crate) fn send_transaction(&self, transaction: PendingTransaction) {
         let counters = &self.inner.counters;
         counters.captured(Kind::Transaction);

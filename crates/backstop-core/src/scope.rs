@@ -50,11 +50,10 @@ pub struct Scope {
     /// Boxed, as is `request`: most scopes never set them, and every request moves
     /// and allocates its scope.
     user: Option<Box<User>>,
-    tags: BTreeMap<String, String>,
-    contexts: BTreeMap<String, Value>,
-    extra: Map,
+    /// Tags, contexts, extra and fingerprint, in one box made on the first set: most
+    /// scopes never set any.
+    extras: Option<Box<Extras>>,
     breadcrumbs: VecDeque<Breadcrumb>,
-    fingerprint: Option<Vec<String>>,
     transaction: Option<TxName>,
     level: Option<Level>,
     request: Option<Box<Request>>,
@@ -96,14 +95,29 @@ impl<F: Fn() -> Request + Send + Sync> BuildRequest for F {
 /// A shared [`BuildRequest`].
 pub type RequestSource = Arc<dyn BuildRequest>;
 
+/// What a scope holds once something sets it (see [`Scope::extras`]).
+#[derive(Clone, Default)]
+struct Extras {
+    tags: BTreeMap<String, String>,
+    contexts: BTreeMap<String, Value>,
+    extra: Map,
+    fingerprint: Option<Vec<String>>,
+}
+
+static NO_TAGS: BTreeMap<String, String> = BTreeMap::new();
+static NO_CONTEXTS: BTreeMap<String, Value> = BTreeMap::new();
+
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
             .field("user", &self.user)
-            .field("tags", &self.tags)
-            .field("contexts", &self.contexts.keys())
+            .field("tags", self.tags())
+            .field("contexts", &self.contexts().keys())
             .field("breadcrumbs", &self.breadcrumbs.len())
-            .field("fingerprint", &self.fingerprint)
+            .field(
+                "fingerprint",
+                &self.extras.as_ref().and_then(|e| e.fingerprint.as_ref()),
+            )
             .field("transaction", &self.transaction())
             .finish_non_exhaustive()
     }
@@ -114,11 +128,8 @@ impl Scope {
         Scope {
             client,
             user: None,
-            tags: BTreeMap::new(),
-            contexts: BTreeMap::new(),
-            extra: Map::new(),
+            extras: None,
             breadcrumbs: VecDeque::new(),
-            fingerprint: None,
             transaction: None,
             level: None,
             request: None,
@@ -138,32 +149,40 @@ impl Scope {
 
     /// Sets a tag (indexed, searchable).
     pub fn set_tag(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.tags.insert(key.into(), value.into());
+        self.extras_mut().tags.insert(key.into(), value.into());
     }
 
     /// Removes a tag.
     pub fn remove_tag(&mut self, key: &str) {
-        self.tags.remove(key);
+        if let Some(extras) = &mut self.extras {
+            extras.tags.remove(key);
+        }
     }
 
     /// The tags.
     pub fn tags(&self) -> &BTreeMap<String, String> {
-        &self.tags
+        self.extras.as_ref().map_or(&NO_TAGS, |e| &e.tags)
     }
 
     /// Sets a named context: a JSON object such as `{"id": 7, "total": "19.90"}`.
     pub fn set_context(&mut self, name: impl Into<String>, context: impl Into<Value>) {
-        self.contexts.insert(name.into(), context.into());
+        self.extras_mut()
+            .contexts
+            .insert(name.into(), context.into());
     }
 
     /// The contexts.
     pub fn contexts(&self) -> &BTreeMap<String, Value> {
-        &self.contexts
+        self.extras.as_ref().map_or(&NO_CONTEXTS, |e| &e.contexts)
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
     }
 
     /// Sets one piece of extra (unindexed) data.
     pub fn set_extra(&mut self, key: impl Into<String>, value: impl Into<Value>) {
-        self.extra.insert(key.into(), value.into());
+        self.extras_mut().extra.insert(key.into(), value.into());
     }
 
     /// Adds a breadcrumb, after `before_breadcrumb`. When the scope holds
@@ -209,7 +228,11 @@ impl Scope {
     /// Overrides grouping for events of this scope. `{{ default }}` stands for the
     /// default grouping: `["{{ default }}", tenant]` splits each issue per tenant.
     pub fn set_fingerprint(&mut self, fingerprint: Option<Vec<String>>) {
-        self.fingerprint = fingerprint;
+        match (fingerprint, &mut self.extras) {
+            (None, None) => {}
+            (None, Some(extras)) => extras.fingerprint = None,
+            (Some(fingerprint), _) => self.extras_mut().fingerprint = Some(fingerprint),
+        }
     }
 
     /// Renames the transaction (the route, by default).
@@ -247,20 +270,22 @@ impl Scope {
         if event.user.is_none() {
             event.user = self.user.as_deref().cloned();
         }
-        for (k, v) in &self.tags {
-            event.tags.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        for (k, v) in &self.contexts {
-            event.contexts.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        for (k, v) in &self.extra {
-            event.extra.entry(k.clone()).or_insert_with(|| v.clone());
+        if let Some(extras) = &self.extras {
+            for (k, v) in &extras.tags {
+                event.tags.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            for (k, v) in &extras.contexts {
+                event.contexts.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            for (k, v) in &extras.extra {
+                event.extra.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         if event.breadcrumbs.values.is_empty() {
             event.breadcrumbs.values = self.breadcrumbs.iter().cloned().collect();
         }
         if event.fingerprint.is_empty()
-            && let Some(fp) = &self.fingerprint
+            && let Some(fp) = self.extras.as_ref().and_then(|e| e.fingerprint.as_ref())
         {
             event.fingerprint.clone_from(fp);
         }
@@ -700,17 +725,17 @@ impl RequestScope {
         let spans_dropped = state.spans_dropped;
         let scope = &state.scope;
         // Only what the request thread must hand over: the worker builds the rest.
-        let has_context = scope.user.is_some()
-            || !scope.tags.is_empty()
-            || !scope.contexts.is_empty()
-            || !scope.extra.is_empty()
-            || scope.request.is_some();
+        let extras = scope
+            .extras
+            .as_deref()
+            .filter(|e| !e.tags.is_empty() || !e.contexts.is_empty() || !e.extra.is_empty());
+        let has_context = scope.user.is_some() || extras.is_some() || scope.request.is_some();
         let context = has_context.then(|| {
             Box::new(ScopeContext {
                 user: scope.user.as_deref().cloned(),
-                tags: scope.tags.clone(),
-                contexts: scope.contexts.clone(),
-                extra: scope.extra.clone(),
+                tags: extras.map(|e| e.tags.clone()).unwrap_or_default(),
+                contexts: extras.map(|e| e.contexts.clone()).unwrap_or_default(),
+                extra: extras.map(|e| e.extra.clone()).unwrap_or_default(),
                 request: scope.request.as_deref().cloned(),
             })
         });
