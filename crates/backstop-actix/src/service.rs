@@ -10,14 +10,15 @@ use std::task::{Context, Poll};
 use actix_web::body::{BodySize, EitherBody, MessageBody, to_bytes_limited};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::{Method, StatusCode, Uri, Version};
+use actix_web::http::{Method, StatusCode, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+// Named for what it is here: actix has an `HttpRequest` of its own.
+use backstop_core::http::HttpRequest as RequestCopy;
 use backstop_core::http::{
-    BodyCapture, FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestFacts,
-    new_request_id_bytes, status_event, version_name,
+    FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, new_request_id_bytes,
+    status_event, version_name,
 };
-use backstop_core::scope::BuildRequest;
-use backstop_core::{EventId, Request, RequestScope, SpanStatus};
+use backstop_core::{EventId, RequestScope, SpanStatus};
 use backstop_pages::{DebugDetails, PageContext, PageFormat};
 
 use crate::middleware::Shared;
@@ -45,11 +46,15 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 struct RequestInfo {
     /// Always there, but while a poll has moved it into the thread's current slot.
     scope: Option<Arc<RequestScope>>,
-    data: Arc<RequestData>,
     /// The id the response carries (the request's own, or a new one).
     request_id: HeaderValue,
     /// The matched route pattern.
     route: Option<String>,
+    /// For a stand-in request, when the app took the real one (see
+    /// `detached_request`). The rest of the request's facts are in the scope.
+    method: Method,
+    version: Version,
+    peer: Option<SocketAddr>,
 }
 
 impl RequestInfo {
@@ -57,6 +62,13 @@ impl RequestInfo {
         self.scope
             .as_ref()
             .expect("the scope is back in its slot after each poll")
+    }
+
+    /// The request's facts (URI, headers), which the scope keeps.
+    fn http(&self) -> &RequestCopy {
+        self.scope()
+            .http_request()
+            .expect("the middleware starts every scope with the request's facts")
     }
 }
 
@@ -140,24 +152,28 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
             request.set_payload(payload);
             capture
         });
-    let data = Arc::new(RequestData {
-        method: request.method().clone(),
-        version: request.version(),
-        secure: request.app_config().secure(),
-        flat,
-        peer,
-        client_ip,
-        body,
-    });
-    let scope = RequestScope::http_builder(client, data.method.as_str(), route.as_deref())
+    let method = request.method().clone();
+    let version = request.version();
+    let scope = RequestScope::http_builder(client, method.as_str(), route.as_deref())
         .op("http.server")
         .continue_trace(trace)
         .sampling_input(
-            Some(data.method.as_str()),
+            Some(method.as_str()),
             route.as_deref(),
             sampler_headers.as_ref(),
         )
-        .request_source(data.clone())
+        .http_request(RequestCopy {
+            method: http_method(&method),
+            scheme: if request.app_config().secure() {
+                "https"
+            } else {
+                "http"
+            },
+            version: version_name(http_version(version)),
+            client_ip,
+            flat,
+            body,
+        })
         .start();
     if let Some(user_from) = &shared.user_from {
         // The team's code: a panic in it is contained, and the request goes on
@@ -173,52 +189,11 @@ fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
     // the scope bound to the handler's future, which saves an allocation per request.
     RequestInfo {
         scope: Some(scope),
-        data,
         request_id,
         route,
-    }
-}
-
-/// Copies of the request's parts: turned into Sentry's request context on the worker,
-/// and only for requests that produce a record; read by the response side for pages.
-struct RequestData {
-    method: Method,
-    version: Version,
-    secure: bool,
-    /// The URI, request id and headers.
-    flat: FlatRequest,
-    peer: Option<SocketAddr>,
-    client_ip: Option<std::net::IpAddr>,
-    body: Option<Arc<BodyCapture>>,
-}
-
-impl RequestData {
-    /// The URI, parsed again (on the error path and on the worker).
-    fn uri(&self) -> Uri {
-        self.flat.uri().parse().unwrap_or_default()
-    }
-}
-
-impl BuildRequest for RequestData {
-    fn build_request(&self) -> Request {
-        self.request_facts().build()
-    }
-
-    fn facts(&self) -> Option<RequestFacts<'_>> {
-        Some(self.request_facts())
-    }
-}
-
-impl RequestData {
-    fn request_facts(&self) -> RequestFacts<'_> {
-        RequestFacts {
-            method: self.method.as_str(),
-            scheme: if self.secure { "https" } else { "http" },
-            version: version_name(http_version(self.version)),
-            client_ip: self.client_ip,
-            flat: self.flat.view(),
-            body: self.body.as_ref(),
-        }
+        method,
+        version,
+        peer,
     }
 }
 
@@ -375,7 +350,7 @@ where
     let event_id = shared.http.captures(&shared.client, code).then(|| {
         let event = match error {
             Some(error) => shared.errors.event(error, code),
-            None => status_event(code, info.data.method.as_str(), info.route.as_deref()),
+            None => status_event(code, info.method.as_str(), info.route.as_deref()),
         };
         info.scope().capture_event(event)
     });
@@ -404,7 +379,7 @@ where
         }
         context = context.with_debug(details);
     }
-    let is_head = info.data.method == Method::HEAD;
+    let is_head = info.method == Method::HEAD;
     let format = page_format(info);
     let (request, response) = response.into_parts();
     let (head, body) = response.into_parts();
@@ -444,7 +419,7 @@ where
 
 fn page_format(info: &RequestInfo) -> PageFormat {
     PageFormat::negotiate_str(
-        info.data
+        info.http()
             .flat
             .header("accept")
             .and_then(|v| std::str::from_utf8(v).ok()),
@@ -452,11 +427,11 @@ fn page_format(info: &RequestInfo) -> PageFormat {
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let uri = &info.data.uri();
+    let uri = &info.http().uri();
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
-    let context = PageContext::new(http_method(&info.data.method), path);
+    let context = PageContext::new(http_method(&info.method), path);
     match event_id {
         Some(id) => context.with_event_id(id.to_string()),
         None => context,
@@ -529,7 +504,7 @@ fn panic_response<B>(
         StatusCode::INTERNAL_SERVER_ERROR,
         context,
         page_format(info),
-        info.data.method == Method::HEAD,
+        info.method == Method::HEAD,
     )
 }
 
@@ -538,10 +513,10 @@ fn panic_response<B>(
 /// constructor but its test builder's; this path is rare and not hot.
 fn detached_request(info: &RequestInfo) -> HttpRequest {
     let mut request = actix_web::test::TestRequest::default()
-        .method(info.data.method.clone())
-        .uri(info.data.flat.uri())
-        .version(info.data.version);
-    if let Some(peer) = info.data.peer {
+        .method(info.method.clone())
+        .uri(info.http().flat.uri())
+        .version(info.version);
+    if let Some(peer) = info.peer {
         request = request.peer_addr(peer);
     }
     request.to_http_request()

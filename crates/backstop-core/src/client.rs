@@ -269,14 +269,18 @@ impl Client {
     }
 
     #[inline]
-    pub(crate) fn send_transaction(&self, transaction: PendingTransaction) {
+    pub(crate) fn send_transaction(
+        &self,
+        transaction: PendingTransaction,
+        facts: Option<crate::http::RequestFacts<'_>>,
+    ) {
         let counters = &self.inner.counters;
         counters.captured(Kind::Transaction);
         if self.inner.closed.load(Ordering::Relaxed) {
             counters.dropped(Kind::Transaction, Drop::ShutDown, 1);
             return;
         }
-        if let Some(full) = self.inner.handoff.push(transaction) {
+        if let Some(full) = self.inner.handoff.push(transaction, facts) {
             let n = full.len() as u64;
             self.enqueue(Kind::Transaction, n, Message::Transactions(full));
         }

@@ -43,14 +43,26 @@ impl Batch {
         }
     }
 
-    /// Adds a transaction, copying its request's facts when its source has them;
+    /// Adds a transaction, copying its request's facts (`facts`, or its source's);
     /// returns the source it no longer needs (to drop once the lock is released).
+    /// Facts too big to copy are built into the request context here.
     #[inline]
-    fn add(&mut self, transaction: PendingTransaction) -> Option<RequestSource> {
+    fn add(
+        &mut self,
+        transaction: PendingTransaction,
+        facts: Option<crate::http::RequestFacts<'_>>,
+    ) -> Option<RequestSource> {
         // Pushed first and completed in place: a record is a few hundred bytes, and
         // each move is a copy.
         self.items.push(transaction);
         let transaction = self.items.last_mut()?;
+        if let Some(facts) = facts {
+            transaction.request = match CopiedRequest::copy(&facts, &mut self.bytes) {
+                Some(copied) => TxRequest::Copied(copied),
+                None => TxRequest::Built(Box::new(facts.build())),
+            };
+            return None;
+        }
         let copied = transaction
             .trace
             .request_source
@@ -124,10 +136,14 @@ impl Handoff {
 
     /// Adds `transaction` to this thread's batch; returns the batch to send when full.
     #[inline]
-    pub(crate) fn push(self: &Arc<Self>, transaction: PendingTransaction) -> Option<Batch> {
+    pub(crate) fn push(
+        self: &Arc<Self>,
+        transaction: PendingTransaction,
+        facts: Option<crate::http::RequestFacts<'_>>,
+    ) -> Option<Batch> {
         if self.size <= 1 {
             let mut list = self.list();
-            list.add(transaction);
+            list.add(transaction, facts);
             return Some(list);
         }
         // The batch is looked up first and the transaction moved straight into it: a
@@ -142,11 +158,11 @@ impl Handoff {
         let Some(batch) = batch else {
             // No thread-local to keep it in (the thread is ending): it goes alone.
             let mut list = self.list();
-            list.add(transaction);
+            list.add(transaction, facts);
             return Some(list);
         };
         let mut items = batch.items.lock().unwrap_or_else(PoisonError::into_inner);
-        let released = items.add(transaction);
+        let released = items.add(transaction, facts);
         let full = (items.len() >= self.size).then(|| std::mem::replace(&mut *items, self.list()));
         drop(items);
         drop(released);
@@ -248,11 +264,11 @@ mod tests {
         let handoff = Arc::new(Handoff::new(4096));
         assert_eq!(handoff.size, 16);
         for _ in 0..15 {
-            assert!(handoff.push(transaction()).is_none());
+            assert!(handoff.push(transaction(), None).is_none());
         }
-        assert_eq!(handoff.push(transaction()).map(|b| b.len()), Some(16));
+        assert_eq!(handoff.push(transaction(), None).map(|b| b.len()), Some(16));
         for _ in 0..5 {
-            assert!(handoff.push(transaction()).is_none());
+            assert!(handoff.push(transaction(), None).is_none());
         }
         let mut collected = 0;
         handoff.collect(|_| collected += 1);
@@ -308,7 +324,7 @@ mod tests {
         let source = source(10);
         let mut pending = transaction();
         pending.trace.request_source = Some(source.clone());
-        let mut batch = handoff.push(pending).unwrap();
+        let mut batch = handoff.push(pending, None).unwrap();
         assert_eq!(
             Arc::strong_count(&source),
             1,
@@ -346,7 +362,7 @@ mod tests {
         let mut pending = transaction();
         pending.trace.request_source = Some(source.clone());
         assert!(
-            handoff.push(pending).is_none(),
+            handoff.push(pending, None).is_none(),
             "it waits in the open batch"
         );
         let mut requests = Vec::new();
@@ -363,7 +379,7 @@ mod tests {
         let source = source(20 * 1024);
         let mut pending = transaction();
         pending.trace.request_source = Some(source.clone());
-        let batch = handoff.push(pending).unwrap();
+        let batch = handoff.push(pending, None).unwrap();
         assert!(batch.bytes.is_empty(), "nothing copied");
         assert!(matches!(batch.items[0].request, TxRequest::FromSource));
         assert_eq!(
@@ -374,9 +390,30 @@ mod tests {
     }
 
     #[test]
+    fn a_scopes_own_facts_are_copied_and_huge_ones_built_at_once() {
+        let handoff = Arc::new(Handoff::new(100));
+        for (header_bytes, copied) in [(10, true), (20 * 1024, false)] {
+            let source = source(header_bytes);
+            let facts = source.facts();
+            let mut batch = handoff.push(transaction(), facts).unwrap();
+            assert_eq!(!batch.bytes.is_empty(), copied);
+            let expected = source.build_request();
+            let mut taken = Vec::new();
+            batch.take_each(|pending| taken.push(pending));
+            let [pending] = &taken[..] else {
+                panic!("one transaction");
+            };
+            let TxRequest::Built(request) = &pending.request else {
+                panic!("built, from the copy or (too big to copy) at once");
+            };
+            assert_eq!(**request, expected);
+        }
+    }
+
+    #[test]
     fn small_queues_send_each_transaction_at_once() {
         let handoff = Arc::new(Handoff::new(100));
-        assert_eq!(handoff.push(transaction()).map(|b| b.len()), Some(1));
+        assert_eq!(handoff.push(transaction(), None).map(|b| b.len()), Some(1));
         let mut collected = 0;
         handoff.collect(|_| collected += 1);
         assert_eq!(collected, 0);
@@ -386,7 +423,7 @@ mod tests {
     fn the_batch_of_a_thread_that_ended_is_collected_then_forgotten() {
         let handoff = Arc::new(Handoff::new(4096));
         let sender = handoff.clone();
-        std::thread::spawn(move || assert!(sender.push(transaction()).is_none()))
+        std::thread::spawn(move || assert!(sender.push(transaction(), None).is_none()))
             .join()
             .unwrap();
         let mut collected = 0;

@@ -1115,6 +1115,55 @@ impl RequestFacts<'_> {
     }
 }
 
+/// A request's facts, owned: what an adapter copies at the request's start and hands
+/// to [`ScopeBuilder::http_request`](crate::scope::ScopeBuilder::http_request). The
+/// scope keeps it inline (no allocation of its own) for the response side to read,
+/// and a transaction carries a copy of it to the worker.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    /// `GET`, `POST` ...
+    pub method: http::Method,
+    /// The scheme when the URI was received without one: `http` or `https`.
+    pub scheme: &'static str,
+    /// `HTTP/1.1`, `HTTP/2.0` ...
+    pub version: &'static str,
+    /// The client's address, as [`HttpOptions::client_ip`] decided.
+    pub client_ip: Option<IpAddr>,
+    /// The URI, the request id and the headers.
+    pub flat: FlatRequest,
+    /// The captured body, when body capture is on.
+    pub body: Option<std::sync::Arc<BodyCapture>>,
+}
+
+impl HttpRequest {
+    /// The facts, borrowed.
+    pub fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts {
+            method: self.method.as_str(),
+            scheme: self.scheme,
+            version: self.version,
+            client_ip: self.client_ip,
+            flat: self.flat.view(),
+            body: self.body.as_ref(),
+        }
+    }
+
+    /// The URI, parsed again (for the error path's page).
+    pub fn uri(&self) -> http::Uri {
+        self.flat.uri().parse().unwrap_or_default()
+    }
+}
+
+impl crate::scope::BuildRequest for HttpRequest {
+    fn build_request(&self) -> Request {
+        self.facts().build()
+    }
+
+    fn facts(&self) -> Option<RequestFacts<'_>> {
+        Some(HttpRequest::facts(self))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The request as the worker sees it
 

@@ -317,6 +317,9 @@ pub struct RequestScope {
     /// When the request started. Wall-clock times are derived on the worker: one clock
     /// read at each end of a request.
     started: Instant,
+    /// The HTTP request's facts, when an adapter started the scope: read without the
+    /// lock, and copied into the transaction's batch when it finishes.
+    http: Option<crate::http::HttpRequest>,
     state: Mutex<State>,
 }
 
@@ -354,6 +357,7 @@ pub struct ScopeBuilder<'a> {
     sampled: Option<bool>,
     request: Option<Box<Request>>,
     request_source: Option<RequestSource>,
+    http: Option<crate::http::HttpRequest>,
 }
 
 impl<'a> ScopeBuilder<'a> {
@@ -407,6 +411,15 @@ impl<'a> ScopeBuilder<'a> {
         self
     }
 
+    /// The HTTP request's facts, which the scope keeps inline (what both adapters
+    /// give): records build their request context from them, on the worker. A request
+    /// or request source set on the scope wins.
+    #[inline]
+    pub fn http_request(mut self, http: crate::http::HttpRequest) -> Self {
+        self.http = Some(http);
+        self
+    }
+
     /// Decides sampling and creates the scope.
     pub fn start(self) -> Arc<RequestScope> {
         let parent_sampled = self.parent.as_ref().and_then(|p| p.sampled);
@@ -442,6 +455,7 @@ impl<'a> ScopeBuilder<'a> {
             sampled,
             op: self.op,
             started: crate::spans::now(),
+            http: self.http,
             state: Mutex::new(State {
                 scope,
                 spans: Vec::new(),
@@ -486,6 +500,7 @@ impl RequestScope {
             sampled: None,
             request: None,
             request_source: None,
+            http: None,
         }
     }
 
@@ -683,11 +698,22 @@ impl RequestScope {
         }
         let state = self.lock();
         state.scope.apply_to_event(event);
-        if event.request.is_none() {
-            state.scope.request_source.clone()
-        } else {
-            None
+        if event.request.is_some() {
+            return None;
         }
+        let source = state.scope.request_source.clone();
+        drop(state);
+        // The request's facts go along as a copy, built on the worker.
+        source.or_else(|| {
+            self.http
+                .as_ref()
+                .map(|http| Arc::new(http.clone()) as RequestSource)
+        })
+    }
+
+    /// The HTTP request's facts, when an adapter started this scope.
+    pub fn http_request(&self) -> Option<&crate::http::HttpRequest> {
+        self.http.as_ref()
     }
 
     /// Ends the request with an HTTP status: maps it to a span status and records it.
@@ -743,6 +769,11 @@ impl RequestScope {
             None => scope.request_source.clone(),
             Some(_) => None,
         };
+        // With neither set on the scope, the transaction copies the HTTP facts.
+        let facts = match (&scope.request, &request_source) {
+            (None, None) => self.http.as_ref().map(crate::http::HttpRequest::facts),
+            _ => None,
+        };
         let name = scope
             .transaction
             .clone()
@@ -751,22 +782,25 @@ impl RequestScope {
         state.sent = Some((event_id, ended));
         drop(state);
         let late_spans = self.may_get_late_spans();
-        self.client.send_transaction(PendingTransaction {
-            event_id,
-            name,
-            started: self.started,
-            ended,
-            spans,
-            spans_dropped,
-            context,
-            trace: self.trace_link(request_source),
-            parent_span_id: self.parent_span_id,
-            status,
-            http_status,
-            late_spans,
-            data,
-            request: Default::default(),
-        });
+        self.client.send_transaction(
+            PendingTransaction {
+                event_id,
+                name,
+                started: self.started,
+                ended,
+                spans,
+                spans_dropped,
+                context,
+                trace: self.trace_link(request_source),
+                parent_span_id: self.parent_span_id,
+                status,
+                http_status,
+                late_spans,
+                data,
+                request: Default::default(),
+            },
+            facts,
+        );
         Some(event_id)
     }
 

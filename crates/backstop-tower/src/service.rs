@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use backstop_core::http::{
-    FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, RequestFacts,
+    FlatRequest, HttpRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS,
     error_response_event, status_event, version_name,
 };
-use backstop_core::{BuildRequest, EventId, RequestScope, SpanStatus};
+use backstop_core::{EventId, RequestScope, SpanStatus};
 use backstop_pages::{DebugDetails, PageContext};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
@@ -36,65 +36,21 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// What the response side needs to know about the request.
+/// What the response side needs to know about the request. Its facts (method, URI,
+/// headers) are in the scope (see `RequestScope::http_request`).
 struct RequestInfo {
     /// Always there, but while a poll has moved it into the thread's current slot.
     scope: Option<Arc<RequestScope>>,
-    data: Arc<RequestData>,
+    route: RouteName,
     /// The id the response carries (the request's own, or a new one).
     request_id: HeaderValue,
 }
 
-/// The request's parts, copied once (cheap clones of shared buffers): the response
-/// side reads them, and the worker builds the request context from them when a record
-/// needs it.
-struct RequestData {
-    method: Method,
-    version: http::Version,
-    route: RouteName,
-    client_ip: Option<std::net::IpAddr>,
-    /// The URI, request id and headers in one buffer: one allocation, where a
-    /// `HeaderMap` and a `Uri` would be many (a transaction carries a copy of it).
-    flat: FlatRequest,
-    /// The first bytes of the body, as the handler read them (body capture).
-    body: Option<crate::capture::Captured>,
-}
-
-impl RequestData {
-    /// The `Accept` header, for the page's format (on the error path only).
-    fn accept(&self) -> Option<HeaderValue> {
-        self.flat
-            .header("accept")
-            .and_then(|v| HeaderValue::from_bytes(v).ok())
-    }
-
-    /// The URI, parsed again (on the error path and on the worker).
-    fn uri(&self) -> Uri {
-        self.flat.uri().parse().unwrap_or_default()
-    }
-}
-
-impl BuildRequest for RequestData {
-    fn build_request(&self) -> backstop_core::Request {
-        self.request_facts().build()
-    }
-
-    fn facts(&self) -> Option<RequestFacts<'_>> {
-        Some(self.request_facts())
-    }
-}
-
-impl RequestData {
-    fn request_facts(&self) -> RequestFacts<'_> {
-        RequestFacts {
-            method: self.method.as_str(),
-            scheme: "http",
-            version: version_name(self.version),
-            client_ip: self.client_ip,
-            flat: self.flat.view(),
-            body: self.body.as_ref(),
-        }
-    }
+/// The `Accept` header, for the page's format (on the error path only).
+fn accept(http: &HttpRequest) -> Option<HeaderValue> {
+    http.flat
+        .header("accept")
+        .and_then(|v| HeaderValue::from_bytes(v).ok())
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -105,6 +61,12 @@ impl RequestInfo {
         self.scope
             .as_ref()
             .expect("the scope is back in its slot after each poll")
+    }
+
+    fn http(&self) -> &HttpRequest {
+        self.scope()
+            .http_request()
+            .expect("the layer starts every scope with the request's facts")
     }
 }
 
@@ -201,23 +163,18 @@ fn start(
     });
     let client = &shared.client;
     let sampler_headers = client.has_traces_sampler().then_some(headers);
-    let data = Arc::new(RequestData {
-        method: method.clone(),
-        version: request.version,
-        route,
-        client_ip,
-        flat,
-        body,
-    });
-    let scope = RequestScope::http_builder(client, method.as_str(), data.route.as_deref())
+    let scope = RequestScope::http_builder(client, method.as_str(), route.as_deref())
         .op("http.server")
         .continue_trace(trace)
-        .sampling_input(
-            Some(data.method.as_str()),
-            data.route.as_deref(),
-            sampler_headers,
-        )
-        .request_source(data.clone())
+        .sampling_input(Some(method.as_str()), route.as_deref(), sampler_headers)
+        .http_request(HttpRequest {
+            method: method.clone(),
+            scheme: "http",
+            version: version_name(request.version),
+            client_ip,
+            flat,
+            body,
+        })
         .start();
     if let Some(user_from) = &shared.user_from {
         // The team's code: a panic in it is contained, and the request goes on
@@ -231,7 +188,7 @@ fn start(
     }
     RequestInfo {
         scope: Some(scope),
-        data,
+        route,
         request_id,
     }
 }
@@ -443,7 +400,7 @@ where
     let event_id = shared.http.captures(&shared.client, code).then(|| {
         let event = match &error {
             Some(error) => error_response_event(&*error.0, code),
-            None => status_event(code, info.data.method.as_str(), info.data.route.as_deref()),
+            None => status_event(code, info.http().method.as_str(), info.route.as_deref()),
         };
         info.scope().capture_event(event)
     });
@@ -468,7 +425,8 @@ where
         false => Outcome::Done(page(shared, info, status, context, response.into_parts().0)),
         true => {
             let shared = shared.clone();
-            let data = info.data.clone();
+            let accept = accept(info.http());
+            let head = info.http().method == Method::HEAD;
             let (parts, body) = response.into_parts();
             Outcome::ReadDetail(Box::pin(async move {
                 let limited = http_body_util::Limited::new(body, MAX_DETAIL_BYTES);
@@ -485,18 +443,18 @@ where
                     Some(detail) => context.with_detail(detail),
                     None => context,
                 };
-                render(&shared, &data, status, &context, parts)
+                render(&shared, accept.as_ref(), head, status, &context, parts)
             }))
         }
     }
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let uri = &info.data.uri();
+    let uri = &info.http().uri();
     let path = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
-    let context = PageContext::new(info.data.method.clone(), path);
+    let context = PageContext::new(info.http().method.clone(), path);
     match event_id {
         Some(id) => context.with_event_id(id.to_string()),
         None => context,
@@ -510,25 +468,23 @@ fn page<B>(
     context: PageContext,
     parts: http::response::Parts,
 ) -> Response<BackstopBody<B>> {
-    render(shared, &info.data, status, &context, parts)
+    let http = info.http();
+    let head = http.method == Method::HEAD;
+    render(shared, accept(http).as_ref(), head, status, &context, parts)
 }
 
 /// Renders the page, keeping the original response's headers except those that
 /// described its body.
 fn render<B>(
     shared: &Shared,
-    data: &RequestData,
+    accept: Option<&HeaderValue>,
+    head: bool,
     status: StatusCode,
     context: &PageContext,
     original: http::response::Parts,
 ) -> Response<BackstopBody<B>> {
     let context = context.clone().with_headers(original.headers.clone());
-    let page = shared.pages.render(
-        status,
-        &context,
-        data.accept().as_ref(),
-        data.method == Method::HEAD,
-    );
+    let page = shared.pages.render(status, &context, accept, head);
     let (mut parts, body) = page.into_parts();
     let page_headers = std::mem::take(&mut parts.headers);
     let mut headers = HeaderMap::with_capacity(original.headers.len() + page_headers.len());
@@ -562,9 +518,11 @@ fn panic_response<B>(
         context = context.with_debug(DebugDetails::from_panic(&details));
     }
     let parts = Response::new(()).into_parts().0;
+    let http = info.http();
     render(
         shared,
-        &info.data,
+        accept(http).as_ref(),
+        http.method == Method::HEAD,
         StatusCode::INTERNAL_SERVER_ERROR,
         &context,
         parts,
