@@ -198,6 +198,7 @@ where
         ready(Ok(BackstopMiddleware {
             service,
             shared: self.shared.clone(),
+            routes: Default::default(),
         }))
     }
 }

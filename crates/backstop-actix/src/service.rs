@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -30,6 +31,58 @@ pub type BackstopBody<B> = EitherBody<B>;
 pub struct BackstopMiddleware<S> {
     pub(crate) service: S,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) routes: StaticRoutes,
+}
+
+/// The paths of the app's static routes (those whose pattern is the path itself), as
+/// met. actix finds a request's route pattern by trying every resource in turn, and
+/// the middleware runs before routing, where nothing cheaper is available: that walk
+/// cost a request more than the rest of its start. A static route's path is its
+/// pattern, so it is looked up here instead; a dynamic route's paths (`/users/7`) are
+/// unbounded and are walked each time. One set per app instance (per worker thread),
+/// bounded by the app's static routes (and [`StaticRoutes::MAX`]).
+#[derive(Default)]
+pub(crate) struct StaticRoutes {
+    paths: std::cell::RefCell<hashbrown::HashSet<Rc<str>>>,
+}
+
+impl StaticRoutes {
+    const MAX: usize = 4096;
+
+    fn route(&self, request: &ServiceRequest) -> Option<RouteName> {
+        let path = request.path();
+        if let Some(known) = self.paths.borrow().get(path) {
+            return Some(RouteName::Static(known.clone()));
+        }
+        let pattern = request.match_pattern()?;
+        if pattern == path {
+            let mut paths = self.paths.borrow_mut();
+            if paths.len() < Self::MAX {
+                let path: Rc<str> = Rc::from(path);
+                paths.insert(path.clone());
+                return Some(RouteName::Static(path));
+            }
+        }
+        Some(RouteName::Matched(pattern))
+    }
+}
+
+/// A request's route pattern.
+enum RouteName {
+    /// A static route's, shared.
+    Static(Rc<str>),
+    Matched(String),
+}
+
+impl std::ops::Deref for RouteName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            RouteName::Static(path) => path,
+            RouteName::Matched(pattern) => pattern,
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for BackstopMiddleware<S> {
@@ -49,7 +102,7 @@ struct RequestInfo {
     /// The id the response carries (the request's own, or a new one).
     request_id: HeaderValue,
     /// The matched route pattern.
-    route: Option<String>,
+    route: Option<RouteName>,
     /// For a stand-in request, when the app took the real one (see
     /// `detached_request`). The rest of the request's facts are in the scope.
     method: Method,
@@ -84,7 +137,7 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
-        let mut info = start(&self.shared, &mut request);
+        let mut info = start(&self.shared, &self.routes, &mut request);
         let called = {
             let _entered = RequestScope::enter_moved(&mut info.scope);
             catch_unwind(AssertUnwindSafe(|| self.service.call(request)))
@@ -105,10 +158,10 @@ where
 
 /// Opens the request's scope: names it, continues the trace, decides sampling, and
 /// leaves the request context to be built on the worker if a record needs it.
-fn start(shared: &Shared, request: &mut ServiceRequest) -> RequestInfo {
+fn start(shared: &Shared, routes: &StaticRoutes, request: &mut ServiceRequest) -> RequestInfo {
     let http = &shared.http;
     let client = &shared.client;
-    let route = request.match_pattern();
+    let route = routes.route(request);
     // One buffer, one allocation: a transaction carries a copy of it to the worker,
     // and this one is freed here once the response is out.
     let uri = request.uri();

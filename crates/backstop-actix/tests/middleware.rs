@@ -560,6 +560,49 @@ async fn transactions_are_named_by_route_sampled_and_continue_traces() {
 }
 
 #[actix_web::test]
+async fn static_and_dynamic_routes_keep_their_names_request_after_request() {
+    // Static routes' paths are remembered after the first request; dynamic ones and
+    // unmatched paths are looked up each time. Every name must stay right.
+    let (backstop, sink) = start(Options::new().traces_sample_rate(1.0));
+    let app = test::init_service(
+        App::new()
+            .wrap(Backstop::new(&backstop))
+            .service(web::scope("/api").route("/ping", web::get().to(|| async { "pong" })))
+            .configure(routes),
+    )
+    .await;
+    for path in [
+        "/",
+        "/api/ping",
+        "/users/7",
+        "/",
+        "/users/8",
+        "/api/ping",
+        "/nope",
+        "/nope",
+        "/",
+    ] {
+        send(&app, get(path)).await;
+    }
+    let (_, transactions) = flushed(&backstop, &sink);
+    let names: Vec<_> = transactions.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "GET /",
+            "GET /api/ping",
+            "GET /users/{id}",
+            "GET /",
+            "GET /users/{id}",
+            "GET /api/ping",
+            "GET <unmatched>",
+            "GET <unmatched>",
+            "GET /",
+        ]
+    );
+}
+
+#[actix_web::test]
 async fn a_cancelled_request_finishes_as_aborted() {
     let (backstop, sink) = start(Options::new().traces_sample_rate(1.0));
     let app = test::init_service(App::new().wrap(Backstop::new(&backstop)).configure(routes)).await;
