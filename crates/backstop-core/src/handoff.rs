@@ -5,7 +5,7 @@
 //! holds [`Handoff::size`] of them. The queue's shared cache lines, which the worker
 //! keeps writing, are then touched once per batch instead of once per request, and
 //! the records travel by value, with no allocation per transaction: batch lists go
-//! round through a [`Pool`].
+//! round through a [`Stack`].
 //!
 //! A request's context goes along as a copy: its facts (method, URI, headers) are
 //! appended to the batch's bytes, which also go round, and the worker builds the
@@ -20,7 +20,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::pipeline::{CopiedRequest, PendingTransaction, Pool, TxRequest};
+use crate::pipeline::{CopiedRequest, PendingTransaction, Stack, TxRequest};
 use crate::scope::RequestSource;
 
 /// Transactions on their way to the worker, with the bytes their request contexts
@@ -98,7 +98,7 @@ pub(crate) struct Handoff {
     /// Every thread's open batch. A thread registers its own on its first transaction;
     /// the worker drops the entries of threads that have ended, once emptied.
     open: Mutex<Vec<Arc<OpenBatch>>>,
-    lists: Pool<Batch>,
+    lists: Stack<Batch>,
     /// How many transactions a batch holds before it is sent; 1 sends each at once.
     size: usize,
 }
@@ -122,7 +122,7 @@ impl Handoff {
         let size = (queue_capacity / 256).clamp(1, 16);
         Handoff {
             open: Mutex::new(Vec::new()),
-            lists: Pool::new(1024),
+            lists: Stack::new(1024),
             size,
         }
     }

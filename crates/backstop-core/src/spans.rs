@@ -62,14 +62,14 @@ pub(crate) fn bounded(text: &str, max: usize) -> String {
 /// Emptied span lists, handed back by the worker for the next requests: a request's
 /// list is freed on the worker, and for glibc such a cross-thread free of a 1 KiB
 /// block is dear on both threads (it consolidates the heap); reused, it costs nothing.
-pub(crate) struct SpanPool(crate::pipeline::Pool<Vec<PendingSpan>>);
+pub(crate) struct SpanPool(crate::pipeline::Stack<Vec<PendingSpan>>);
 
 impl SpanPool {
     /// Lists longer than this are freed rather than kept.
     const MAX_KEPT: usize = 64;
 
     pub(crate) fn new(lists: usize) -> Self {
-        SpanPool(crate::pipeline::Pool::new(lists))
+        SpanPool(crate::pipeline::Stack::new(lists))
     }
 
     /// An empty list with room for a few spans.
