@@ -55,7 +55,7 @@
 //! );
 //! ```
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::time::{Duration, SystemTime};
 
 use crate::fingerprint::hash_parts;

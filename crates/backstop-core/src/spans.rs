@@ -5,8 +5,8 @@
 //! executed and a few typed fields. Everything costly (wall-clock times, JSON data, SQL
 //! normalisation, the detectors) happens on the worker.
 
+use hashbrown::HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
