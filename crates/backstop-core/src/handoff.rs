@@ -226,7 +226,7 @@ impl Handoff {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::Handoff;
@@ -234,7 +234,8 @@ mod tests {
     use crate::protocol::{EventId, SpanId, SpanStatus, TraceId};
     use crate::scope::BuildRequest;
 
-    fn transaction() -> PendingTransaction {
+    /// A finished transaction with nothing in it.
+    pub(crate) fn transaction() -> PendingTransaction {
         let now = crate::spans::now();
         PendingTransaction {
             event_id: EventId::new(),
@@ -318,12 +319,17 @@ mod tests {
         })
     }
 
+    fn with_source(source: &Arc<Source>) -> PendingTransaction {
+        let mut pending = transaction();
+        pending.trace.request_source = Some(source.clone());
+        pending
+    }
+
     #[test]
     fn a_request_travels_as_a_copy_and_its_source_stays_on_the_request_thread() {
         let handoff = Arc::new(Handoff::new(100));
         let source = source(10);
-        let mut pending = transaction();
-        pending.trace.request_source = Some(source.clone());
+        let pending = with_source(&source);
         let mut batch = handoff.push(pending, None).unwrap();
         assert_eq!(
             Arc::strong_count(&source),
@@ -359,8 +365,7 @@ mod tests {
     fn an_open_batch_collected_by_the_worker_hands_out_built_requests() {
         let handoff = Arc::new(Handoff::new(4096));
         let source = source(10);
-        let mut pending = transaction();
-        pending.trace.request_source = Some(source.clone());
+        let pending = with_source(&source);
         assert!(
             handoff.push(pending, None).is_none(),
             "it waits in the open batch"
@@ -377,8 +382,7 @@ mod tests {
     fn a_huge_request_keeps_its_shared_source() {
         let handoff = Arc::new(Handoff::new(100));
         let source = source(20 * 1024);
-        let mut pending = transaction();
-        pending.trace.request_source = Some(source.clone());
+        let pending = with_source(&source);
         let batch = handoff.push(pending, None).unwrap();
         assert!(batch.bytes.is_empty(), "nothing copied");
         assert!(matches!(batch.items[0].request, TxRequest::FromSource));

@@ -875,6 +875,32 @@ mod tests {
     }
 
     #[test]
+    fn only_transactions_that_may_get_late_spans_wait_for_them() {
+        use std::sync::Arc;
+
+        let settings = Arc::new(crate::Options::new().validate().unwrap().settings);
+        let counters = Arc::new(super::Counters::default());
+        let processor = crate::process::Processor::new(
+            settings,
+            counters.clone(),
+            Arc::new(crate::spans::SpanPool::new(1)),
+            Arc::new(super::Pool::new(1)),
+        );
+        let (_tx, rx) = crossbeam_channel::bounded(1);
+        let handoff = Arc::new(crate::handoff::Handoff::new(16));
+        let mut worker = super::Worker::new(rx, Vec::new(), processor, counters, 16, 100, handoff);
+        let mut records = Vec::new();
+        worker.hold(crate::handoff::tests::transaction(), &mut records);
+        assert_eq!(records.len(), 1, "processed on arrival");
+        assert!(worker.held.is_empty());
+        let mut shared = crate::handoff::tests::transaction();
+        shared.late_spans = true;
+        worker.hold(shared, &mut records);
+        assert_eq!(records.len(), 1, "held for late spans");
+        assert_eq!(worker.held.len(), 1);
+    }
+
+    #[test]
     fn a_stack_hands_out_the_last_item_returned_and_keeps_at_most_its_capacity() {
         let stack = super::Stack::new(2);
         for list in [vec![1], vec![2], vec![3]] {
