@@ -46,7 +46,7 @@ pub const SECRET_KEYS: &[&str] = &[
 
 /// Keys nearly every record has: common request headers, and the names Backstop
 /// itself writes into trace and span data. Those the rules leave alone are answered
-/// from [`Scrubber::common_keys`] without running the pattern, the largest part of
+/// from [`Scrubber::common`] without running the pattern, the largest part of
 /// checking a key.
 const COMMON_KEYS: [&str; 40] = [
     "accept",
@@ -91,9 +91,6 @@ const COMMON_KEYS: [&str; 40] = [
     "spans_dropped",
 ];
 
-// One bit each in the masks below.
-const _: () = assert!(COMMON_KEYS.len() <= 64);
-
 /// The scrubbing rules of one client.
 pub(crate) struct Scrubber {
     enabled: bool,
@@ -101,10 +98,9 @@ pub(crate) struct Scrubber {
     /// Every key pattern in one case-insensitive alternation: one pass over the key,
     /// no copy (the worker checks every key of every span's data).
     keys: regex::Regex,
-    /// Bit `i` set: [`COMMON_KEYS`]`[i]` is not a secret key.
-    common_keys: u64,
-    /// Bit `i` set: [`COMMON_KEYS`]`[i]` is not a secret header either.
-    common_headers: u64,
+    /// The [`COMMON_KEYS`] that are not secret keys, each with whether it is not a
+    /// secret header either.
+    common: hashbrown::HashMap<&'static str, bool>,
 }
 
 impl Scrubber {
@@ -135,56 +131,26 @@ impl Scrubber {
             enabled: !send_default_pii,
             headers,
             keys,
-            common_keys: 0,
-            common_headers: 0,
+            common: hashbrown::HashMap::new(),
         };
-        for (i, key) in COMMON_KEYS.iter().enumerate() {
+        for key in COMMON_KEYS {
             if !scrubber.keys.is_match(key) {
-                scrubber.common_keys |= 1 << i;
-                if !scrubber.in_secret_headers(key) {
-                    scrubber.common_headers |= 1 << i;
-                }
+                let plain_header = !scrubber.in_secret_headers(key);
+                scrubber.common.insert(key, plain_header);
             }
         }
         Ok(scrubber)
     }
 
-    /// Where `key` is in [`COMMON_KEYS`] (an exact match): a table lookup by a hash of
-    /// its length and two of its bytes, then one comparison. Of two common keys that
-    /// share a slot, the second is left to the pattern.
-    fn common(key: &str) -> Option<u32> {
-        fn slot(key: &[u8]) -> usize {
-            let (Some(last), Some(middle)) = (key.last(), key.get(key.len() / 2)) else {
-                return 0;
-            };
-            (key.len().wrapping_mul(13) ^ (*last as usize * 21) ^ (*middle as usize * 37)) & 127
-        }
-        static SLOTS: std::sync::LazyLock<[u8; 128]> = std::sync::LazyLock::new(|| {
-            let mut slots = [u8::MAX; 128];
-            for (i, key) in COMMON_KEYS.iter().enumerate() {
-                let slot = &mut slots[slot(key.as_bytes())];
-                if *slot == u8::MAX {
-                    *slot = i as u8;
-                }
-            }
-            slots
-        });
-        let i = SLOTS[slot(key.as_bytes())];
-        (COMMON_KEYS.get(i as usize) == Some(&key)).then_some(i as u32)
-    }
-
     /// Whether a key (query, form, JSON, tag) names a secret.
     pub(crate) fn is_secret_key(&self, key: &str) -> bool {
-        match Self::common(key) {
-            Some(i) if self.common_keys & (1 << i) != 0 => false,
-            _ => self.keys.is_match(key),
-        }
+        !self.common.contains_key(key) && self.keys.is_match(key)
     }
 
     /// Whether a header's value is filtered.
     pub(crate) fn is_secret_header(&self, name: &str) -> bool {
-        match Self::common(name) {
-            Some(i) if self.common_headers & (1 << i) != 0 => false,
+        match self.common.get(name) {
+            Some(true) => false,
             _ => self.in_secret_headers(name) || self.keys.is_match(name),
         }
     }
@@ -402,18 +368,13 @@ mod tests {
             "a secret header, not a secret key"
         );
         assert!(!s.is_secret_header("accept-language"));
-        // Nearly all are found in the table (two that share a slot are not).
-        let found = COMMON_KEYS
-            .iter()
-            .filter(|k| Scrubber::common(k).is_some())
-            .count();
-        assert!(found >= COMMON_KEYS.len() - 2, "{found}");
-        assert_eq!(Scrubber::common("db.statementx"), None);
-        assert_eq!(Scrubber::common(""), None);
-        // Every common key is a plain name: none of the built-in patterns take it.
+        assert!(!s.common.contains_key("db.statementx"));
+        assert!(!s.common.contains_key(""));
+        // Every common key is a plain name: none of the built-in patterns take it, so
+        // all are answered without them.
         let s = Scrubber::new(false, Vec::new(), Vec::new()).unwrap();
-        assert_eq!(s.common_keys, (1 << COMMON_KEYS.len()) - 1);
-        assert_eq!(s.common_headers, (1 << COMMON_KEYS.len()) - 1);
+        assert_eq!(s.common.len(), COMMON_KEYS.len());
+        assert!(s.common.values().all(|plain_header| *plain_header));
     }
 
     #[test]
