@@ -105,7 +105,6 @@ struct RequestInfo {
     route: Option<RouteName>,
     /// For a stand-in request, when the app took the real one (see
     /// `detached_request`). The rest of the request's facts are in the scope.
-    method: Method,
     version: Version,
     peer: Option<SocketAddr>,
 }
@@ -244,7 +243,6 @@ fn start(shared: &Shared, routes: &StaticRoutes, request: &mut ServiceRequest) -
         scope: Some(scope),
         request_id,
         route,
-        method,
         version,
         peer,
     }
@@ -403,7 +401,7 @@ where
     let event_id = shared.http.captures(&shared.client, code).then(|| {
         let event = match error {
             Some(error) => shared.errors.event(error, code),
-            None => status_event(code, info.method.as_str(), info.route.as_deref()),
+            None => status_event(code, info.http().method.as_str(), info.route.as_deref()),
         };
         info.scope().capture_event(event)
     });
@@ -432,7 +430,7 @@ where
         }
         context = context.with_debug(details);
     }
-    let is_head = info.method == Method::HEAD;
+    let is_head = info.http().method == http::Method::HEAD;
     let format = page_format(info);
     let (request, response) = response.into_parts();
     let (head, body) = response.into_parts();
@@ -480,11 +478,8 @@ fn page_format(info: &RequestInfo) -> PageFormat {
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let uri = &info.http().uri();
-    let path = uri
-        .path_and_query()
-        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
-    let context = PageContext::new(http_method(&info.method), path);
+    let http = info.http();
+    let context = PageContext::new(http.method.clone(), http.path_and_query());
     match event_id {
         Some(id) => context.with_event_id(id.to_string()),
         None => context,
@@ -557,7 +552,7 @@ fn panic_response<B>(
         StatusCode::INTERNAL_SERVER_ERROR,
         context,
         page_format(info),
-        info.method == Method::HEAD,
+        info.http().method == http::Method::HEAD,
     )
 }
 
@@ -566,7 +561,7 @@ fn panic_response<B>(
 /// constructor but its test builder's; this path is rare and not hot.
 fn detached_request(info: &RequestInfo) -> HttpRequest {
     let mut request = actix_web::test::TestRequest::default()
-        .method(info.method.clone())
+        .method(Method::from_bytes(info.http().method.as_str().as_bytes()).unwrap_or_default())
         .uri(info.http().flat.uri())
         .version(info.version);
     if let Some(peer) = info.peer {

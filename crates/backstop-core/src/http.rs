@@ -919,6 +919,25 @@ mod tests {
     }
 
     #[test]
+    fn a_requests_page_path_leaves_out_scheme_and_host() {
+        for (given, path) in [
+            ("/cart?step=2", "/cart?step=2"),
+            ("https://shop.example:8443/cart?step=2", "/cart?step=2"),
+            ("http://shop.example", "/"),
+        ] {
+            let request = HttpRequest {
+                method: http::Method::GET,
+                scheme: "https",
+                version: "HTTP/1.1",
+                client_ip: None,
+                flat: FlatRequest::new(&[given], b"", std::iter::empty),
+                body: None,
+            };
+            assert_eq!(request.path_and_query(), path, "{given}");
+        }
+    }
+
+    #[test]
     fn response_events() {
         let event = status_event(503, "GET", Some("/health"));
         let exc = &event.exception.values[0];
@@ -1148,9 +1167,15 @@ impl HttpRequest {
         }
     }
 
-    /// The URI, parsed again (for the error path's page).
-    pub fn uri(&self) -> http::Uri {
-        self.flat.uri().parse().unwrap_or_default()
+    /// The path and query as asked for, without a scheme or host (for an error page).
+    pub fn path_and_query(&self) -> String {
+        let uri = self.flat.uri();
+        if uri.starts_with('/') {
+            return uri.to_owned();
+        }
+        let uri: http::Uri = uri.parse().unwrap_or_default();
+        uri.path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned())
     }
 }
 

@@ -46,11 +46,23 @@ struct RequestInfo {
     request_id: HeaderValue,
 }
 
-/// The `Accept` header, for the page's format (on the error path only).
-fn accept(http: &HttpRequest) -> Option<HeaderValue> {
-    http.flat
-        .header("accept")
-        .and_then(|v| HeaderValue::from_bytes(v).ok())
+/// What a page's rendering reads of the request: the format asked for, and whether
+/// the response has a body at all (on the error path only).
+struct Asked {
+    accept: Option<HeaderValue>,
+    head: bool,
+}
+
+impl Asked {
+    fn of(http: &HttpRequest) -> Self {
+        Asked {
+            accept: http
+                .flat
+                .header("accept")
+                .and_then(|v| HeaderValue::from_bytes(v).ok()),
+            head: http.method == Method::HEAD,
+        }
+    }
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -425,8 +437,7 @@ where
         false => Outcome::Done(page(shared, info, status, context, response.into_parts().0)),
         true => {
             let shared = shared.clone();
-            let accept = accept(info.http());
-            let head = info.http().method == Method::HEAD;
+            let asked = Asked::of(info.http());
             let (parts, body) = response.into_parts();
             Outcome::ReadDetail(Box::pin(async move {
                 let limited = http_body_util::Limited::new(body, MAX_DETAIL_BYTES);
@@ -443,18 +454,15 @@ where
                     Some(detail) => context.with_detail(detail),
                     None => context,
                 };
-                render(&shared, accept.as_ref(), head, status, &context, parts)
+                render(&shared, &asked, status, &context, parts)
             }))
         }
     }
 }
 
 fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let uri = &info.http().uri();
-    let path = uri
-        .path_and_query()
-        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
-    let context = PageContext::new(info.http().method.clone(), path);
+    let http = info.http();
+    let context = PageContext::new(http.method.clone(), http.path_and_query());
     match event_id {
         Some(id) => context.with_event_id(id.to_string()),
         None => context,
@@ -468,23 +476,22 @@ fn page<B>(
     context: PageContext,
     parts: http::response::Parts,
 ) -> Response<BackstopBody<B>> {
-    let http = info.http();
-    let head = http.method == Method::HEAD;
-    render(shared, accept(http).as_ref(), head, status, &context, parts)
+    render(shared, &Asked::of(info.http()), status, &context, parts)
 }
 
 /// Renders the page, keeping the original response's headers except those that
 /// described its body.
 fn render<B>(
     shared: &Shared,
-    accept: Option<&HeaderValue>,
-    head: bool,
+    asked: &Asked,
     status: StatusCode,
     context: &PageContext,
     original: http::response::Parts,
 ) -> Response<BackstopBody<B>> {
     let context = context.clone().with_headers(original.headers.clone());
-    let page = shared.pages.render(status, &context, accept, head);
+    let page = shared
+        .pages
+        .render(status, &context, asked.accept.as_ref(), asked.head);
     let (mut parts, body) = page.into_parts();
     let page_headers = std::mem::take(&mut parts.headers);
     let mut headers = HeaderMap::with_capacity(original.headers.len() + page_headers.len());
@@ -518,11 +525,9 @@ fn panic_response<B>(
         context = context.with_debug(DebugDetails::from_panic(&details));
     }
     let parts = Response::new(()).into_parts().0;
-    let http = info.http();
     render(
         shared,
-        accept(http).as_ref(),
-        http.method == Method::HEAD,
+        &Asked::of(info.http()),
         StatusCode::INTERNAL_SERVER_ERROR,
         &context,
         parts,
