@@ -50,11 +50,19 @@ impl StaticRoutes {
     const MAX: usize = 4096;
 
     fn route(&self, request: &ServiceRequest) -> Option<RouteName> {
-        let path = request.path();
+        self.route_with(request.path(), || request.match_pattern())
+    }
+
+    /// The route of `path`, asking `match_pattern` only for a path not known static.
+    fn route_with(
+        &self,
+        path: &str,
+        match_pattern: impl FnOnce() -> Option<String>,
+    ) -> Option<RouteName> {
         if let Some(known) = self.paths.borrow().get(path) {
             return Some(RouteName::Static(known.clone()));
         }
-        let pattern = request.match_pattern()?;
+        let pattern = match_pattern()?;
         if pattern == path {
             let mut paths = self.paths.borrow_mut();
             if paths.len() < Self::MAX {
@@ -568,4 +576,35 @@ fn detached_request(info: &RequestInfo) -> HttpRequest {
         request = request.peer_addr(peer);
     }
     request.to_http_request()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StaticRoutes;
+
+    #[test]
+    fn static_routes_are_remembered_and_dynamic_ones_matched_each_time() {
+        let routes = StaticRoutes::default();
+        let first = routes.route_with("/hello", || Some("/hello".into()));
+        assert_eq!(first.as_deref(), Some("/hello"));
+        let again = routes.route_with("/hello", || {
+            panic!("a known static route is not matched again")
+        });
+        assert_eq!(again.as_deref(), Some("/hello"));
+        for path in ["/users/7", "/users/8", "/users/7"] {
+            let mut asked = false;
+            let route = routes.route_with(path, || {
+                asked = true;
+                Some("/users/{id}".into())
+            });
+            assert_eq!(route.as_deref(), Some("/users/{id}"));
+            assert!(asked, "{path} is matched each time");
+        }
+        assert_eq!(routes.route_with("/nope", || None).as_deref(), None);
+        assert_eq!(
+            routes.paths.borrow().len(),
+            1,
+            "only the static route is kept"
+        );
+    }
 }
