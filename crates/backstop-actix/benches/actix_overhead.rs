@@ -25,8 +25,8 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::rt::SystemRunner;
 use actix_web::{App, test, web};
 use backstop_actix::Backstop;
-use backstop_core::test::DiscardSink;
-use backstop_core::{Client, Options};
+use backstop_core::Client;
+use backstop_core::test::{hello, overhead_client, query};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -38,30 +38,9 @@ impl sentry::Transport for SentryDiscard {
     }
 }
 
-async fn hello() -> &'static str {
-    "hello"
-}
-
-/// The query route: five sqlx-style query events inside a span.
-async fn query() -> &'static str {
-    backstop_core::test::sqlx_style_queries();
-    "queried"
-}
-
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/hello", web::get().to(hello))
         .route("/query", web::get().to(query));
-}
-
-fn backstop(traces: f64) -> backstop_core::Backstop {
-    Client::start(
-        Options::new()
-            .traces_sample_rate(traces)
-            .queue_capacity(1 << 16)
-            .install_panic_hook(false)
-            .sink(DiscardSink),
-    )
-    .unwrap()
 }
 
 /// Times `app` on both routes. For Backstop's stacks (`client`), the worker drains
@@ -117,7 +96,7 @@ fn actix_overhead(c: &mut Criterion) {
     let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
     let backstop_tracing = tracing::subscriber::set_default(subscriber);
 
-    let errors_only = backstop(0.0);
+    let errors_only = overhead_client(0.0);
     let app = system.block_on(test::init_service(
         App::new()
             .wrap(Backstop::new(&errors_only))
@@ -125,7 +104,7 @@ fn actix_overhead(c: &mut Criterion) {
     ));
     bench_app(c, &system, "backstop_errors", app, Some(&errors_only));
 
-    let transactions = backstop(1.0);
+    let transactions = overhead_client(1.0);
     let app = system.block_on(test::init_service(
         App::new()
             .wrap(Backstop::new(&transactions))

@@ -17,19 +17,8 @@ use std::time::Duration;
 use actix_web::dev::Service;
 use actix_web::{App, test, web};
 use backstop_actix::Backstop;
-use backstop_core::test::DiscardSink;
-use backstop_core::{Client, Options};
+use backstop_core::test::{LoopArgs, hello, overhead_client, query};
 use tracing_subscriber::layer::SubscriberExt;
-
-async fn hello() -> &'static str {
-    "hello"
-}
-
-/// The query route: five sqlx-style query events inside a span.
-async fn query() -> &'static str {
-    backstop_core::test::sqlx_style_queries();
-    "queried"
-}
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/hello", web::get().to(hello))
@@ -37,26 +26,16 @@ fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let stack = args.next().unwrap_or_else(|| "transactions".into());
-    let path = args.next().unwrap_or_else(|| "/hello".into());
-    let n: u32 = args.next().map_or(10_000, |n| n.parse().expect("a count"));
-    let rate = match stack.as_str() {
-        "bare" | "transactions" => 1.0,
-        "errors" => 0.0,
-        other => panic!("unknown stack {other}: bare, errors or transactions"),
-    };
+    let LoopArgs {
+        stack,
+        path,
+        n,
+        rate,
+    } = LoopArgs::from_env();
 
     let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
     let _tracing = tracing::subscriber::set_default(subscriber);
-    let client = Client::start(
-        Options::new()
-            .traces_sample_rate(rate)
-            .queue_capacity(1 << 16)
-            .install_panic_hook(false)
-            .sink(DiscardSink),
-    )
-    .expect("the client starts");
+    let client = overhead_client(rate);
     let system = actix_web::rt::System::new();
     let backstop = system.block_on(test::init_service(
         App::new().wrap(Backstop::new(&client)).configure(routes),

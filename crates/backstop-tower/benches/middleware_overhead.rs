@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use backstop_core::test::DiscardSink;
-use backstop_core::{Client, Options};
+use backstop_core::Client;
+use backstop_core::test::{hello, overhead_client, query};
 use backstop_tower::BackstopLayer;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
@@ -36,31 +36,10 @@ impl sentry::Transport for SentryDiscard {
     }
 }
 
-async fn hello() -> &'static str {
-    "hello"
-}
-
-/// The query route: five sqlx-style query events inside a span.
-async fn query() -> &'static str {
-    backstop_core::test::sqlx_style_queries();
-    "queried"
-}
-
 fn routes() -> Router {
     Router::new()
         .route("/hello", get(hello))
         .route("/query", get(query))
-}
-
-fn backstop(traces: f64) -> backstop_core::Backstop {
-    Client::start(
-        Options::new()
-            .traces_sample_rate(traces)
-            .queue_capacity(1 << 16)
-            .install_panic_hook(false)
-            .sink(DiscardSink),
-    )
-    .unwrap()
 }
 
 /// Times `app` on both routes. For Backstop's stacks (`client`), the worker drains
@@ -121,7 +100,7 @@ fn middleware_overhead(c: &mut Criterion) {
     let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
     let backstop_tracing = tracing::subscriber::set_default(subscriber);
 
-    let errors_only = backstop(0.0);
+    let errors_only = overhead_client(0.0);
     bench_stack(
         c,
         &rt,
@@ -130,7 +109,7 @@ fn middleware_overhead(c: &mut Criterion) {
         Some(&errors_only),
     );
 
-    let transactions = backstop(1.0);
+    let transactions = overhead_client(1.0);
     bench_stack(
         c,
         &rt,

@@ -20,22 +20,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use backstop_core::test::DiscardSink;
-use backstop_core::{Client, Options};
+use backstop_core::test::{LoopArgs, hello, overhead_client, query};
 use backstop_tower::BackstopLayer;
 use http::Request;
 use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
-
-async fn hello() -> &'static str {
-    "hello"
-}
-
-/// The query route: five sqlx-style query events inside a span.
-async fn query() -> &'static str {
-    backstop_core::test::sqlx_style_queries();
-    "queried"
-}
 
 fn routes() -> Router {
     Router::new()
@@ -44,26 +33,16 @@ fn routes() -> Router {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let stack = args.next().unwrap_or_else(|| "transactions".into());
-    let path = args.next().unwrap_or_else(|| "/hello".into());
-    let n: u32 = args.next().map_or(10_000, |n| n.parse().expect("a count"));
-    let rate = match stack.as_str() {
-        "bare" | "transactions" => 1.0,
-        "errors" => 0.0,
-        other => panic!("unknown stack {other}: bare, errors or transactions"),
-    };
+    let LoopArgs {
+        stack,
+        path,
+        n,
+        rate,
+    } = LoopArgs::from_env();
 
     let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
     let _tracing = tracing::subscriber::set_default(subscriber);
-    let client = Client::start(
-        Options::new()
-            .traces_sample_rate(rate)
-            .queue_capacity(1 << 16)
-            .install_panic_hook(false)
-            .sink(DiscardSink),
-    )
-    .expect("the client starts");
+    let client = overhead_client(rate);
     // As the bench (and `axum::serve`) do: handlers become services once.
     let backstop: Router = routes().layer(BackstopLayer::new(&client)).with_state(());
     let bare: Router = routes().with_state(());
