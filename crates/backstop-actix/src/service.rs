@@ -101,9 +101,9 @@ impl<S> std::fmt::Debug for BackstopMiddleware<S> {
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// What the response side needs to know about the request: its scope, and the copy of
-/// its parts that the request context is built from. The request itself cannot be
-/// kept: actix routes by taking the only reference to it.
+/// What the response side needs to know about the request: its scope (which keeps the
+/// copy of its facts the request context is built from), its id and route. The request
+/// itself cannot be kept: actix routes by taking the only reference to it.
 struct RequestInfo {
     /// Always there, but while a poll has moved it into the thread's current slot.
     scope: Option<Arc<RequestScope>>,

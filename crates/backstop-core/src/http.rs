@@ -1348,11 +1348,6 @@ impl FlatRequest {
         (flat, found)
     }
 
-    /// The size of the buffer holding the URI, the request id and the headers.
-    pub fn buffer_len(&self) -> usize {
-        self.buf.len()
-    }
-
     /// A borrowed view of the request, as [`RequestFacts`] carries it.
     pub fn view(&self) -> FlatView<'_> {
         FlatView {
