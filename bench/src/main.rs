@@ -143,19 +143,25 @@ fn serve_actix(
     let middleware = backstop.map(|client| backstop::actix::Backstop::new(client));
     actix_web::rt::System::new().block_on(async move {
         let server = match (middleware, mode) {
-            (Some(middleware), _) => HttpServer::new(move || {
-                App::new().wrap(middleware.clone()).configure(routes)
-            })
-            .bind(addr)?
-            .run(),
+            (Some(middleware), _) => {
+                HttpServer::new(move || App::new().wrap(middleware.clone()).configure(routes))
+                    .bind(addr)?
+                    .run()
+            }
             (None, Mode::Sentry) => HttpServer::new(|| {
                 App::new()
-                    .wrap(sentry_actix::Sentry::builder().start_transaction(true).finish())
+                    .wrap(
+                        sentry_actix::Sentry::builder()
+                            .start_transaction(true)
+                            .finish(),
+                    )
                     .configure(routes)
             })
             .bind(addr)?
             .run(),
-            (None, _) => HttpServer::new(|| App::new().configure(routes)).bind(addr)?.run(),
+            (None, _) => HttpServer::new(|| App::new().configure(routes))
+                .bind(addr)?
+                .run(),
         };
         server.await
     })?;
