@@ -6,6 +6,7 @@
 //! `SQLITE_OPEN_CREATE`, so no command ever creates or changes a store file except
 //! through `StoreReader::set_issue_status`.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -161,6 +162,7 @@ impl Store {
     pub(crate) fn tail(&self) -> Result<Tail, CliError> {
         let path = self.reader.path().to_owned();
         let mut tail = Tail {
+            file: Anchor::open(&path),
             path,
             after_event: 0,
             after_problem: (0, 0),
@@ -198,6 +200,8 @@ pub(crate) struct Tail {
     after_event: i64,
     /// The last `(transaction_id, seq)` of `transaction_problems` seen.
     after_problem: (i64, i64),
+    /// The file the cursors are about, held open.
+    file: Option<Anchor>,
 }
 
 impl Tail {
@@ -207,9 +211,22 @@ impl Tail {
     /// Events and problems stored since the last poll, oldest first.
     ///
     /// A file that is missing or not yet set up (the store recreates a removed file on
-    /// its next write) reads as nothing new. A table whose newest rows are older than
-    /// the cursor was emptied or replaced: its rows are read from the start again.
+    /// its next write) reads as nothing new. A file that was replaced, and a table whose
+    /// newest rows are older than the cursor (it was emptied), are read from the start.
     pub(crate) fn poll(&mut self) -> Result<Vec<Stored>, CliError> {
+        match file_identity(&self.path) {
+            // Removed: the store creates it again on its next write.
+            None => return Ok(Vec::new()),
+            Some(now) if self.file.as_ref().map(|a| a.identity) != Some(now) => {
+                // Another file at the path: its rows are all new, whatever their ids.
+                if self.file.is_some() {
+                    self.after_event = 0;
+                    self.after_problem = (0, 0);
+                }
+                self.file = Anchor::open(&self.path);
+            }
+            Some(_) => {}
+        }
         let Some(mut conn) = self.connect()? else {
             return Ok(Vec::new());
         };
@@ -302,6 +319,56 @@ impl Tail {
             source,
         }
         .into()
+    }
+}
+
+/// What tells one file from another at the same path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+}
+
+/// The followed file, held open so that its inode cannot be reused by a new file at
+/// the same path while the cursors are about it (a removed file's inode number is
+/// often the next one given out). It is a plain handle, closed only between polls,
+/// when no SQLite connection of this process has the file open, so SQLite's POSIX
+/// locks are never dropped by its closing.
+struct Anchor {
+    _file: File,
+    identity: FileIdentity,
+}
+
+impl Anchor {
+    fn open(path: &Path) -> Option<Anchor> {
+        let file = File::open(path).ok()?;
+        let identity = identity(&file.metadata().ok()?);
+        Some(Anchor {
+            _file: file,
+            identity,
+        })
+    }
+}
+
+fn file_identity(path: &Path) -> Option<FileIdentity> {
+    std::fs::metadata(path).ok().map(|m| identity(&m))
+}
+
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> FileIdentity {
+    use std::os::unix::fs::MetadataExt;
+    FileIdentity {
+        device: meta.dev(),
+        inode: meta.ino(),
+    }
+}
+
+/// Elsewhere a replaced file is noticed only when its tables are behind the cursors.
+#[cfg(not(unix))]
+fn identity(_meta: &std::fs::Metadata) -> FileIdentity {
+    FileIdentity {
+        device: 0,
+        inode: 0,
     }
 }
 

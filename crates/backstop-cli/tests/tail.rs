@@ -121,3 +121,31 @@ fn tail_stops_cleanly_when_its_reader_goes_away() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn tail_follows_a_store_file_that_was_removed_and_created_again() {
+    let fixture = fixture();
+    fixture.message("before");
+    fixture.flush();
+    let mut tailing = tail(&fixture, &[]);
+
+    // The store notices before its next write and starts a fresh file at the path,
+    // whose rows reuse the old file's ids: all three are new all the same.
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = fixture.path.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    for i in 0..3 {
+        fixture.message(&format!("after {i}"));
+    }
+    fixture.flush();
+
+    let lines = collect_until(&tailing.lines, |lines| {
+        (0..3).all(|i| lines.iter().any(|l| l.contains(&format!("after {i}"))))
+    });
+    tailing.child.kill().unwrap();
+    tailing.child.wait().unwrap();
+    assert!(!lines.iter().any(|l| l.contains("before")), "{lines:#?}");
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+}
