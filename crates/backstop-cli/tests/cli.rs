@@ -573,3 +573,78 @@ fn backstop_db_names_the_store_and_db_overrides_it() {
         .unwrap();
     assert!(failure(&out, 3).contains("backstop.db"));
 }
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn on_an_80_column_terminal_lines_fit_and_levels_are_coloured() {
+    let seeded = seeded();
+    let fixture = &seeded.fixture;
+    fixture.message(&"a message that goes on and on ".repeat(10));
+    // Text from a service that would scroll or clear a terminal if written as it is.
+    fixture.message("line one\nline two \u{1b}[2J cleared");
+    fixture.flush();
+    let list = json(&fixture.run(&["issues", "--json"]));
+    let checkout = issue_by_title(&list, "ParseIntError")["id"].to_string();
+
+    // A real pseudo-terminal, 80 columns wide, through util-linux's `script`.
+    let on_terminal = |args: &str| {
+        let command = format!(
+            "stty cols 80 rows 50; exec '{}' {args} --db '{}'",
+            env!("CARGO_BIN_EXE_backstop"),
+            fixture.path.display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args}: {}", stderr(&out));
+        stdout(&out).replace('\r', "")
+    };
+
+    for args in ["issues", "routes", &format!("issue {checkout}")] {
+        let raw = on_terminal(args);
+        let text = strip_ansi(&raw);
+        assert!(!text.trim().is_empty(), "{args}");
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{args}: {} columns: {line:?}",
+                line.chars().count()
+            );
+        }
+        assert!(raw.contains("\u{1b}["), "{args}: coloured on a terminal");
+    }
+
+    let raw = on_terminal("issues");
+    assert!(raw.contains("\u{1b}[31merror"), "errors in red: {raw:?}");
+    assert!(
+        !raw.contains("\u{1b}[2J"),
+        "recorded escapes are not written"
+    );
+    let text = strip_ansi(&raw);
+    assert!(text.contains("line one line two  [2J cleared"), "{text}");
+    assert!(text.contains("a message that goes on and on a…"), "{text}");
+    assert_eq!(text.lines().count(), 6, "a header and five issues: {text}");
+}
