@@ -30,15 +30,41 @@ pub(crate) struct Store {
 /// Which issues `backstop issues` lists.
 pub(crate) struct IssueFilter {
     pub(crate) status: Option<IssueStatus>,
-    pub(crate) sort: IssueSort,
+    pub(crate) sort: IssueOrder,
     pub(crate) limit: usize,
+}
+
+/// How `backstop issues` orders issues (always descending).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum IssueOrder {
+    /// Most recently seen first.
+    LastSeen,
+    /// Newest first.
+    FirstSeen,
+    /// Most events first.
+    Events,
+    /// Most users affected first.
+    Users,
 }
 
 /// Which routes `backstop routes` summarises.
 pub(crate) struct RouteFilter {
     pub(crate) since: Option<SystemTime>,
-    pub(crate) sort: RouteSort,
+    pub(crate) sort: RouteOrder,
     pub(crate) limit: usize,
+}
+
+/// How `backstop routes` orders routes (always descending).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RouteOrder {
+    /// Most requests first.
+    Requests,
+    /// Slowest p95 first.
+    P95,
+    /// Highest error rate first.
+    Errors,
+    /// Most queries per request first.
+    Queries,
 }
 
 /// One issue with what its page shows.
@@ -81,7 +107,13 @@ impl Store {
 
     /// The issues matching `filter`, and how many match in all.
     pub(crate) fn issues(&self, filter: &IssueFilter) -> Result<(Vec<Issue>, u64), CliError> {
-        let mut query = IssueQuery::new().sort(filter.sort).limit(filter.limit);
+        let sort = match filter.sort {
+            IssueOrder::LastSeen => IssueSort::LastSeen,
+            IssueOrder::FirstSeen => IssueSort::FirstSeen,
+            IssueOrder::Events => IssueSort::Count,
+            IssueOrder::Users => IssueSort::Users,
+        };
+        let mut query = IssueQuery::new().sort(sort).limit(filter.limit);
         if let Some(status) = filter.status {
             query = query.status(status);
         }
@@ -150,7 +182,13 @@ impl Store {
 
     /// Requests per route. Today from the stored (sampled) transactions.
     pub(crate) fn routes(&self, filter: &RouteFilter) -> Result<Vec<RouteStats>, CliError> {
-        let mut query = RouteQuery::new().sort(filter.sort).limit(filter.limit);
+        let sort = match filter.sort {
+            RouteOrder::Requests => RouteSort::Count,
+            RouteOrder::P95 => RouteSort::P95,
+            RouteOrder::Errors => RouteSort::ErrorRate,
+            RouteOrder::Queries => RouteSort::Queries,
+        };
+        let mut query = RouteQuery::new().sort(sort).limit(filter.limit);
         if let Some(since) = filter.since {
             query = query.since(since);
         }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use backstop_core::Event;
-use backstop_store::{IssueSort, IssueStatus};
+use backstop_store::IssueStatus;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
 use super::note;
@@ -13,7 +13,7 @@ use crate::output::{
     self, Align, Cell, DIM, LABEL, Out, Table, ago, datetime, issue_title, level_style,
     status_label, status_style,
 };
-use crate::store::{IssueFilter, IssueView, Store};
+use crate::store::{IssueFilter, IssueOrder, IssueView, Store};
 
 #[derive(clap::Args)]
 pub(crate) struct ListArgs {
@@ -27,8 +27,8 @@ pub(crate) struct ListArgs {
     status: Option<IssueStatus>,
 
     /// The order (always descending).
-    #[arg(long, value_enum, default_value_t = Order::LastSeen)]
-    sort: Order,
+    #[arg(long, value_enum, default_value_t = IssueOrder::LastSeen)]
+    sort: IssueOrder,
 
     /// At most this many issues.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -37,29 +37,6 @@ pub(crate) struct ListArgs {
     /// Print JSON for scripts (see docs/cli.md).
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Order {
-    /// Most recently seen first.
-    LastSeen,
-    /// Newest first.
-    FirstSeen,
-    /// Most events first.
-    Events,
-    /// Most users affected first.
-    Users,
-}
-
-impl From<Order> for IssueSort {
-    fn from(o: Order) -> IssueSort {
-        match o {
-            Order::LastSeen => IssueSort::LastSeen,
-            Order::FirstSeen => IssueSort::FirstSeen,
-            Order::Events => IssueSort::Count,
-            Order::Users => IssueSort::Users,
-        }
-    }
 }
 
 #[derive(clap::Args)]
@@ -77,7 +54,7 @@ pub(crate) fn list(db: &Path, args: &ListArgs) -> Result<(), CliError> {
     let store = Store::open(db)?;
     let (issues, total) = store.issues(&IssueFilter {
         status: args.status,
-        sort: args.sort.into(),
+        sort: args.sort,
         limit: args.limit as usize,
     })?;
     let mut out = Out::new();

@@ -3,13 +3,11 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backstop_store::RouteSort;
-
 use super::note;
 use crate::error::CliError;
 use crate::json::{RouteJson, RouteList};
 use crate::output::{Align, Cell, Out, Table, duration, rfc3339};
-use crate::store::{RouteFilter, Store};
+use crate::store::{RouteFilter, RouteOrder, Store};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -18,8 +16,8 @@ pub(crate) struct Args {
     since: Option<Duration>,
 
     /// The order (always descending).
-    #[arg(long, value_enum, default_value_t = Order::Requests)]
-    sort: Order,
+    #[arg(long, value_enum, default_value_t = RouteOrder::Requests)]
+    sort: RouteOrder,
 
     /// At most this many routes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -30,29 +28,6 @@ pub(crate) struct Args {
     json: bool,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Order {
-    /// Most requests first.
-    Requests,
-    /// Slowest p95 first.
-    P95,
-    /// Highest error rate first.
-    Errors,
-    /// Most queries per request first.
-    Queries,
-}
-
-impl From<Order> for RouteSort {
-    fn from(o: Order) -> RouteSort {
-        match o {
-            Order::Requests => RouteSort::Count,
-            Order::P95 => RouteSort::P95,
-            Order::Errors => RouteSort::ErrorRate,
-            Order::Queries => RouteSort::Queries,
-        }
-    }
-}
-
 pub(crate) fn run(db: &Path, args: &Args) -> Result<(), CliError> {
     let store = Store::open(db)?;
     // A span longer than the clock goes back covers everything.
@@ -61,7 +36,7 @@ pub(crate) fn run(db: &Path, args: &Args) -> Result<(), CliError> {
         .map(|d| SystemTime::now().checked_sub(d).unwrap_or(UNIX_EPOCH));
     let routes = store.routes(&RouteFilter {
         since,
-        sort: args.sort.into(),
+        sort: args.sort,
         limit: args.limit as usize,
     })?;
     let mut out = Out::new();
