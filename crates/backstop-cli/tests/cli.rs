@@ -648,3 +648,31 @@ fn on_an_80_column_terminal_lines_fit_and_levels_are_coloured() {
     assert!(text.contains("a message that goes on and on a…"), "{text}");
     assert_eq!(text.lines().count(), 6, "a header and five issues: {text}");
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_a_failure() {
+    use std::io::Read;
+    let fixture = fixture();
+    fixture.many_issues(400);
+    // Far more output than a pipe holds: the command is still writing when its reader
+    // goes away, as with `backstop issues | head -1`.
+    for args in [
+        &["issues", "--limit", "1000"][..],
+        &["issues", "--json", "--limit", "1000"],
+    ] {
+        let mut child = command(fixture.dir.path())
+            .args(args)
+            .args(["--db", fixture.path.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}", out.status);
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}

@@ -136,6 +136,17 @@ impl Fixture {
         self.backstop.capture_event(event)
     }
 
+    /// `n` issues, each with one long error message.
+    pub fn many_issues(&self, n: usize) {
+        for i in 0..n {
+            let mut event = Event::new(Level::Error);
+            event.message = Some(format!("failure {i}: {}", "the long story ".repeat(20)));
+            event.fingerprint = vec![format!("issue-{i}")];
+            self.backstop.capture_event(event);
+        }
+        self.flush();
+    }
+
     /// Runs `backstop ARGS --db <this store>`.
     pub fn run(&self, args: &[&str]) -> Output {
         let mut all: Vec<&str> = args.to_vec();
