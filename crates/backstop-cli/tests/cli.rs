@@ -676,3 +676,22 @@ fn a_reader_that_stops_early_is_not_a_failure() {
         assert_eq!(stderr(&out), "", "{args:?}");
     }
 }
+
+#[test]
+fn a_store_of_another_schema_version_gets_its_own_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    for (version, says) in [(99, "newer than this build supports"), (1, "older than")] {
+        let path = dir.path().join(format!("v{version}.db"));
+        drop(backstop_store::SqliteStore::open(&path).unwrap());
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", version)
+            .unwrap();
+        for command in [&["issues"][..], &["resolve", "1"], &["tail"]] {
+            let mut args = command.to_vec();
+            args.extend(["--db", path.to_str().unwrap()]);
+            let err = failure(&run_in(dir.path(), &args), 6);
+            assert!(err.contains(says), "{err}");
+        }
+    }
+}
