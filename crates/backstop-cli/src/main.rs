@@ -23,7 +23,14 @@ use crate::error::code;
 
 /// Reads a Backstop store: issues, routes, and new events as they arrive.
 #[derive(Parser)]
-#[command(name = "backstop", version, propagate_version = true)]
+#[command(
+    name = "backstop",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 done, 1 the store or stdout failed, 2 bad arguments, \
+        3 no such file, 4 not a Backstop database, 5 no such issue, \
+        6 a schema version this build cannot read. JSON fields: docs/cli.md."
+)]
 struct Cli {
     /// The store file [default: $BACKSTOP_DB, else backstop.db]. No command creates it.
     #[arg(long, global = true, value_name = "FILE")]
