@@ -105,9 +105,10 @@ fn tail_stops_cleanly_on_sigterm_and_sigint() {
 fn tail_stops_cleanly_when_its_reader_goes_away() {
     let fixture = fixture();
     let mut tailing = tail(&fixture, &[]);
-    // Close the read end of its stdout, as `backstop tail | head -1` does once head
-    // has its line.
-    drop(tailing.lines);
+    // Without a receiver, the reading thread stops at the next line and closes the
+    // read end of tail's stdout, as `backstop tail | head -1` does once head has its
+    // line.
+    tailing.lines = std::sync::mpsc::channel().1;
     let deadline = std::time::Instant::now() + PATIENCE;
     // Tail finds out at its next write: keep giving it something to write.
     loop {

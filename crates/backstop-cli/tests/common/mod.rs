@@ -212,10 +212,20 @@ pub fn failure(out: &Output, code: i32) -> String {
     err
 }
 
-/// A running `backstop tail`, its output read on threads.
+/// A running `backstop tail`, its output read on threads. Killed when dropped, so a
+/// failing test leaves no process behind.
 pub struct Tailing {
     pub child: Child,
     pub lines: Receiver<String>,
+}
+
+impl Drop for Tailing {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts `backstop tail ARGS` on the fixture's store and waits until it follows.
