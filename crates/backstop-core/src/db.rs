@@ -16,10 +16,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::intern::Text;
+use crate::intern::{Text, bounded};
 use crate::protocol::{SpanId, SpanStatus};
 use crate::scope::RequestScope;
-use crate::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded, bounded};
+use crate::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded};
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,
 /// `postgresql`, `mysql`, ...). The span ends when the guard drops.

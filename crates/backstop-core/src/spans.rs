@@ -37,28 +37,6 @@ pub(crate) const MAX_STATEMENT: usize = 8000;
 /// The longest text field value a span keeps, in bytes; cut the same way.
 pub(crate) const MAX_FIELD: usize = 1024;
 
-/// Copies `text` into `into`, cut to at most `max` bytes (plus the `…` that marks a cut).
-pub(crate) fn copy_bounded(into: &mut String, text: &str, max: usize) {
-    into.clear();
-    if text.len() <= max {
-        into.push_str(text);
-        return;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    into.push_str(&text[..end]);
-    into.push('…');
-}
-
-/// `text`, cut to at most `max` bytes (see [`copy_bounded`]).
-pub(crate) fn bounded(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    copy_bounded(&mut out, text, max);
-    out
-}
-
 /// Emptied span lists, handed back by the worker for the next requests: a request's
 /// list is freed on the worker, and for glibc such a cross-thread free of a 1 KiB
 /// block is dear on both threads (it consolidates the heap); reused, it costs nothing.

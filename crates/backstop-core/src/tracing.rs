@@ -40,11 +40,11 @@ use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{self, Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::intern::Text;
+use crate::intern::{Text, bounded};
 use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
 use crate::scope::RequestScope;
 use crate::spans::{
-    Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement, bounded,
+    Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement,
 };
 
 /// The target sqlx logs its statements under.
