@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
+use crate::pipeline::process::Processor;
 use crate::pipeline::{
     Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Pool, Stats, TraceLink, Worker,
 };
-use crate::process::Processor;
 use crate::protocol::{Event, EventId};
 
 /// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
@@ -35,7 +35,7 @@ pub(crate) struct ClientInner {
     wake_at: usize,
     closed: AtomicBool,
     /// Span lists the worker hands back for reuse.
-    pub(crate) span_pool: Arc<crate::spans::SpanPool>,
+    pub(crate) span_pool: Arc<crate::performance::spans::SpanPool>,
     /// What the worker is done with of each transaction (its request source and query
     /// records). A request thread allocated them, and freeing them there (one
     /// transaction's worth per new request) keeps glibc's per-thread caches warm, where
@@ -43,7 +43,7 @@ pub(crate) struct ClientInner {
     /// out of its reach.
     pub(crate) retired: Arc<Pool<crate::pipeline::Retired>>,
     /// How transactions travel to the worker: in per-thread batches.
-    handoff: Arc<crate::handoff::Handoff>,
+    handoff: Arc<crate::pipeline::handoff::Handoff>,
 }
 
 impl fmt::Debug for Client {
@@ -85,16 +85,18 @@ impl Client {
         let validated = options.validate()?;
         // The spans' clock calibrates on its first read (10 to 20 ms, at most 200):
         // here, not in the first request.
-        let _ = crate::spans::now();
+        let _ = crate::performance::spans::now();
         let settings = Arc::new(validated.settings);
         let counters = Arc::new(Counters::default());
         let mut sinks = validated.sinks;
         if validated.console.unwrap_or(sinks.is_empty()) {
-            sinks.push(Box::new(crate::console::ConsoleSink::new()));
+            sinks.push(Box::new(crate::pipeline::console::ConsoleSink::new()));
         }
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
-        let span_pool = Arc::new(crate::spans::SpanPool::new(1024));
-        let handoff = Arc::new(crate::handoff::Handoff::new(validated.queue_capacity));
+        let span_pool = Arc::new(crate::performance::spans::SpanPool::new(1024));
+        let handoff = Arc::new(crate::pipeline::handoff::Handoff::new(
+            validated.queue_capacity,
+        ));
         let retired = Arc::new(Pool::new(1024));
         let worker = Worker::new(
             rx,
@@ -113,13 +115,13 @@ impl Client {
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
             .spawn(move || {
-                crate::panic::mark_worker_thread();
+                crate::capture::panic::mark_worker_thread();
                 worker.run();
             })
             .map_err(InitError::Worker)?;
         let worker = handle.thread().clone();
         if validated.install_panic_hook {
-            crate::panic::install_hook();
+            crate::capture::panic::install_hook();
         }
         Ok(Backstop {
             client: Client {
@@ -287,7 +289,11 @@ impl Client {
     }
 
     /// Hands the worker a span that closed after its transaction was sent.
-    pub(crate) fn send_late_span(&self, transaction: EventId, span: crate::spans::PendingSpan) {
+    pub(crate) fn send_late_span(
+        &self,
+        transaction: EventId,
+        span: crate::performance::spans::PendingSpan,
+    ) {
         let counters = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed)
             || self

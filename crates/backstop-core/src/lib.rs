@@ -28,35 +28,28 @@
 //! Outside any request scope, captures go to the client of the latest [`init`] with no
 //! request context, and `set_*`/`add_breadcrumb` do nothing.
 
+mod capture;
 pub mod client;
-mod console;
-mod db;
-pub mod detect;
-#[cfg(feature = "diesel")]
-pub mod diesel;
-pub mod fingerprint;
-mod handoff;
 pub mod http;
-mod intern;
 pub mod options;
-pub mod panic;
+mod performance;
 pub mod pipeline;
-mod process;
 pub mod protocol;
+mod reuse;
 pub mod scope;
-mod scrub;
-mod spans;
-pub mod sql;
-mod stacktrace;
 pub mod test;
-pub mod trace;
-pub mod tracing;
+
+pub use capture::{fingerprint, panic, trace};
+#[cfg(feature = "diesel")]
+pub use performance::diesel;
+pub use performance::{detect, sql, tracing};
 
 pub use client::{Backstop, Client, init};
-pub use console::ConsoleSink;
-pub use db::{DbSpan, db_span};
 pub use options::{Dsn, InitError, Options, SamplingContext};
 pub use panic::PanicDetails;
+pub use performance::db::{DbSpan, db_span};
+pub use pipeline::console::ConsoleSink;
+pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
@@ -66,7 +59,6 @@ pub use scope::{
     Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
     bind, error_event,
 };
-pub use scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use trace::TraceParent;
 
 use scope::with_current;

@@ -19,7 +19,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::detect::Thresholds;
+use crate::performance::detect::Thresholds;
 use crate::pipeline::Sink;
 use crate::protocol::{Breadcrumb, Event, Transaction};
 
@@ -474,7 +474,7 @@ pub(crate) struct Settings {
     pub(crate) ignore_statuses: Vec<u16>,
     pub(crate) in_app_include: Vec<String>,
     pub(crate) in_app_exclude: Vec<String>,
-    pub(crate) scrub: crate::scrub::Scrubber,
+    pub(crate) scrub: crate::pipeline::scrub::Scrubber,
     pub(crate) shutdown_timeout: Duration,
 }
 
@@ -551,7 +551,7 @@ impl Options {
             .server_name
             .take()
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()));
-        let scrub = crate::scrub::Scrubber::new(
+        let scrub = crate::pipeline::scrub::Scrubber::new(
             self.send_default_pii,
             std::mem::take(&mut self.scrub_keys),
             std::mem::take(&mut self.scrub_headers),

@@ -15,8 +15,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::capture::stacktrace::full_name;
 use crate::protocol::{Event, Exception};
-use crate::stacktrace::full_name;
 
 /// The marker a custom fingerprint uses for the default grouping.
 pub const DEFAULT_MARKER: &str = "{{ default }}";

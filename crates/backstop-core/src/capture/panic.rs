@@ -73,7 +73,9 @@ impl PanicRecord {
             message: self.message.clone(),
             location: self.location.clone(),
             frames: match (&self.backtrace, frames) {
-                (Some(bt), true) => crate::stacktrace::from_backtrace(bt.clone(), settings).frames,
+                (Some(bt), true) => {
+                    crate::capture::stacktrace::from_backtrace(bt.clone(), settings).frames
+                }
                 _ => Vec::new(),
             },
         }

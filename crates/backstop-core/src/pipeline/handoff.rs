@@ -236,7 +236,7 @@ pub(crate) mod tests {
 
     /// A finished transaction with nothing in it.
     pub(crate) fn transaction() -> PendingTransaction {
-        let now = crate::spans::now();
+        let now = crate::performance::spans::now();
         PendingTransaction {
             event_id: EventId::new(),
             name: TxName::new("GET /"),

@@ -5,13 +5,18 @@
 //! record and counts it. The worker drains the queue in batches, so a sink such as the
 //! SQLite store writes one transaction per batch.
 
+pub(crate) mod console;
+pub(crate) mod handoff;
+pub(crate) mod process;
+pub(crate) mod scrub;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::process::Processor;
+use crate::pipeline::process::Processor;
 use crate::protocol::{Event, Transaction};
 
 /// A finished, processed record, as sinks receive it.
@@ -262,9 +267,9 @@ pub(crate) struct PendingTransaction {
     pub(crate) event_id: crate::protocol::EventId,
     /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
     pub(crate) name: TxName,
-    pub(crate) started: crate::spans::Instant,
-    pub(crate) ended: crate::spans::Instant,
-    pub(crate) spans: Vec<crate::spans::PendingSpan>,
+    pub(crate) started: crate::performance::spans::Instant,
+    pub(crate) ended: crate::performance::spans::Instant,
+    pub(crate) spans: Vec<crate::performance::spans::PendingSpan>,
     pub(crate) spans_dropped: u64,
     /// The scope's user, tags, contexts, extra and request, when any was set.
     pub(crate) context: Option<Box<ScopeContext>>,
@@ -452,7 +457,7 @@ pub(crate) struct Retired {
     /// The first [`Retired::QUERIES`] boxed query records (`db_span`'s and ORM spans';
     /// sqlx's statements are held inline and need none); the rest are freed on the
     /// worker.
-    pub(crate) queries: [Option<Box<crate::spans::Query>>; Retired::QUERIES],
+    pub(crate) queries: [Option<Box<crate::performance::spans::Query>>; Retired::QUERIES],
 }
 
 impl Retired {
@@ -466,7 +471,7 @@ impl Retired {
     /// nothing.
     pub(crate) fn new(
         source: Option<crate::scope::RequestSource>,
-        queries: impl IntoIterator<Item = Box<crate::spans::Query>>,
+        queries: impl IntoIterator<Item = Box<crate::performance::spans::Query>>,
     ) -> Option<Self> {
         let source = source.filter(|s| s.heap_bytes() <= Retired::MAX_SOURCE_BYTES);
         let mut retired = Retired {
@@ -549,10 +554,15 @@ pub(crate) struct ScopeContext {
 
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
-    /// A batch of transactions from one thread (see [`crate::handoff`]).
-    Transactions(crate::handoff::Batch),
+    /// A batch of transactions from one thread (see [`crate::pipeline::handoff`]).
+    Transactions(crate::pipeline::handoff::Batch),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
-    LateSpan(Box<(crate::protocol::EventId, crate::spans::PendingSpan)>),
+    LateSpan(
+        Box<(
+            crate::protocol::EventId,
+            crate::performance::spans::PendingSpan,
+        )>,
+    ),
     /// Process everything before this, flush the sinks, then answer.
     Flush(Sender<()>),
     /// Flush, drop the sinks, answer, and stop.
@@ -609,7 +619,7 @@ pub(crate) struct Worker {
     /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
     held: std::collections::VecDeque<(Instant, PendingTransaction)>,
     /// Where batches come from, and their lists go back to.
-    handoff: Arc<crate::handoff::Handoff>,
+    handoff: Arc<crate::pipeline::handoff::Handoff>,
     /// When the open batches were last collected.
     collected: Instant,
     /// What a visit to the open batches found (see [`Worker::collect_open`]).
@@ -628,7 +638,7 @@ impl Worker {
         counters: Arc<Counters>,
         max_held: usize,
         max_spans: usize,
-        handoff: Arc<crate::handoff::Handoff>,
+        handoff: Arc<crate::pipeline::handoff::Handoff>,
     ) -> Self {
         let sinks = sinks
             .into_iter()
@@ -762,7 +772,10 @@ impl Worker {
     /// counts it as dropped.
     fn join_late(
         &mut self,
-        (id, span): (crate::protocol::EventId, crate::spans::PendingSpan),
+        (id, span): (
+            crate::protocol::EventId,
+            crate::performance::spans::PendingSpan,
+        ),
         batch: &mut Vec<Record>,
     ) {
         if !self.holds(id) {
@@ -818,7 +831,7 @@ impl Worker {
                     failed = true;
                     slot.report(
                         "write (it panicked)",
-                        &crate::panic::payload_message(&*panic),
+                        &crate::capture::panic::payload_message(&*panic),
                     );
                 }
             }
@@ -851,7 +864,7 @@ impl Worker {
                 Ok(Err(error)) => slot.report("flush", &error),
                 Err(panic) => slot.report(
                     "flush (it panicked)",
-                    &crate::panic::payload_message(&*panic),
+                    &crate::capture::panic::payload_message(&*panic),
                 ),
             }
         }
@@ -880,20 +893,20 @@ mod tests {
 
         let settings = Arc::new(crate::Options::new().validate().unwrap().settings);
         let counters = Arc::new(super::Counters::default());
-        let processor = crate::process::Processor::new(
+        let processor = crate::pipeline::process::Processor::new(
             settings,
             counters.clone(),
-            Arc::new(crate::spans::SpanPool::new(1)),
+            Arc::new(crate::performance::spans::SpanPool::new(1)),
             Arc::new(super::Pool::new(1)),
         );
         let (_tx, rx) = crossbeam_channel::bounded(1);
-        let handoff = Arc::new(crate::handoff::Handoff::new(16));
+        let handoff = Arc::new(crate::pipeline::handoff::Handoff::new(16));
         let mut worker = super::Worker::new(rx, Vec::new(), processor, counters, 16, 100, handoff);
         let mut records = Vec::new();
-        worker.hold(crate::handoff::tests::transaction(), &mut records);
+        worker.hold(crate::pipeline::handoff::tests::transaction(), &mut records);
         assert_eq!(records.len(), 1, "processed on arrival");
         assert!(worker.held.is_empty());
-        let mut shared = crate::handoff::tests::transaction();
+        let mut shared = crate::pipeline::handoff::tests::transaction();
         shared.late_spans = true;
         worker.hold(shared, &mut records);
         assert_eq!(records.len(), 1, "held for late spans");
@@ -919,7 +932,7 @@ mod tests {
         // A big one (a captured body, say) is freed at once; with no queries either,
         // nothing is left to hand back.
         assert!(Retired::new(Some(big), []).is_none());
-        let queries = (0..40).map(|_| Box::<crate::spans::Query>::default());
+        let queries = (0..40).map(|_| Box::<crate::performance::spans::Query>::default());
         let retired = Retired::new(None, queries).unwrap();
         assert!(
             retired.queries.iter().all(Option::is_some),

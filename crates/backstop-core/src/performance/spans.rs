@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::detect::QuerySpan;
-use crate::intern::Text;
+use crate::performance::detect::QuerySpan;
+use crate::performance::sql::{Normalizer, group_hex};
 use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
-use crate::sql::{Normalizer, group_hex};
+use crate::reuse::intern::Text;
 
 /// The clock a request's spans are timed with: quanta's, which reads the CPU's
 /// time-stamp counter where that is reliable (the OS's monotonic clock elsewhere).

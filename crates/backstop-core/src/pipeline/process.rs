@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::options::Settings;
+use crate::performance::sql::Normalizer;
 use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record, TxRequest};
 use crate::protocol::{Event, SdkInfo, TraceContext, Transaction};
-use crate::sql::Normalizer;
 
 pub(crate) struct Processor {
     settings: Arc<Settings>,
-    span_pool: Arc<crate::spans::SpanPool>,
+    span_pool: Arc<crate::performance::spans::SpanPool>,
     /// What transactions are done with, for the request threads to free (see
     /// `ClientInner::retired`).
     retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
@@ -28,7 +28,7 @@ impl Processor {
     pub(crate) fn new(
         settings: Arc<Settings>,
         counters: Arc<Counters>,
-        span_pool: Arc<crate::spans::SpanPool>,
+        span_pool: Arc<crate::performance::spans::SpanPool>,
         retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
     ) -> Self {
         Processor {
@@ -101,20 +101,20 @@ impl Processor {
             &mut event.sdk,
         );
         if let Some(backtrace) = backtrace {
-            let stacktrace = crate::stacktrace::from_backtrace(backtrace, settings);
+            let stacktrace = crate::capture::stacktrace::from_backtrace(backtrace, settings);
             if let Some(exception) = event.exception.values.last_mut() {
                 exception.stacktrace = Some(stacktrace);
             }
         }
         for exception in &mut event.exception.values {
             if let Some(stacktrace) = &mut exception.stacktrace {
-                crate::stacktrace::mark_in_app(stacktrace, settings);
+                crate::capture::stacktrace::mark_in_app(stacktrace, settings);
             }
         }
-        if crate::fingerprint::is_ignored(&event, &settings.ignore_errors) {
+        if crate::capture::fingerprint::is_ignored(&event, &settings.ignore_errors) {
             return Err(Drop::Ignored);
         }
-        crate::fingerprint::apply(&mut event);
+        crate::capture::fingerprint::apply(&mut event);
         settings.scrub.event(&mut event);
         match &settings.before_send {
             None => Ok(event),
@@ -154,8 +154,8 @@ impl Processor {
         if spans_dropped > 0 {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
-        let clock = crate::spans::Clock::of(started);
-        let assembled = crate::spans::assemble(
+        let clock = crate::performance::spans::Clock::of(started);
+        let assembled = crate::performance::spans::assemble(
             &mut spans,
             clock,
             trace.trace_id,
@@ -165,10 +165,12 @@ impl Processor {
         );
         self.span_pool.give(spans);
         let problems = match &settings.detectors {
-            Some(thresholds) => crate::detect::detect(&name, &assembled.query_spans(), thresholds),
+            Some(thresholds) => {
+                crate::performance::detect::detect(&name, &assembled.query_spans(), thresholds)
+            }
             None => Vec::new(),
         };
-        let crate::spans::Assembled { spans, queries } = assembled;
+        let crate::performance::spans::Assembled { spans, queries } = assembled;
         if let Some(code) = http_status {
             data.insert("http.response.status_code".into(), code.into());
         }
@@ -211,7 +213,7 @@ impl Processor {
         }
         let queries = queries
             .into_iter()
-            .filter_map(crate::spans::QueryRef::into_record);
+            .filter_map(crate::performance::spans::QueryRef::into_record);
         if let Some(retired) = crate::pipeline::Retired::new(trace.request_source.take(), queries) {
             self.retired.give(retired);
         }
@@ -251,7 +253,7 @@ impl Processor {
             tracing::error!(
                 target: "backstop",
                 "{what} panicked; the record was dropped (further panics are only counted): {}",
-                crate::panic::payload_message(panic)
+                crate::capture::panic::payload_message(panic)
             );
         }
     }
