@@ -13,7 +13,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
 use crate::pipeline::process::Processor;
 use crate::pipeline::{
-    Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Pool, Stats, TraceLink, Worker,
+    Counters, DropReason, Kind, Message, PendingEvent, PendingTransaction, Stats, TraceLink, Worker,
 };
 use crate::protocol::{Event, EventId};
 
@@ -34,16 +34,8 @@ pub(crate) struct ClientInner {
     worker: std::thread::Thread,
     wake_at: usize,
     closed: AtomicBool,
-    /// Span lists the worker hands back for reuse.
-    pub(crate) span_pool: Arc<crate::performance::spans::SpanPool>,
-    /// What the worker is done with of each transaction (its request source and query
-    /// records). A request thread allocated them, and freeing them there (one
-    /// transaction's worth per new request) keeps glibc's per-thread caches warm, where
-    /// a free on the worker would lock the request thread's arena and leave the blocks
-    /// out of its reach.
-    pub(crate) retired: Arc<Pool<crate::pipeline::Retired>>,
-    /// How transactions travel to the worker: in per-thread batches.
-    handoff: Arc<crate::pipeline::handoff::Handoff>,
+    /// Memory that goes round between the request threads and the worker.
+    pub(crate) reuse: crate::reuse::Reuse,
 }
 
 impl fmt::Debug for Client {
@@ -93,24 +85,15 @@ impl Client {
             sinks.push(Box::new(crate::pipeline::console::ConsoleSink::new()));
         }
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
-        let span_pool = Arc::new(crate::performance::spans::SpanPool::new(1024));
-        let handoff = Arc::new(crate::pipeline::handoff::Handoff::new(
-            validated.queue_capacity,
-        ));
-        let retired = Arc::new(Pool::new(1024));
+        let reuse = crate::reuse::Reuse::new(validated.queue_capacity);
         let worker = Worker::new(
             rx,
             sinks,
-            Processor::new(
-                settings.clone(),
-                counters.clone(),
-                span_pool.clone(),
-                retired.clone(),
-            ),
+            Processor::new(settings.clone(), counters.clone(), reuse.clone()),
             counters.clone(),
             validated.queue_capacity,
             settings.max_spans,
-            handoff.clone(),
+            reuse.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
@@ -132,9 +115,7 @@ impl Client {
                     worker,
                     wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
-                    span_pool,
-                    retired,
-                    handoff,
+                    reuse,
                 }),
             },
             worker: Some(handle),
@@ -255,7 +236,7 @@ impl Client {
         let counters = &self.inner.counters;
         counters.captured(Kind::Event);
         if !roll(self.inner.settings.sample_rate) {
-            counters.dropped(Kind::Event, Drop::Sampled, 1);
+            counters.dropped(Kind::Event, DropReason::Sampled, 1);
             return id;
         }
         self.enqueue(
@@ -279,10 +260,10 @@ impl Client {
         let counters = &self.inner.counters;
         counters.captured(Kind::Transaction);
         if self.inner.closed.load(Ordering::Relaxed) {
-            counters.dropped(Kind::Transaction, Drop::ShutDown, 1);
+            counters.dropped(Kind::Transaction, DropReason::ShutDown, 1);
             return;
         }
-        if let Some(full) = self.inner.handoff.push(transaction, facts) {
+        if let Some(full) = self.inner.reuse.hand_off(transaction, facts) {
             let n = full.len() as u64;
             self.enqueue(Kind::Transaction, n, Message::Transactions(full));
         }
@@ -310,7 +291,7 @@ impl Client {
     fn enqueue(&self, kind: Kind, n: u64, message: Message) {
         let counters = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed) {
-            counters.dropped(kind, Drop::ShutDown, n);
+            counters.dropped(kind, DropReason::ShutDown, n);
             return;
         }
         match self.inner.tx.try_send(message) {
@@ -325,8 +306,8 @@ impl Client {
                     self.inner.worker.unpark();
                 }
             }
-            Err(TrySendError::Full(_)) => counters.dropped(kind, Drop::QueueFull, n),
-            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, Drop::ShutDown, n),
+            Err(TrySendError::Full(_)) => counters.dropped(kind, DropReason::QueueFull, n),
+            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, DropReason::ShutDown, n),
         }
     }
 

@@ -71,7 +71,7 @@ pub trait BuildRequest: Send + Sync {
     /// About how many bytes the source holds on the heap (copied headers, a captured
     /// body); by default, what its [`facts`](Self::facts) hold. Once a transaction is
     /// processed, the worker hands small sources back for a request thread to free
-    /// (see `ClientInner::retired`), and frees big ones itself rather than keep them
+    /// (see `crate::reuse`), and frees big ones itself rather than keep them
     /// waiting in the pool.
     fn heap_bytes(&self) -> usize {
         self.facts().map_or(0, |facts| facts.heap_bytes())
@@ -437,8 +437,8 @@ impl<'a> ScopeBuilder<'a> {
             }),
         };
         // Free what the worker is done with of one transaction here, on a request
-        // thread (see `ClientInner::retired`).
-        drop(self.client.inner.retired.take());
+        // thread (see `crate::reuse`).
+        self.client.inner.reuse.free_retired();
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);
         scope.request = self.request;
@@ -607,7 +607,7 @@ impl RequestScope {
             return;
         }
         if state.spans.capacity() == 0 {
-            state.spans = self.client.inner.span_pool.take();
+            state.spans = self.client.inner.reuse.span_list();
         }
         state.spans.push(span);
     }

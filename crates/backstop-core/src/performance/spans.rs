@@ -37,33 +37,6 @@ pub(crate) const MAX_STATEMENT: usize = 8000;
 /// The longest text field value a span keeps, in bytes; cut the same way.
 pub(crate) const MAX_FIELD: usize = 1024;
 
-/// Emptied span lists, handed back by the worker for the next requests: a request's
-/// list is freed on the worker, and for glibc such a cross-thread free of a 1 KiB
-/// block is dear on both threads (it consolidates the heap); reused, it costs nothing.
-pub(crate) struct SpanPool(crate::pipeline::Stack<Vec<PendingSpan>>);
-
-impl SpanPool {
-    /// Lists longer than this are freed rather than kept.
-    const MAX_KEPT: usize = 64;
-
-    pub(crate) fn new(lists: usize) -> Self {
-        SpanPool(crate::pipeline::Stack::new(lists))
-    }
-
-    /// An empty list with room for a few spans.
-    pub(crate) fn take(&self) -> Vec<PendingSpan> {
-        self.0.take().unwrap_or_else(|| Vec::with_capacity(8))
-    }
-
-    /// Keeps an emptied list for a later request (when the pool has room).
-    pub(crate) fn give(&self, mut list: Vec<PendingSpan>) {
-        list.clear();
-        if list.capacity() > 0 && list.capacity() <= Self::MAX_KEPT {
-            self.0.give(list);
-        }
-    }
-}
-
 /// A span recorded under a request, not yet assembled.
 pub(crate) enum PendingSpan {
     /// A span built by hand ([`crate::RequestScope::add_span`]).
@@ -217,7 +190,7 @@ pub(crate) struct QueryRef {
 enum QuerySource {
     Inline(Statement),
     /// As recorded on the request thread: freed back there (see
-    /// [`crate::pipeline::Retired`]).
+    /// [`crate::reuse::Retired`]).
     Boxed(Box<Query>),
 }
 

@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::options::Settings;
 use crate::performance::sql::Normalizer;
-use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record, TxRequest};
+use crate::pipeline::{
+    Counters, DropReason, Kind, PendingEvent, PendingTransaction, Record, TxRequest,
+};
 use crate::protocol::{Event, SdkInfo, TraceContext, Transaction};
 
 pub(crate) struct Processor {
     settings: Arc<Settings>,
-    span_pool: Arc<crate::performance::spans::SpanPool>,
-    /// What transactions are done with, for the request threads to free (see
-    /// `ClientInner::retired`).
-    retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
+    /// Where span lists and what transactions are done with go back to.
+    reuse: crate::reuse::Reuse,
     counters: Arc<Counters>,
     logged_panic: AtomicBool,
     /// Normalised statements, cached: the worker sees the same queries over and over.
@@ -28,13 +28,11 @@ impl Processor {
     pub(crate) fn new(
         settings: Arc<Settings>,
         counters: Arc<Counters>,
-        span_pool: Arc<crate::performance::spans::SpanPool>,
-        retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
+        reuse: crate::reuse::Reuse,
     ) -> Self {
         Processor {
             settings,
-            span_pool,
-            retired,
+            reuse,
             counters,
             logged_panic: AtomicBool::new(false),
             normalizer: RefCell::new(Normalizer::default()),
@@ -69,7 +67,7 @@ impl Processor {
         }
     }
 
-    fn event_inner(&self, pending: PendingEvent) -> Result<Event, Drop> {
+    fn event_inner(&self, pending: PendingEvent) -> Result<Event, DropReason> {
         let settings = &*self.settings;
         let PendingEvent {
             mut event,
@@ -112,7 +110,7 @@ impl Processor {
             }
         }
         if crate::capture::fingerprint::is_ignored(&event, &settings.ignore_errors) {
-            return Err(Drop::Ignored);
+            return Err(DropReason::Ignored);
         }
         crate::capture::fingerprint::apply(&mut event);
         settings.scrub.event(&mut event);
@@ -120,17 +118,17 @@ impl Processor {
             None => Ok(event),
             Some(before_send) => match catch_unwind(AssertUnwindSafe(|| before_send(event))) {
                 Ok(Some(event)) => Ok(event),
-                Ok(None) => Err(Drop::BeforeSend),
+                Ok(None) => Err(DropReason::BeforeSend),
                 Err(panic) => {
                     self.counters.callback_panicked();
                     self.log_panic("before_send", &*panic);
-                    Err(Drop::Panicked)
+                    Err(DropReason::Panicked)
                 }
             },
         }
     }
 
-    fn transaction_inner(&self, pending: PendingTransaction) -> Result<Transaction, Drop> {
+    fn transaction_inner(&self, pending: PendingTransaction) -> Result<Transaction, DropReason> {
         let settings = &*self.settings;
         let PendingTransaction {
             event_id,
@@ -163,7 +161,7 @@ impl Processor {
             &mut self.normalizer.borrow_mut(),
             settings.send_default_pii,
         );
-        self.span_pool.give(spans);
+        self.reuse.recycle_span_list(spans);
         let problems = match &settings.detectors {
             Some(thresholds) => {
                 crate::performance::detect::detect(&name, &assembled.query_spans(), thresholds)
@@ -214,9 +212,7 @@ impl Processor {
         let queries = queries
             .into_iter()
             .filter_map(crate::performance::spans::QueryRef::into_record);
-        if let Some(retired) = crate::pipeline::Retired::new(trace.request_source.take(), queries) {
-            self.retired.give(retired);
-        }
+        self.reuse.retire(trace.request_source.take(), queries);
         if let Some(request) = &transaction.request {
             crate::http::user_agent_contexts(request, &mut transaction.contexts);
         }
@@ -232,18 +228,18 @@ impl Processor {
             None => Ok(transaction),
             Some(f) => match catch_unwind(AssertUnwindSafe(|| f(transaction))) {
                 Ok(Some(t)) => Ok(t),
-                Ok(None) => Err(Drop::BeforeSend),
+                Ok(None) => Err(DropReason::BeforeSend),
                 Err(panic) => {
                     self.counters.callback_panicked();
                     self.log_panic("before_send_transaction", &*panic);
-                    Err(Drop::Panicked)
+                    Err(DropReason::Panicked)
                 }
             },
         }
     }
 
     fn panicked(&self, kind: Kind, panic: &(dyn std::any::Any + Send)) {
-        self.counters.dropped(kind, Drop::Panicked, 1);
+        self.counters.dropped(kind, DropReason::Panicked, 1);
         self.log_panic("processing", panic);
     }
 
