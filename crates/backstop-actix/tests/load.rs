@@ -32,7 +32,7 @@ async fn panics_under_load_never_take_the_server_down() {
     // hook chains to this one).
     std::panic::set_hook(Box::new(|_| {}));
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .environment("production")
             .queue_capacity(20_000)

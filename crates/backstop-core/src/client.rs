@@ -1,4 +1,4 @@
-//! The running client: [`init`] starts it, [`Backstop`] is the guard that owns it, and
+//! The running client: [`init`] starts it, [`BackstopGuard`] owns it, and
 //! [`Client`] is the cheap handle the adapters keep.
 
 use std::fmt;
@@ -18,7 +18,7 @@ use crate::pipeline::{
 use crate::protocol::{Event, EventId};
 
 /// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
-/// it stays valid after the [`Backstop`] guard is dropped, but records captured after
+/// it stays valid after the [`BackstopGuard`] is dropped, but records captured after
 /// shutdown are only counted.
 #[derive(Clone)]
 pub struct Client {
@@ -62,7 +62,7 @@ static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
 ///
 /// Keep the returned guard alive for the life of the service: dropping it flushes (for
 /// at most the shutdown timeout) and stops the worker.
-pub fn init(options: Options) -> Result<Backstop, InitError> {
+pub fn init(options: Options) -> Result<BackstopGuard, InitError> {
     let backstop = Client::start(options)?;
     if let Ok(mut global) = GLOBAL.write() {
         *global = Some(backstop.client.clone());
@@ -71,9 +71,10 @@ pub fn init(options: Options) -> Result<Backstop, InitError> {
 }
 
 impl Client {
-    /// Starts a client without registering it globally (tests use this to stay out of
-    /// each other's way). Most code wants [`init`].
-    pub fn start(options: Options) -> Result<Backstop, InitError> {
+    /// Starts a client without registering it globally: captures made outside a
+    /// request don't reach it. [`init`] registers it; tests reach this through
+    /// `test::start`, to stay out of each other's way.
+    pub(crate) fn start(options: Options) -> Result<BackstopGuard, InitError> {
         let validated = options.validate()?;
         // The spans' clock calibrates on its first read (10 to 20 ms, at most 200):
         // here, not in the first request.
@@ -106,7 +107,7 @@ impl Client {
         if validated.install_panic_hook {
             crate::capture::panic::install_hook();
         }
-        Ok(Backstop {
+        Ok(BackstopGuard {
             client: Client {
                 inner: Arc::new(ClientInner {
                     settings,
@@ -353,27 +354,27 @@ fn roll(rate: f64) -> bool {
 
 /// The guard [`init`] returns. It derefs to the [`Client`]. Dropping it flushes (for at
 /// most the shutdown timeout) and stops the worker.
-pub struct Backstop {
+pub struct BackstopGuard {
     client: Client,
     worker: Option<JoinHandle<()>>,
 }
 
-impl fmt::Debug for Backstop {
+impl fmt::Debug for BackstopGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Backstop")
+        f.debug_struct("BackstopGuard")
             .field("client", &self.client)
             .finish()
     }
 }
 
-impl Deref for Backstop {
+impl Deref for BackstopGuard {
     type Target = Client;
     fn deref(&self) -> &Client {
         &self.client
     }
 }
 
-impl Backstop {
+impl BackstopGuard {
     /// A handle to the client, for layers and middleware.
     pub fn client(&self) -> &Client {
         &self.client
@@ -414,7 +415,7 @@ impl Backstop {
     }
 }
 
-impl std::ops::Drop for Backstop {
+impl Drop for BackstopGuard {
     fn drop(&mut self) {
         let timeout = self.client.inner.settings.shutdown_timeout;
         self.shutdown_within(timeout);

@@ -37,6 +37,7 @@ pub mod pipeline;
 pub mod protocol;
 mod reuse;
 pub mod scope;
+#[cfg(feature = "test")]
 pub mod test;
 
 pub use capture::{fingerprint, panic, trace};
@@ -44,7 +45,7 @@ pub use capture::{fingerprint, panic, trace};
 pub use performance::diesel;
 pub use performance::{detect, sql, tracing};
 
-pub use client::{Backstop, Client, init};
+pub use client::{BackstopGuard, Client, init};
 pub use options::{Dsn, InitError, Options, SamplingContext};
 pub use panic::PanicDetails;
 pub use performance::db::{DbSpan, db_span};

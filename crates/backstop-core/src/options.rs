@@ -391,7 +391,7 @@ impl Options {
         self
     }
 
-    /// How long dropping the [`Backstop`](crate::Backstop) guard may wait for the queue
+    /// How long dropping the [`BackstopGuard`](crate::BackstopGuard) may wait for the queue
     /// to drain (default 2 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;

@@ -10,7 +10,7 @@
 //! ```
 //! use backstop_core::{Client, Options, RequestScope};
 //!
-//! let backstop = Client::start(Options::new().traces_sample_rate(1.0)).unwrap();
+//! let backstop = backstop_core::init(Options::new().traces_sample_rate(1.0)).unwrap();
 //! let scope = RequestScope::builder(&backstop, "GET /users/{id}").op("http.server").start();
 //! scope.run(|| {
 //!     backstop_core::set_tag("tenant", "acme");

@@ -21,7 +21,7 @@ pub type UserFrom = Arc<dyn Fn(&http::request::Parts) -> Option<User> + Send + S
 /// use axum::{Router, routing::get};
 /// use backstop_tower::BackstopLayer;
 ///
-/// let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+/// let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "hello" }))
 ///     .layer(BackstopLayer::new(&backstop));
@@ -51,7 +51,7 @@ impl fmt::Debug for BackstopLayer {
 }
 
 impl BackstopLayer {
-    /// A layer reporting to `client` (the [`Backstop`](backstop_core::Backstop) guard
+    /// A layer reporting to `client` (the [`Backstop`](backstop_core::BackstopGuard) guard
     /// derefs to it), with the default HTTP options and pages. The debug page is on
     /// when the client's environment is `development`.
     pub fn new(client: &Client) -> Self {
@@ -87,7 +87,7 @@ impl BackstopLayer {
     ///
     /// ```
     /// # use backstop_tower::BackstopLayer;
-    /// # let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
     /// #[derive(Clone)]
     /// struct Auth { user_id: u64 }
     ///

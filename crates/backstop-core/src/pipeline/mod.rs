@@ -84,7 +84,7 @@ pub trait Sink: Send + 'static {
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
 
     /// Makes everything consumed so far durable or delivered. Called by
-    /// [`Backstop::flush`](crate::Client::flush) and at shutdown.
+    /// [`Client::flush`](crate::Client::flush) and at shutdown.
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
@@ -182,7 +182,7 @@ impl Counters {
     }
 }
 
-/// A snapshot of what the pipeline did, from [`Backstop::stats`](crate::Client::stats).
+/// A snapshot of what the pipeline did, from [`Client::stats`](crate::Client::stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
