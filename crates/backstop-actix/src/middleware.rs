@@ -9,8 +9,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, ResponseError};
-use backstop_core::http::{HttpOptions, IpNet, PagePolicy};
 use backstop_core::{Client, User};
+use backstop_core::{HttpOptions, IpNet, PagePolicy};
 use backstop_pages::ErrorPages;
 
 use crate::errors::{ErrorType, ErrorTypes};

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use backstop_actix::Backstop;
+use backstop_core::Options;
 use backstop_core::test::TestSink;
-use backstop_core::{Client, Options};
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ok", web::get().to(|| async { "fine" })).route(

@@ -7,8 +7,10 @@
 //! - [`RequestScope`]: per-request context that handler code reaches with the free
 //!   functions below ([`set_user`], [`add_breadcrumb`], [`capture_error`], ...);
 //! - the panic hook, grouping ([`fingerprint`]), PII scrubbing and sampling;
+//! - performance monitoring: the [`tracing`] layer, [`db_span`], [`sql`] normalisation
+//!   and the [`detect`]ors;
 //! - the pipeline: a bounded queue, a worker thread, and [`Sink`]s;
-//! - [`test`](mod@test) support and a [`ConsoleSink`].
+//! - a [`ConsoleSink`], and test support (`backstop_core::test`, feature `test`).
 //!
 //! ```
 //! use backstop_core::{Level, Options, User};
@@ -28,26 +30,35 @@
 //! Outside any request scope, captures go to the client of the latest [`init`] with no
 //! request context, and `set_*`/`add_breadcrumb` do nothing.
 
+// The modules follow a record's path: its shape (`protocol`), the configuration, the
+// request's scope, what a capture carries, the HTTP facts, performance spans, and the
+// pipeline to the sinks. `reuse` holds the memory that goes round between request
+// threads and the worker. The modules are private: what users name is re-exported
+// below, at the root or in a small namespace module.
 mod capture;
-pub mod client;
-pub mod http;
-pub mod options;
+mod client;
+mod http;
+mod options;
 mod performance;
-pub mod pipeline;
+mod pipeline;
 pub mod protocol;
 mod reuse;
-pub mod scope;
+mod scope;
 #[cfg(feature = "test")]
 pub mod test;
 
-pub use capture::{fingerprint, panic, trace};
+pub use capture::{fingerprint, trace::TraceParent};
 #[cfg(feature = "diesel")]
 pub use performance::diesel;
 pub use performance::{detect, sql, tracing};
 
+pub use capture::panic::PanicDetails;
 pub use client::{BackstopGuard, Client, init};
-pub use options::{Dsn, InitError, Options, SamplingContext};
-pub use panic::PanicDetails;
+pub use http::{HttpOptions, IpNet, PagePolicy, PageRule};
+pub use options::{
+    DEFAULT_MAX_BREADCRUMBS, DEFAULT_MAX_SPANS, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
+    Dsn, InitError, InvalidDsn, Options, SamplingContext,
+};
 pub use performance::db::{DbSpan, db_span};
 pub use pipeline::console::ConsoleSink;
 pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
@@ -60,7 +71,15 @@ pub use scope::{
     Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
     bind, error_event,
 };
-pub use trace::TraceParent;
+
+/// What the two adapters (backstop-tower, backstop-actix) share of the request
+/// lifecycle: the request's facts, request ids, page decisions, status events. Not
+/// public API: it changes with the adapters, without notice.
+#[doc(hidden)]
+pub mod adapter {
+    pub use crate::capture::panic::payload_message;
+    pub use crate::http::*;
+}
 
 use scope::with_current;
 

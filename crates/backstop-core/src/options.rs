@@ -24,13 +24,14 @@ use crate::pipeline::Sink;
 use crate::protocol::{Breadcrumb, Event, Transaction};
 
 /// Decides, per transaction, the probability of keeping it (0.0 to 1.0).
-pub type TracesSampler = Arc<dyn Fn(&SamplingContext<'_>) -> f32 + Send + Sync>;
+pub(crate) type TracesSampler = Arc<dyn Fn(&SamplingContext<'_>) -> f32 + Send + Sync>;
 /// Rewrites or drops (`None`) an event just before the sinks see it.
-pub type BeforeSend = Arc<dyn Fn(Event) -> Option<Event> + Send + Sync>;
+pub(crate) type BeforeSend = Arc<dyn Fn(Event) -> Option<Event> + Send + Sync>;
 /// Rewrites or drops (`None`) a transaction just before the sinks see it.
-pub type BeforeSendTransaction = Arc<dyn Fn(Transaction) -> Option<Transaction> + Send + Sync>;
+pub(crate) type BeforeSendTransaction =
+    Arc<dyn Fn(Transaction) -> Option<Transaction> + Send + Sync>;
 /// Rewrites or drops (`None`) a breadcrumb as it is added.
-pub type BeforeBreadcrumb = Arc<dyn Fn(Breadcrumb) -> Option<Breadcrumb> + Send + Sync>;
+pub(crate) type BeforeBreadcrumb = Arc<dyn Fn(Breadcrumb) -> Option<Breadcrumb> + Send + Sync>;
 
 /// What a [`TracesSampler`] sees when it decides whether to keep a transaction.
 #[derive(Debug, Clone, Copy)]

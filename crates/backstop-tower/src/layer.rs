@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use backstop_core::http::{HttpOptions, PagePolicy};
 use backstop_core::{Client, User};
+use backstop_core::{HttpOptions, PagePolicy};
 use backstop_pages::ErrorPages;
 
 use crate::service::BackstopService;
@@ -119,7 +119,7 @@ impl BackstopLayer {
 
     /// Trusts a proxy's `X-Forwarded-For` / `Forwarded` (an address or a network).
     #[must_use]
-    pub fn trust_proxy(self, net: impl Into<backstop_core::http::IpNet>) -> Self {
+    pub fn trust_proxy(self, net: impl Into<backstop_core::IpNet>) -> Self {
         let net = net.into();
         self.with(|s| s.http = s.http.clone().trust_proxy(net))
     }

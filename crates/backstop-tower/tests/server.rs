@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use backstop_core::test::TestSink;
 use backstop_core::Options;
+use backstop_core::test::TestSink;
 use backstop_tower::BackstopLayer;
 
 async fn serve(app: Router) -> SocketAddr {

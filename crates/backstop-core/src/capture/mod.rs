@@ -2,6 +2,6 @@
 //! grouping (fingerprints), and the trace a request continues.
 
 pub mod fingerprint;
-pub mod panic;
+pub(crate) mod panic;
 pub(crate) mod stacktrace;
-pub mod trace;
+pub(crate) mod trace;

@@ -118,7 +118,7 @@ pub(crate) fn set_reported(id: EventId) {
 }
 
 /// Installs the hook once per process, chained to the previous one.
-pub fn install_hook() {
+pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();

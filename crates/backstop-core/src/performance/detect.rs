@@ -58,9 +58,8 @@
 use hashbrown::HashMap;
 use std::time::{Duration, SystemTime};
 
-use crate::capture::fingerprint::hash_parts;
 use crate::performance::sql::group_hex;
-use crate::protocol::{PerformanceProblem, ProblemKind, SpanId};
+use crate::protocol::{PerformanceProblem, ProblemKind, SpanId, hash_parts};
 
 /// One database span as the detectors see it.
 #[derive(Debug, Clone)]
