@@ -46,3 +46,25 @@ pub use backstop_store::SqliteStore;
 #[cfg(feature = "actix")]
 pub use backstop_actix as actix;
 
+// The guides compile: each code block in them is a doctest of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/axum.md")]
+mod guide_axum {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/actix.md")]
+mod guide_actix {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/configuration.md")]
+mod guide_configuration {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/error-pages.md")]
+mod guide_error_pages {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/performance-monitoring.md")]
+mod guide_performance_monitoring {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/performance.md")]
+mod guide_performance {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/store.md")]
+mod guide_store {}
