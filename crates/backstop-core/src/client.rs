@@ -105,7 +105,7 @@ impl Client {
             .map_err(InitError::Worker)?;
         let worker = handle.thread().clone();
         if validated.install_panic_hook {
-            crate::capture::panic::install_hook();
+            crate::capture::panic::install_hook(route_panic);
         }
         Ok(BackstopGuard {
             client: Client {
@@ -322,6 +322,18 @@ impl Client {
 
     fn ptr_eq(&self, other: &Client) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Where the panic hook sends what it saw: inside a request, to the request's scope,
+/// which records it with the request's context once the adapter catches the panic;
+/// outside any request, straight to the global client.
+fn route_panic(record: crate::capture::panic::PanicRecord) {
+    if crate::scope::has_current() {
+        crate::capture::panic::leave_for_scope(record);
+    } else if let Some(client) = Client::global() {
+        let (event, backtrace) = crate::capture::panic::panic_event(record);
+        client.send_event(event, backtrace, None);
     }
 }
 
