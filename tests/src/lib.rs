@@ -241,7 +241,7 @@ pub async fn run_all(framework: &str, addr: SocketAddr, client: &Client, sink: &
         if let Err(panic) = std::panic::catch_unwind(check) {
             panic!(
                 "{what}: events: {}",
-                backstop_core::panic::payload_message(&*panic)
+                backstop_core::adapter::payload_message(&*panic)
             );
         }
     }

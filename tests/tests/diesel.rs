@@ -6,7 +6,7 @@ use std::time::Duration;
 use backstop_core::detect::Thresholds;
 use backstop_core::test::TestSink;
 use backstop_core::{
-    Backstop, Client, Options, ProblemKind, RequestScope, Span, SpanStatus, Transaction,
+    BackstopGuard, Options, ProblemKind, RequestScope, Span, SpanStatus, Transaction,
 };
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -89,9 +89,9 @@ fn database() -> (tempfile::TempDir, SqliteConnection) {
     (dir, conn)
 }
 
-fn start(options: Options) -> (Backstop, TestSink) {
+fn start(options: Options) -> (BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let backstop = Client::start(options.sink(sink.clone()).console(false)).unwrap();
+    let backstop = backstop_core::test::start(options.sink(sink.clone()).console(false)).unwrap();
     (backstop, sink)
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use backstop_core::test::TestSink;
-use backstop_core::{Backstop, Breadcrumb, Client, Options, User};
+use backstop_core::{BackstopGuard, Breadcrumb, Client, Options, User};
 
 #[derive(Debug)]
 struct ParityError(std::io::Error);
@@ -25,9 +25,9 @@ struct Item {
     id: u32,
 }
 
-fn client(traces: f64) -> (Backstop, TestSink) {
+fn client(traces: f64) -> (BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .environment("production")
             .traces_sample_rate(traces)

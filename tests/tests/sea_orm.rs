@@ -8,7 +8,7 @@ use std::time::Duration;
 use backstop_core::detect::Thresholds;
 use backstop_core::test::TestSink;
 use backstop_core::{
-    Backstop, Client, Options, ProblemKind, RequestScope, Span, SpanStatus, Transaction,
+    BackstopGuard, Options, ProblemKind, RequestScope, Span, SpanStatus, Transaction,
 };
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
@@ -66,7 +66,7 @@ async fn settle(db: &DatabaseConnection) {
     db.execute_unprepared("SELECT 1").await.unwrap();
 }
 
-fn start() -> (Backstop, TestSink) {
+fn start() -> (BackstopGuard, TestSink) {
     let sink = TestSink::new();
     let options = Options::new()
         .problem_thresholds(Thresholds {
@@ -75,7 +75,7 @@ fn start() -> (Backstop, TestSink) {
         })
         .sink(sink.clone())
         .console(false);
-    (Client::start(options).unwrap(), sink)
+    (backstop_core::test::start(options).unwrap(), sink)
 }
 
 fn root_id(t: &Transaction) -> backstop_core::SpanId {

@@ -25,8 +25,8 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::rt::SystemRunner;
 use actix_web::{App, test, web};
 use backstop_actix::Backstop;
+use backstop_bench_support::{hello, overhead_client, query};
 use backstop_core::Client;
-use backstop_core::test::{hello, overhead_client, query};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tracing_subscriber::layer::SubscriberExt;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use actix_web::dev::Service;
 use actix_web::{App, test, web};
 use backstop_actix::Backstop;
-use backstop_core::test::{LoopArgs, hello, overhead_client, query};
+use backstop_bench_support::{LoopArgs, hello, overhead_client, query};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn routes(cfg: &mut web::ServiceConfig) {

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
-use backstop_core::http::BodyCapture;
+use backstop_core::adapter::BodyCapture;
 use bytes::Bytes;
 use futures_core::Stream;
 

@@ -10,7 +10,7 @@ use std::fmt;
 
 use actix_web::ResponseError;
 use backstop_core::Event;
-use backstop_core::http::error_response_event;
+use backstop_core::adapter::error_response_event;
 
 /// One known error type: how to find it behind a `dyn ResponseError`.
 #[derive(Clone, Copy)]

@@ -50,7 +50,7 @@ mod extract;
 mod middleware;
 mod service;
 
-pub use backstop_core::http::{HttpOptions, PagePolicy, PageRule};
+pub use backstop_core::{HttpOptions, PagePolicy, PageRule};
 pub use backstop_pages::ErrorPages;
 pub use extract::BackstopScope;
 pub use middleware::{Backstop, UserFrom};

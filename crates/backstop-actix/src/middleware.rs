@@ -9,8 +9,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, ResponseError};
-use backstop_core::http::{HttpOptions, IpNet, PagePolicy};
 use backstop_core::{Client, User};
+use backstop_core::{HttpOptions, IpNet, PagePolicy};
 use backstop_pages::ErrorPages;
 
 use crate::errors::{ErrorType, ErrorTypes};
@@ -26,7 +26,7 @@ pub type UserFrom = Arc<dyn Fn(&HttpRequest) -> Option<User> + Send + Sync>;
 /// use actix_web::{App, web};
 /// use backstop_actix::Backstop;
 ///
-/// let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+/// let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
 /// let app = App::new()
 ///     .wrap(Backstop::new(&backstop))
 ///     .route("/", web::get().to(|| async { "hello" }));
@@ -59,7 +59,7 @@ impl fmt::Debug for Backstop {
 }
 
 impl Backstop {
-    /// A middleware reporting to `client` (the [`Backstop`](backstop_core::Backstop)
+    /// A middleware reporting to `client` (the [`Backstop`](backstop_core::BackstopGuard)
     /// guard derefs to it), with the default HTTP options and pages. The debug page is
     /// on when the client's environment is `development`.
     pub fn new(client: &Client) -> Self {
@@ -102,7 +102,7 @@ impl Backstop {
     /// ```
     /// # use backstop_actix::Backstop;
     /// use actix_web::HttpMessage;
-    /// # let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
     /// #[derive(Clone)]
     /// struct Auth { user_id: u64 }
     ///
@@ -131,7 +131,7 @@ impl Backstop {
     ///
     /// ```
     /// # use backstop_actix::Backstop;
-    /// # let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
     /// #[derive(Debug)]
     /// struct CheckoutError(std::io::Error);
     /// # impl std::fmt::Display for CheckoutError {

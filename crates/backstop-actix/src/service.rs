@@ -14,8 +14,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 // Named for what it is here: actix has an `HttpRequest` of its own.
-use backstop_core::http::HttpRequest as RequestCopy;
-use backstop_core::http::{
+use backstop_core::adapter::HttpRequest as RequestCopy;
+use backstop_core::adapter::{
     FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, new_request_id_bytes,
     status_event, version_name,
 };

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use actix_web::web;
 use backstop_actix::Backstop;
+use backstop_core::Options;
 use backstop_core::test::TestSink;
-use backstop_core::{Client, Options};
 
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ok", web::get().to(|| async { "fine" })).route(
@@ -32,7 +32,7 @@ async fn panics_under_load_never_take_the_server_down() {
     // hook chains to this one).
     std::panic::set_hook(Box::new(|_| {}));
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .environment("production")
             .queue_capacity(20_000)

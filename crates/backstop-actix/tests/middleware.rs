@@ -9,11 +9,12 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, ResponseError, test, web};
 use backstop_actix::{Backstop, BackstopScope, PagePolicy};
 use backstop_core::test::TestSink;
-use backstop_core::{Client, Event, Options, SpanStatus, Transaction, User};
+use backstop_core::{Event, Options, SpanStatus, Transaction, User};
 
-fn start(options: Options) -> (backstop_core::Backstop, TestSink) {
+fn start(options: Options) -> (backstop_core::BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let backstop = Client::start(options.sink(sink.clone()).install_panic_hook(true)).unwrap();
+    let backstop =
+        backstop_core::test::start(options.sink(sink.clone()).install_panic_hook(true)).unwrap();
     (backstop, sink)
 }
 
@@ -150,7 +151,10 @@ fn get(uri: &str) -> test::TestRequest {
         .insert_header((header::ACCEPT, "text/html"))
 }
 
-fn flushed(backstop: &backstop_core::Backstop, sink: &TestSink) -> (Vec<Event>, Vec<Transaction>) {
+fn flushed(
+    backstop: &backstop_core::BackstopGuard,
+    sink: &TestSink,
+) -> (Vec<Event>, Vec<Transaction>) {
     assert!(backstop.flush(Duration::from_secs(10)));
     (sink.events(), sink.transactions())
 }

@@ -7,11 +7,11 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use backstop_actix::Backstop;
 use backstop_core::test::TestSink;
-use backstop_core::{Client, Options, SpanStatus};
+use backstop_core::{Options, SpanStatus};
 
-fn start(options: Options) -> (backstop_core::Backstop, TestSink) {
+fn start(options: Options) -> (backstop_core::BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let backstop = Client::start(options.sink(sink.clone())).unwrap();
+    let backstop = backstop_core::test::start(options.sink(sink.clone())).unwrap();
     (backstop, sink)
 }
 

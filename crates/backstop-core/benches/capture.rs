@@ -20,8 +20,8 @@ impl sentry::Transport for SentryDiscard {
     }
 }
 
-fn backstop() -> backstop_core::Backstop {
-    Client::start(
+fn backstop() -> backstop_core::BackstopGuard {
+    backstop_core::test::start(
         Options::new()
             .queue_capacity(1 << 17)
             .sink(DiscardSink)

@@ -84,7 +84,7 @@ fn tracing_layer(c: &mut Criterion) {
     let mut group = c.benchmark_group("tracing_layer");
 
     // Backstop.
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .traces_sample_rate(1.0)
             .queue_capacity(1 << 16)

@@ -1,4 +1,4 @@
-//! The running client: [`init`] starts it, [`Backstop`] is the guard that owns it, and
+//! The running client: [`init`] starts it, [`BackstopGuard`] owns it, and
 //! [`Client`] is the cheap handle the adapters keep.
 
 use std::fmt;
@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
+use crate::pipeline::process::Processor;
 use crate::pipeline::{
-    Counters, Drop, Kind, Message, PendingEvent, PendingTransaction, Pool, Stats, TraceLink, Worker,
+    Counters, DropReason, Kind, Message, PendingEvent, PendingTransaction, Stats, TraceLink, Worker,
 };
-use crate::process::Processor;
 use crate::protocol::{Event, EventId};
 
 /// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
-/// it stays valid after the [`Backstop`] guard is dropped, but records captured after
+/// it stays valid after the [`BackstopGuard`] is dropped, but records captured after
 /// shutdown are only counted.
 #[derive(Clone)]
 pub struct Client {
@@ -34,16 +34,8 @@ pub(crate) struct ClientInner {
     worker: std::thread::Thread,
     wake_at: usize,
     closed: AtomicBool,
-    /// Span lists the worker hands back for reuse.
-    pub(crate) span_pool: Arc<crate::spans::SpanPool>,
-    /// What the worker is done with of each transaction (its request source and query
-    /// records). A request thread allocated them, and freeing them there (one
-    /// transaction's worth per new request) keeps glibc's per-thread caches warm, where
-    /// a free on the worker would lock the request thread's arena and leave the blocks
-    /// out of its reach.
-    pub(crate) retired: Arc<Pool<crate::pipeline::Retired>>,
-    /// How transactions travel to the worker: in per-thread batches.
-    handoff: Arc<crate::handoff::Handoff>,
+    /// Memory that goes round between the request threads and the worker.
+    pub(crate) reuse: crate::reuse::Reuse,
 }
 
 impl fmt::Debug for Client {
@@ -70,7 +62,7 @@ static GLOBAL: RwLock<Option<Client>> = RwLock::new(None);
 ///
 /// Keep the returned guard alive for the life of the service: dropping it flushes (for
 /// at most the shutdown timeout) and stops the worker.
-pub fn init(options: Options) -> Result<Backstop, InitError> {
+pub fn init(options: Options) -> Result<BackstopGuard, InitError> {
     let backstop = Client::start(options)?;
     if let Ok(mut global) = GLOBAL.write() {
         *global = Some(backstop.client.clone());
@@ -79,49 +71,43 @@ pub fn init(options: Options) -> Result<Backstop, InitError> {
 }
 
 impl Client {
-    /// Starts a client without registering it globally (tests use this to stay out of
-    /// each other's way). Most code wants [`init`].
-    pub fn start(options: Options) -> Result<Backstop, InitError> {
+    /// Starts a client without registering it globally: captures made outside a
+    /// request don't reach it. [`init`] registers it; tests reach this through
+    /// `test::start`, to stay out of each other's way.
+    pub(crate) fn start(options: Options) -> Result<BackstopGuard, InitError> {
         let validated = options.validate()?;
         // The spans' clock calibrates on its first read (10 to 20 ms, at most 200):
         // here, not in the first request.
-        let _ = crate::spans::now();
+        let _ = crate::performance::spans::now();
         let settings = Arc::new(validated.settings);
         let counters = Arc::new(Counters::default());
         let mut sinks = validated.sinks;
         if validated.console.unwrap_or(sinks.is_empty()) {
-            sinks.push(Box::new(crate::console::ConsoleSink::new()));
+            sinks.push(Box::new(crate::pipeline::console::ConsoleSink::new()));
         }
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
-        let span_pool = Arc::new(crate::spans::SpanPool::new(1024));
-        let handoff = Arc::new(crate::handoff::Handoff::new(validated.queue_capacity));
-        let retired = Arc::new(Pool::new(1024));
+        let reuse = crate::reuse::Reuse::new(validated.queue_capacity);
         let worker = Worker::new(
             rx,
             sinks,
-            Processor::new(
-                settings.clone(),
-                counters.clone(),
-                span_pool.clone(),
-                retired.clone(),
-            ),
+            Processor::new(settings.clone(), counters.clone(), reuse.clone()),
             counters.clone(),
             validated.queue_capacity,
             settings.max_spans,
-            handoff.clone(),
+            reuse.clone(),
         );
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
             .spawn(move || {
-                crate::panic::mark_worker_thread();
+                crate::capture::panic::mark_worker_thread();
                 worker.run();
             })
             .map_err(InitError::Worker)?;
         let worker = handle.thread().clone();
         if validated.install_panic_hook {
-            crate::panic::install_hook();
+            crate::capture::panic::install_hook(route_panic);
         }
-        Ok(Backstop {
+        Ok(BackstopGuard {
             client: Client {
                 inner: Arc::new(ClientInner {
                     settings,
@@ -130,9 +116,7 @@ impl Client {
                     worker,
                     wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
-                    span_pool,
-                    retired,
-                    handoff,
+                    reuse,
                 }),
             },
             worker: Some(handle),
@@ -253,7 +237,7 @@ impl Client {
         let counters = &self.inner.counters;
         counters.captured(Kind::Event);
         if !roll(self.inner.settings.sample_rate) {
-            counters.dropped(Kind::Event, Drop::Sampled, 1);
+            counters.dropped(Kind::Event, DropReason::Sampled, 1);
             return id;
         }
         self.enqueue(
@@ -277,17 +261,21 @@ impl Client {
         let counters = &self.inner.counters;
         counters.captured(Kind::Transaction);
         if self.inner.closed.load(Ordering::Relaxed) {
-            counters.dropped(Kind::Transaction, Drop::ShutDown, 1);
+            counters.dropped(Kind::Transaction, DropReason::ShutDown, 1);
             return;
         }
-        if let Some(full) = self.inner.handoff.push(transaction, facts) {
+        if let Some(full) = self.inner.reuse.hand_off(transaction, facts) {
             let n = full.len() as u64;
             self.enqueue(Kind::Transaction, n, Message::Transactions(full));
         }
     }
 
     /// Hands the worker a span that closed after its transaction was sent.
-    pub(crate) fn send_late_span(&self, transaction: EventId, span: crate::spans::PendingSpan) {
+    pub(crate) fn send_late_span(
+        &self,
+        transaction: EventId,
+        span: crate::performance::spans::PendingSpan,
+    ) {
         let counters = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed)
             || self
@@ -304,7 +292,7 @@ impl Client {
     fn enqueue(&self, kind: Kind, n: u64, message: Message) {
         let counters = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed) {
-            counters.dropped(kind, Drop::ShutDown, n);
+            counters.dropped(kind, DropReason::ShutDown, n);
             return;
         }
         match self.inner.tx.try_send(message) {
@@ -319,8 +307,8 @@ impl Client {
                     self.inner.worker.unpark();
                 }
             }
-            Err(TrySendError::Full(_)) => counters.dropped(kind, Drop::QueueFull, n),
-            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, Drop::ShutDown, n),
+            Err(TrySendError::Full(_)) => counters.dropped(kind, DropReason::QueueFull, n),
+            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, DropReason::ShutDown, n),
         }
     }
 
@@ -334,6 +322,18 @@ impl Client {
 
     fn ptr_eq(&self, other: &Client) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Where the panic hook sends what it saw: inside a request, to the request's scope,
+/// which records it with the request's context once the adapter catches the panic;
+/// outside any request, straight to the global client.
+fn route_panic(record: crate::capture::panic::PanicRecord) {
+    if crate::scope::has_current() {
+        crate::capture::panic::leave_for_scope(record);
+    } else if let Some(client) = Client::global() {
+        let (event, backtrace) = crate::capture::panic::panic_event(record);
+        client.send_event(event, backtrace, None);
     }
 }
 
@@ -366,27 +366,27 @@ fn roll(rate: f64) -> bool {
 
 /// The guard [`init`] returns. It derefs to the [`Client`]. Dropping it flushes (for at
 /// most the shutdown timeout) and stops the worker.
-pub struct Backstop {
+pub struct BackstopGuard {
     client: Client,
     worker: Option<JoinHandle<()>>,
 }
 
-impl fmt::Debug for Backstop {
+impl fmt::Debug for BackstopGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Backstop")
+        f.debug_struct("BackstopGuard")
             .field("client", &self.client)
             .finish()
     }
 }
 
-impl Deref for Backstop {
+impl Deref for BackstopGuard {
     type Target = Client;
     fn deref(&self) -> &Client {
         &self.client
     }
 }
 
-impl Backstop {
+impl BackstopGuard {
     /// A handle to the client, for layers and middleware.
     pub fn client(&self) -> &Client {
         &self.client
@@ -427,7 +427,7 @@ impl Backstop {
     }
 }
 
-impl std::ops::Drop for Backstop {
+impl Drop for BackstopGuard {
     fn drop(&mut self) {
         let timeout = self.client.inner.settings.shutdown_timeout;
         self.shutdown_within(timeout);

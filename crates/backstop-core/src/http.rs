@@ -10,9 +10,9 @@
 //! - how a request becomes Sentry's request context ([`build_request`]).
 //!
 //! ```
-//! use backstop_core::http::{HttpOptions, PageDecision, transaction_name};
+//! use backstop_core::adapter::{HttpOptions, PageDecision, transaction_name};
 //!
-//! let http = HttpOptions::new().trust_proxy("10.0.0.0/8".parse::<backstop_core::http::IpNet>().unwrap());
+//! let http = HttpOptions::new().trust_proxy("10.0.0.0/8".parse::<backstop_core::IpNet>().unwrap());
 //! assert_eq!(transaction_name("GET", Some("/users/{id}")), "GET /users/{id}");
 //! assert_eq!(transaction_name("GET", None), "GET <unmatched>");
 //! // axum's empty 404 gets a page; a JSON 404 from the handler is left alone.
@@ -47,7 +47,7 @@ pub enum PageRule {
 /// per status.
 ///
 /// ```
-/// use backstop_core::http::{PagePolicy, PageRule};
+/// use backstop_core::{PagePolicy, PageRule};
 /// let policy = PagePolicy::default()           // empty or plain-text bodies
 ///     .status(404, PageRule::Always)           // every 404 gets the page
 ///     .status(422, PageRule::Keep);            // validation errors stay as they are
@@ -989,7 +989,7 @@ mod tests {
 /// and unbuffered.
 ///
 /// ```
-/// use backstop_core::http::BodyCapture;
+/// use backstop_core::adapter::BodyCapture;
 ///
 /// let capture = BodyCapture::new(16);
 /// assert_eq!(capture.text(), None);
@@ -1201,7 +1201,7 @@ impl crate::scope::BuildRequest for HttpRequest {
 /// free; one buffer costs one.
 ///
 /// ```
-/// use backstop_core::http::FlatRequest;
+/// use backstop_core::adapter::FlatRequest;
 ///
 /// let headers = [("accept", &b"text/html"[..]), ("x-tenant", &b"acme"[..])];
 /// let flat = FlatRequest::new(
@@ -1309,7 +1309,7 @@ impl FlatRequest {
     /// [`set_request_id`](Self::set_request_id) once it is decided.
     ///
     /// ```
-    /// use backstop_core::http::FlatRequest;
+    /// use backstop_core::adapter::FlatRequest;
     ///
     /// let headers = [("accept", b"*/*".as_slice()), ("x-request-id", b"abc-1".as_slice())];
     /// let (mut flat, found) =

@@ -7,8 +7,10 @@
 //! - [`RequestScope`]: per-request context that handler code reaches with the free
 //!   functions below ([`set_user`], [`add_breadcrumb`], [`capture_error`], ...);
 //! - the panic hook, grouping ([`fingerprint`]), PII scrubbing and sampling;
+//! - performance monitoring: the [`tracing`] layer, [`db_span`], [`sql`] normalisation
+//!   and the [`detect`]ors;
 //! - the pipeline: a bounded queue, a worker thread, and [`Sink`]s;
-//! - [`test`](mod@test) support and a [`ConsoleSink`].
+//! - a [`ConsoleSink`], and test support (`backstop_core::test`, feature `test`).
 //!
 //! ```
 //! use backstop_core::{Level, Options, User};
@@ -28,35 +30,38 @@
 //! Outside any request scope, captures go to the client of the latest [`init`] with no
 //! request context, and `set_*`/`add_breadcrumb` do nothing.
 
-pub mod client;
-mod console;
-mod db;
-pub mod detect;
-#[cfg(feature = "diesel")]
-pub mod diesel;
-pub mod fingerprint;
-mod handoff;
-pub mod http;
-mod intern;
-pub mod options;
-pub mod panic;
-pub mod pipeline;
-mod process;
+// The modules follow a record's path: its shape (`protocol`), the configuration, the
+// request's scope, what a capture carries, the HTTP facts, performance spans, and the
+// pipeline to the sinks. `reuse` holds the memory that goes round between request
+// threads and the worker. The modules are private: what users name is re-exported
+// below, at the root or in a small namespace module.
+mod capture;
+mod client;
+mod http;
+mod options;
+mod performance;
+mod pipeline;
 pub mod protocol;
-pub mod scope;
-mod scrub;
-mod spans;
-pub mod sql;
-mod stacktrace;
+mod reuse;
+mod scope;
+#[cfg(feature = "test")]
 pub mod test;
-pub mod trace;
-pub mod tracing;
 
-pub use client::{Backstop, Client, init};
-pub use console::ConsoleSink;
-pub use db::{DbSpan, db_span};
-pub use options::{Dsn, InitError, Options, SamplingContext};
-pub use panic::PanicDetails;
+pub use capture::{fingerprint, trace::TraceParent};
+#[cfg(feature = "diesel")]
+pub use performance::diesel;
+pub use performance::{detect, sql, tracing};
+
+pub use capture::panic::PanicDetails;
+pub use client::{BackstopGuard, Client, init};
+pub use http::{HttpOptions, IpNet, PagePolicy, PageRule};
+pub use options::{
+    DEFAULT_MAX_BREADCRUMBS, DEFAULT_MAX_SPANS, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
+    Dsn, InitError, InvalidDsn, Options, SamplingContext,
+};
+pub use performance::db::{DbSpan, db_span};
+pub use pipeline::console::ConsoleSink;
+pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
@@ -66,8 +71,15 @@ pub use scope::{
     Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
     bind, error_event,
 };
-pub use scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
-pub use trace::TraceParent;
+
+/// What the two adapters (backstop-tower, backstop-actix) share of the request
+/// lifecycle: the request's facts, request ids, page decisions, status events. Not
+/// public API: it changes with the adapters, without notice.
+#[doc(hidden)]
+pub mod adapter {
+    pub use crate::capture::panic::payload_message;
+    pub use crate::http::*;
+}
 
 use scope::with_current;
 

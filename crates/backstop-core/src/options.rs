@@ -19,18 +19,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::detect::Thresholds;
+use crate::performance::detect::Thresholds;
 use crate::pipeline::Sink;
 use crate::protocol::{Breadcrumb, Event, Transaction};
 
 /// Decides, per transaction, the probability of keeping it (0.0 to 1.0).
-pub type TracesSampler = Arc<dyn Fn(&SamplingContext<'_>) -> f32 + Send + Sync>;
+pub(crate) type TracesSampler = Arc<dyn Fn(&SamplingContext<'_>) -> f32 + Send + Sync>;
 /// Rewrites or drops (`None`) an event just before the sinks see it.
-pub type BeforeSend = Arc<dyn Fn(Event) -> Option<Event> + Send + Sync>;
+pub(crate) type BeforeSend = Arc<dyn Fn(Event) -> Option<Event> + Send + Sync>;
 /// Rewrites or drops (`None`) a transaction just before the sinks see it.
-pub type BeforeSendTransaction = Arc<dyn Fn(Transaction) -> Option<Transaction> + Send + Sync>;
+pub(crate) type BeforeSendTransaction =
+    Arc<dyn Fn(Transaction) -> Option<Transaction> + Send + Sync>;
 /// Rewrites or drops (`None`) a breadcrumb as it is added.
-pub type BeforeBreadcrumb = Arc<dyn Fn(Breadcrumb) -> Option<Breadcrumb> + Send + Sync>;
+pub(crate) type BeforeBreadcrumb = Arc<dyn Fn(Breadcrumb) -> Option<Breadcrumb> + Send + Sync>;
 
 /// What a [`TracesSampler`] sees when it decides whether to keep a transaction.
 #[derive(Debug, Clone, Copy)]
@@ -391,7 +392,7 @@ impl Options {
         self
     }
 
-    /// How long dropping the [`Backstop`](crate::Backstop) guard may wait for the queue
+    /// How long dropping the [`BackstopGuard`](crate::BackstopGuard) may wait for the queue
     /// to drain (default 2 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -474,7 +475,7 @@ pub(crate) struct Settings {
     pub(crate) ignore_statuses: Vec<u16>,
     pub(crate) in_app_include: Vec<String>,
     pub(crate) in_app_exclude: Vec<String>,
-    pub(crate) scrub: crate::scrub::Scrubber,
+    pub(crate) scrub: crate::pipeline::scrub::Scrubber,
     pub(crate) shutdown_timeout: Duration,
 }
 
@@ -551,7 +552,7 @@ impl Options {
             .server_name
             .take()
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()));
-        let scrub = crate::scrub::Scrubber::new(
+        let scrub = crate::pipeline::scrub::Scrubber::new(
             self.send_default_pii,
             std::mem::take(&mut self.scrub_keys),
             std::mem::take(&mut self.scrub_headers),

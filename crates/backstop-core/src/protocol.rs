@@ -701,8 +701,20 @@ impl Event {
     /// The group this event belongs to: a stable hash of the resolved fingerprint.
     /// Events that share it are one issue.
     pub fn group_hash(&self) -> String {
-        crate::fingerprint::hash_parts(self.fingerprint.iter().map(String::as_str))
+        hash_parts(self.fingerprint.iter().map(String::as_str))
     }
+}
+
+/// A stable hex hash of the parts (xxh3, 128 bits). Stable across builds and
+/// platforms, so issues keep their identity across releases.
+pub fn hash_parts<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        // A separator that can't occur in text keeps ["ab","c"] apart from ["a","bc"].
+        hasher.update(&[0xff]);
+    }
+    format!("{:032x}", hasher.digest128())
 }
 
 /// Which SDK produced a record.
@@ -890,7 +902,7 @@ pub struct PerformanceProblem {
     /// The normalised query at fault (`SELECT * FROM posts WHERE user_id = ?`); for
     /// too many queries, the most frequent one.
     pub description: String,
-    /// The stable hash of the normalised query ([`crate::sql`]), when one query is at
+    /// The stable hash of the normalised query, when one query is at
     /// fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_group: Option<String>,

@@ -10,7 +10,7 @@
 //! ```
 //! use backstop_core::{Client, Options, RequestScope};
 //!
-//! let backstop = Client::start(Options::new().traces_sample_rate(1.0)).unwrap();
+//! let backstop = backstop_core::init(Options::new().traces_sample_rate(1.0)).unwrap();
 //! let scope = RequestScope::builder(&backstop, "GET /users/{id}").op("http.server").start();
 //! scope.run(|| {
 //!     backstop_core::set_tag("tenant", "acme");
@@ -31,15 +31,15 @@ use std::task::{Context, Poll};
 
 use serde_json::Value;
 
+use crate::capture::trace::TraceParent;
 use crate::client::Client;
 use crate::options::SamplingContext;
+use crate::performance::spans::{Instant, PendingSpan, Recorded};
 use crate::pipeline::{PendingTransaction, ScopeContext, TraceLink, TxName};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Exception, Level, Map, Mechanism, Request, Span, SpanId,
     SpanStatus, TraceId, User, Values,
 };
-use crate::spans::{Instant, PendingSpan, Recorded};
-use crate::trace::TraceParent;
 
 /// The context that events of one request carry: who, what, and what happened before.
 ///
@@ -71,7 +71,7 @@ pub trait BuildRequest: Send + Sync {
     /// About how many bytes the source holds on the heap (copied headers, a captured
     /// body); by default, what its [`facts`](Self::facts) hold. Once a transaction is
     /// processed, the worker hands small sources back for a request thread to free
-    /// (see `ClientInner::retired`), and frees big ones itself rather than keep them
+    /// (see `crate::reuse`), and frees big ones itself rather than keep them
     /// waiting in the pool.
     fn heap_bytes(&self) -> usize {
         self.facts().map_or(0, |facts| facts.heap_bytes())
@@ -437,8 +437,8 @@ impl<'a> ScopeBuilder<'a> {
             }),
         };
         // Free what the worker is done with of one transaction here, on a request
-        // thread (see `ClientInner::retired`).
-        drop(self.client.inner.retired.take());
+        // thread (see `crate::reuse`).
+        self.client.inner.reuse.free_retired();
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);
         scope.request = self.request;
@@ -454,7 +454,7 @@ impl<'a> ScopeBuilder<'a> {
             parent_span_id,
             sampled,
             op: self.op,
-            started: crate::spans::now(),
+            started: crate::performance::spans::now(),
             http: self.http,
             state: Mutex::new(State {
                 scope,
@@ -531,9 +531,9 @@ impl RequestScope {
 
     /// When the request started.
     pub fn started(&self) -> std::time::Instant {
-        // Spans run on their own clock (`crate::spans::Instant`): translated.
+        // Spans run on their own clock (`crate::performance::spans::Instant`): translated.
         let now = std::time::Instant::now();
-        let ago = crate::spans::now().saturating_duration_since(self.started);
+        let ago = crate::performance::spans::now().saturating_duration_since(self.started);
         now.checked_sub(ago).unwrap_or(now)
     }
 
@@ -607,7 +607,7 @@ impl RequestScope {
             return;
         }
         if state.spans.capacity() == 0 {
-            state.spans = self.client.inner.span_pool.take();
+            state.spans = self.client.inner.reuse.span_list();
         }
         state.spans.push(span);
     }
@@ -653,22 +653,22 @@ impl RequestScope {
         &self,
         payload: &(dyn std::any::Any + Send),
         frames: bool,
-    ) -> (EventId, crate::panic::PanicDetails) {
-        let record = match crate::panic::take_last() {
+    ) -> (EventId, crate::capture::panic::PanicDetails) {
+        let record = match crate::capture::panic::take_last() {
             Some(record) => record,
             None => {
-                if let Some(id) = crate::panic::take_reported() {
-                    let details = crate::panic::PanicDetails {
-                        message: crate::panic::payload_message(payload),
+                if let Some(id) = crate::capture::panic::take_reported() {
+                    let details = crate::capture::panic::PanicDetails {
+                        message: crate::capture::panic::payload_message(payload),
                         ..Default::default()
                     };
                     return (id, details);
                 }
-                crate::panic::PanicRecord::from_payload(payload)
+                crate::capture::panic::PanicRecord::from_payload(payload)
             }
         };
         let details = record.details(self.client.settings(), frames);
-        let (mut event, backtrace) = crate::panic::panic_event(record);
+        let (mut event, backtrace) = crate::capture::panic::panic_event(record);
         let source = self.apply(&mut event);
         let id = self
             .client
@@ -678,13 +678,13 @@ impl RequestScope {
 
     /// Reports a panic leaving a bound region that nothing in Backstop will catch.
     fn report_escaping_panic(&self) {
-        if let Some(record) = crate::panic::take_last() {
-            let (mut event, backtrace) = crate::panic::panic_event(record);
+        if let Some(record) = crate::capture::panic::take_last() {
+            let (mut event, backtrace) = crate::capture::panic::panic_event(record);
             let source = self.apply(&mut event);
             let id = self
                 .client
                 .send_event(event, backtrace, Some(self.trace_link(source)));
-            crate::panic::set_reported(id);
+            crate::capture::panic::set_reported(id);
         }
     }
 
@@ -746,7 +746,7 @@ impl RequestScope {
         if !self.sampled {
             return None;
         }
-        let ended = crate::spans::now();
+        let ended = crate::performance::spans::now();
         let spans = std::mem::take(&mut state.spans);
         let spans_dropped = state.spans_dropped;
         let scope = &state.scope;

@@ -12,14 +12,16 @@
 //! ```
 //!
 //! For a whole service (a router with the Backstop layer), plug a [`TestSink`] into the
-//! options and read it after [`Backstop::flush`](crate::Client::flush).
+//! options and read it after [`Client::flush`](crate::Client::flush). Start each test's
+//! client with [`start`]: unlike [`init`](crate::init), it doesn't register the client
+//! for captures made outside a request, so tests running in parallel stay apart.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::client::Client;
-use crate::options::Options;
+use crate::client::{BackstopGuard, Client};
+use crate::options::{InitError, Options};
 use crate::pipeline::{Record, Sink, SinkError};
 use crate::protocol::{Event, Transaction};
 use crate::scope::RequestScope;
@@ -102,85 +104,6 @@ impl Sink for TestSink {
     }
 }
 
-/// The overhead benches' client (and their `request_loop` examples'): every record
-/// into a [`DiscardSink`], a queue big enough that nothing is dropped between the
-/// benches' drains, no panic hook.
-pub fn overhead_client(traces_sample_rate: f64) -> crate::Backstop {
-    Client::start(
-        Options::new()
-            .traces_sample_rate(traces_sample_rate)
-            .queue_capacity(1 << 16)
-            .install_panic_hook(false)
-            .sink(DiscardSink),
-    )
-    .expect("the overhead client starts")
-}
-
-/// The overhead benches' `/hello` handler (axum's and actix's alike).
-pub async fn hello() -> &'static str {
-    "hello"
-}
-
-/// The overhead benches' `/query` handler: [`sqlx_style_queries`].
-pub async fn query() -> &'static str {
-    sqlx_style_queries();
-    "queried"
-}
-
-/// The arguments of the `request_loop` examples: the stack (`bare`, `errors` or
-/// `transactions`), the route (`/hello` or `/query`) and how many requests to run.
-#[derive(Debug, Clone)]
-pub struct LoopArgs {
-    /// `bare`, `errors` or `transactions`.
-    pub stack: String,
-    /// `/hello` or `/query`.
-    pub path: String,
-    /// How many requests to time.
-    pub n: u32,
-    /// The traces sample rate the stack runs at.
-    pub rate: f64,
-}
-
-impl LoopArgs {
-    /// From the command line; panics with the usage on a bad one.
-    pub fn from_env() -> Self {
-        let mut args = std::env::args().skip(1);
-        let stack = args.next().unwrap_or_else(|| "transactions".into());
-        let path = args.next().unwrap_or_else(|| "/hello".into());
-        let n = args.next().map_or(10_000, |n| n.parse().expect("a count"));
-        let rate = match stack.as_str() {
-            "bare" | "transactions" => 1.0,
-            "errors" => 0.0,
-            other => panic!("unknown stack {other}: bare, errors or transactions"),
-        };
-        LoopArgs {
-            stack,
-            path,
-            n,
-            rate,
-        }
-    }
-}
-
-/// What the overhead benches' query route does, in one place: five sqlx-style query
-/// events (`target: "sqlx::query"`, the fields sqlx logs) inside a `load_user` span.
-/// Under Backstop's tracing layer they become five query spans of one statement.
-pub fn sqlx_style_queries() {
-    let span = tracing::info_span!("load_user");
-    let _entered = span.enter();
-    for i in 0..5u32 {
-        let elapsed = 0.000_2 + f64::from(i) * 0.000_01;
-        tracing::debug!(
-            target: "sqlx::query",
-            summary = "SELECT id, name FROM users WHERE id = ?",
-            db.statement = "SELECT id, name FROM users WHERE id = ?",
-            rows_affected = 0u64,
-            rows_returned = 1u64,
-            elapsed_secs = elapsed,
-        );
-    }
-}
-
 /// What [`capture`] recorded.
 #[derive(Debug, Clone, Default)]
 pub struct Captured {
@@ -201,7 +124,7 @@ pub fn capture(f: impl FnOnce()) -> Captured {
 
 /// Like [`capture`], with options of the test's choosing (sinks are added to).
 pub fn capture_with(options: Options, f: impl FnOnce()) -> Captured {
-    let (client, sink, _guard) = start(options);
+    let (client, sink, _guard) = start_capturing(options);
     let scope = RequestScope::builder(&client, "test")
         .sampled(false)
         .start();
@@ -211,7 +134,7 @@ pub fn capture_with(options: Options, f: impl FnOnce()) -> Captured {
 
 /// Like [`capture`], for async code: the future runs with the scope bound.
 pub async fn capture_async<F: Future<Output = ()>>(future: F) -> Captured {
-    let (client, sink, _guard) = start(Options::new().traces_sample_rate(1.0));
+    let (client, sink, _guard) = start_capturing(Options::new().traces_sample_rate(1.0));
     let scope = RequestScope::builder(&client, "test")
         .sampled(false)
         .start();
@@ -219,7 +142,14 @@ pub async fn capture_async<F: Future<Output = ()>>(future: F) -> Captured {
     finish(&client, &sink)
 }
 
-fn start(options: Options) -> (Client, TestSink, crate::Backstop) {
+/// Starts a client that is not registered for captures made outside a request (what
+/// [`init`](crate::init) does besides): each test keeps its own, and captures reach
+/// it only through a scope it opened or through the client itself.
+pub fn start(options: Options) -> Result<BackstopGuard, InitError> {
+    Client::start(options)
+}
+
+fn start_capturing(options: Options) -> (Client, TestSink, BackstopGuard) {
     let sink = TestSink::new();
     let guard =
         Client::start(options.sink(sink.clone()).console(false)).expect("test options are valid");

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use backstop_core::{Client, Options, RequestScope, test::TestSink};
 
-fn start(queue_capacity: usize) -> (backstop_core::Backstop, TestSink) {
+fn start(queue_capacity: usize) -> (backstop_core::BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .traces_sample_rate(1.0)
             .queue_capacity(queue_capacity)

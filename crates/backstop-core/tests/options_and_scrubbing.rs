@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use backstop_core::protocol::Request;
-use backstop_core::{Client, InitError, Options, RequestScope, User, test::TestSink};
+use backstop_core::{InitError, Options, RequestScope, User, test::TestSink};
 
 fn env(vars: &[(&str, &str)]) -> Options {
     let vars: HashMap<String, String> = vars
@@ -16,7 +16,7 @@ fn env(vars: &[(&str, &str)]) -> Options {
 }
 
 fn setting_of(options: Options) -> &'static str {
-    match Client::start(options) {
+    match backstop_core::test::start(options) {
         Err(e @ InitError::InvalidSetting { .. }) => {
             let setting = e.setting().unwrap();
             assert!(
@@ -80,7 +80,7 @@ fn bad_values_are_typed_errors_naming_the_setting() {
 
 #[test]
 fn environment_variables_and_their_fallbacks() {
-    let backstop = Client::start(env(&[
+    let backstop = backstop_core::test::start(env(&[
         ("SENTRY_DSN", "https://public@sentry.example.com/42"),
         ("SENTRY_ENVIRONMENT", "staging"),
         ("BACKSTOP_RELEASE", "shop@3"),
@@ -106,7 +106,7 @@ fn environment_variables_and_their_fallbacks() {
         "Debug hides the key"
     );
 
-    let backstop = Client::start(env(&[
+    let backstop = backstop_core::test::start(env(&[
         ("BACKSTOP_DSN", "http://k@localhost:9000/sub/path/7"),
         ("SENTRY_DSN", "x"),
     ]))
@@ -118,7 +118,8 @@ fn environment_variables_and_their_fallbacks() {
 
     // Empty variables count as unset; the environment defaults by build profile.
     let backstop =
-        Client::start(env(&[("BACKSTOP_DSN", ""), ("BACKSTOP_ENVIRONMENT", "")])).unwrap();
+        backstop_core::test::start(env(&[("BACKSTOP_DSN", ""), ("BACKSTOP_ENVIRONMENT", "")]))
+            .unwrap();
     assert!(backstop.dsn().is_none());
     let expected = if cfg!(debug_assertions) {
         "development"
@@ -161,7 +162,7 @@ fn request() -> Request {
 
 fn capture_with_pii(send_default_pii: bool) -> (backstop_core::Event, backstop_core::Transaction) {
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .send_default_pii(send_default_pii)
             .traces_sample_rate(1.0)
@@ -273,9 +274,9 @@ fn send_default_pii_keeps_it() {
 
 #[test]
 fn traces_sampling_honours_rate_sampler_and_caller() {
-    let never = Client::start(Options::new().traces_sample_rate(0.0)).unwrap();
-    let always = Client::start(Options::new().traces_sample_rate(1.0)).unwrap();
-    let by_route = Client::start(Options::new().traces_sampler(|ctx| {
+    let never = backstop_core::test::start(Options::new().traces_sample_rate(0.0)).unwrap();
+    let always = backstop_core::test::start(Options::new().traces_sample_rate(1.0)).unwrap();
+    let by_route = backstop_core::test::start(Options::new().traces_sampler(|ctx| {
         if ctx.route == Some("/health") {
             0.0
         } else {
@@ -324,7 +325,7 @@ fn traces_sampling_honours_rate_sampler_and_caller() {
             .is_sampled()
     );
     // A rate between 0 and 1 keeps about that share.
-    let half = Client::start(Options::new().traces_sample_rate(0.5)).unwrap();
+    let half = backstop_core::test::start(Options::new().traces_sample_rate(0.5)).unwrap();
     let kept = (0..4000)
         .filter(|_| RequestScope::builder(&half, "GET /").start().is_sampled())
         .count();
@@ -333,7 +334,7 @@ fn traces_sampling_honours_rate_sampler_and_caller() {
 
 #[test]
 fn ignored_statuses_are_reported_to_adapters() {
-    let backstop = Client::start(Options::new().ignore_status(503)).unwrap();
+    let backstop = backstop_core::test::start(Options::new().ignore_status(503)).unwrap();
     assert!(backstop.is_status_ignored(503));
     assert!(!backstop.is_status_ignored(500));
 }

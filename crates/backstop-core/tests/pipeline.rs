@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use backstop_core::{
-    Client, Level, Options, Record, RequestScope, Sink, SinkError, test::TestSink,
-};
+use backstop_core::{Level, Options, Record, RequestScope, Sink, SinkError, test::TestSink};
 
 struct SleepingSink(Duration);
 
@@ -20,7 +18,7 @@ impl Sink for SleepingSink {
 
 #[test]
 fn a_million_captures_against_a_slow_sink_never_block_and_count_every_drop() {
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .queue_capacity(1000)
             .shutdown_timeout(Duration::from_millis(100))
@@ -59,7 +57,7 @@ impl Sink for StuckSink {
 
 #[test]
 fn flush_and_shutdown_never_wait_past_their_timeout() {
-    let backstop = Client::start(Options::new().sink(StuckSink)).unwrap();
+    let backstop = backstop_core::test::start(Options::new().sink(StuckSink)).unwrap();
     backstop_core::RequestScope::builder(&backstop, "x")
         .start()
         .capture_message("hello", Level::Info);
@@ -82,7 +80,7 @@ fn flush_and_shutdown_never_wait_past_their_timeout() {
 #[test]
 fn stats_count_captured_sent_and_each_kind_of_drop() {
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .traces_sample_rate(1.0)
             .ignore_error("ParseIntError")
@@ -116,7 +114,8 @@ fn stats_count_captured_sent_and_each_kind_of_drop() {
 #[test]
 fn sample_rate_drops_and_counts_events() {
     let sink = TestSink::new();
-    let backstop = Client::start(Options::new().sample_rate(0.0).sink(sink.clone())).unwrap();
+    let backstop =
+        backstop_core::test::start(Options::new().sample_rate(0.0).sink(sink.clone())).unwrap();
     for _ in 0..10 {
         backstop.capture_event(backstop_core::Event::new(Level::Error));
     }
@@ -154,7 +153,7 @@ impl Sink for FailingSink {
 #[test]
 fn a_panicking_before_send_or_sink_does_not_kill_the_worker() {
     let seen = Arc::new(AtomicUsize::new(0));
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .before_send(|event| {
                 if event.message.as_deref() == Some("explode") {
@@ -186,7 +185,8 @@ fn a_panicking_before_send_or_sink_does_not_kill_the_worker() {
 #[test]
 fn a_failing_sink_loses_its_batches_only_and_they_are_counted() {
     let sink = TestSink::new();
-    let backstop = Client::start(Options::new().sink(FailingSink).sink(sink.clone())).unwrap();
+    let backstop =
+        backstop_core::test::start(Options::new().sink(FailingSink).sink(sink.clone())).unwrap();
     for _ in 0..5 {
         backstop.capture_event(backstop_core::Event::new(Level::Error));
     }
@@ -202,7 +202,7 @@ fn a_failing_sink_loses_its_batches_only_and_they_are_counted() {
 #[test]
 fn panicking_callbacks_on_the_request_path_are_contained() {
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .traces_sampler(|_| panic!("sampler bug"))
             .before_breadcrumb(|_| panic!("breadcrumb bug"))
@@ -226,7 +226,7 @@ fn panicking_callbacks_on_the_request_path_are_contained() {
 #[test]
 fn breadcrumbs_are_bounded_and_transactions_cap_their_spans() {
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .max_breadcrumbs(3)
             .max_spans(2)
@@ -276,7 +276,7 @@ fn breadcrumbs_are_bounded_and_transactions_cap_their_spans() {
 
 #[test]
 fn a_discarding_sink_takes_every_record_as_sent() {
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .install_panic_hook(false)
             .sink(backstop_core::test::DiscardSink),

@@ -8,7 +8,9 @@ use backstop_core::{Client, Level, Options, RequestScope, User, test::TestSink};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn context_never_leaks_between_hundreds_of_concurrent_requests() {
     let sink = TestSink::new();
-    let backstop = Client::start(Options::new().sink(sink.clone()).queue_capacity(10_000)).unwrap();
+    let backstop =
+        backstop_core::test::start(Options::new().sink(sink.clone()).queue_capacity(10_000))
+            .unwrap();
     let mut tasks = Vec::new();
     for i in 0..500u32 {
         let scope = RequestScope::builder(&backstop, format!("GET /r/{i}")).start();
@@ -127,7 +129,7 @@ fn outside_a_request_captures_go_to_the_global_client_without_context() {
 #[test]
 fn nested_scopes_restore_the_outer_one() {
     let sink = TestSink::new();
-    let backstop = Client::start(Options::new().sink(sink.clone())).unwrap();
+    let backstop = backstop_core::test::start(Options::new().sink(sink.clone())).unwrap();
     let outer = RequestScope::builder(&backstop, "outer").start();
     let inner = RequestScope::builder(&backstop, "inner").start();
     outer.run(|| {
@@ -144,7 +146,7 @@ fn nested_scopes_restore_the_outer_one() {
 #[test]
 fn configuring_from_inside_configure_neither_deadlocks_nor_panics() {
     let sink = TestSink::new();
-    let backstop = Client::start(Options::new().sink(sink.clone())).unwrap();
+    let backstop = backstop_core::test::start(Options::new().sink(sink.clone())).unwrap();
     let scope = RequestScope::builder(&backstop, "x").start();
     scope.run(|| {
         backstop_core::configure_scope(|s| {

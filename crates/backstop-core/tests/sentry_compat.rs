@@ -168,7 +168,7 @@ fn transaction_with_spans_reads_back() {
     );
 
     let sink = test::TestSink::new();
-    let backstop = backstop_core::Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .traces_sample_rate(1.0)
             .release("shop@2")
@@ -265,7 +265,7 @@ fn a_request_source_is_built_on_the_worker_for_events_and_transactions() {
     let built = Arc::new(AtomicUsize::new(0));
     let sink = test::TestSink::new();
     let backstop =
-        backstop_core::Client::start(Options::new().traces_sample_rate(1.0).sink(sink.clone()))
+        backstop_core::test::start(Options::new().traces_sample_rate(1.0).sink(sink.clone()))
             .unwrap();
     let counter = built.clone();
     let scope = RequestScope::builder(&backstop, "GET /")

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use backstop_core::test::TestSink;
-use backstop_core::{Backstop, Client, Options, RequestScope, Span, Transaction};
+use backstop_core::{BackstopGuard, Options, RequestScope, Span, Transaction};
 use tracing::{Instrument, Level};
 use tracing_subscriber::prelude::*;
 
-fn start(options: Options) -> (Backstop, TestSink) {
+fn start(options: Options) -> (BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let guard = Client::start(options.sink(sink.clone()).console(false)).unwrap();
+    let guard = backstop_core::test::start(options.sink(sink.clone()).console(false)).unwrap();
     (guard, sink)
 }
 

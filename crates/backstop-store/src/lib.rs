@@ -22,7 +22,7 @@
 //! let store = SqliteStore::open(dir.path().join("backstop.db")).unwrap();
 //! let reader = store.reader();
 //!
-//! let backstop = Client::start(Options::new().sink(store).console(false)).unwrap();
+//! let backstop = backstop_core::init(Options::new().sink(store).console(false)).unwrap();
 //! backstop.capture_event({
 //!     let mut event = backstop_core::Event::new(Level::Error);
 //!     event.message = Some("payment failed".into());

@@ -129,7 +129,7 @@ impl StoreBuilder {
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = SqliteStore::open(dir.path().join("backstop.db")).unwrap();
 /// let reader = store.reader();
-/// let backstop = backstop_core::Client::start(
+/// let backstop = backstop_core::init(
 ///     backstop_core::Options::new().sink(store).console(false),
 /// )
 /// .unwrap();

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use backstop_core::protocol::{Span, SpanId, SpanStatus};
-use backstop_core::{Client, Event, Level, Options, RequestScope};
+use backstop_core::{Event, Level, Options, RequestScope};
 use backstop_store::{Retention, SqliteStore};
 use rusqlite::Connection;
 
@@ -34,7 +34,7 @@ fn crash_child() {
         .open()
         .unwrap();
     let counters = store.counters();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .sink(store)
             .console(false)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use backstop_core::{Client, Options, Record};
+use backstop_core::{Options, Record};
 use backstop_store::{IssueQuery, Retention, SqliteStore, StoreError};
 use common::*;
 use rusqlite::{Connection, ErrorCode};
@@ -248,7 +248,7 @@ fn in_the_pipeline_a_failing_store_is_counted_and_the_process_keeps_serving() {
     let store = SqliteStore::open(sub.join("backstop.db")).unwrap();
     let counters = store.counters();
     let reader = store.reader();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .sink(store)
             .console(false)

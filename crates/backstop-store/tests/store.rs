@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use backstop_core::{Client, Level, Options, RequestScope};
+use backstop_core::{Level, Options, RequestScope};
 use backstop_store::{
     IssueQuery, IssueSort, IssueStatus, RequestQuery, RouteQuery, RouteSort, SqliteStore,
     StoreError, StoreReader,
@@ -626,7 +626,7 @@ fn in_memory_store_answers_its_reader() {
 fn through_the_pipeline_with_a_real_client() {
     let (_dir, store) = temp_store();
     let reader = store.reader();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .sink(store)
             .console(false)

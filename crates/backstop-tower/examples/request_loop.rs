@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use backstop_core::test::{LoopArgs, hello, overhead_client, query};
+use backstop_bench_support::{LoopArgs, hello, overhead_client, query};
 use backstop_tower::BackstopLayer;
 use http::Request;
 use tower::ServiceExt;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use backstop_core::http::BodyCapture;
+use backstop_core::adapter::BodyCapture;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 

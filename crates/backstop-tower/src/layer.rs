@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use backstop_core::http::{HttpOptions, PagePolicy};
 use backstop_core::{Client, User};
+use backstop_core::{HttpOptions, PagePolicy};
 use backstop_pages::ErrorPages;
 
 use crate::service::BackstopService;
@@ -21,7 +21,7 @@ pub type UserFrom = Arc<dyn Fn(&http::request::Parts) -> Option<User> + Send + S
 /// use axum::{Router, routing::get};
 /// use backstop_tower::BackstopLayer;
 ///
-/// let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+/// let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
 /// let app: Router = Router::new()
 ///     .route("/", get(|| async { "hello" }))
 ///     .layer(BackstopLayer::new(&backstop));
@@ -51,7 +51,7 @@ impl fmt::Debug for BackstopLayer {
 }
 
 impl BackstopLayer {
-    /// A layer reporting to `client` (the [`Backstop`](backstop_core::Backstop) guard
+    /// A layer reporting to `client` (the [`Backstop`](backstop_core::BackstopGuard) guard
     /// derefs to it), with the default HTTP options and pages. The debug page is on
     /// when the client's environment is `development`.
     pub fn new(client: &Client) -> Self {
@@ -87,7 +87,7 @@ impl BackstopLayer {
     ///
     /// ```
     /// # use backstop_tower::BackstopLayer;
-    /// # let backstop = backstop_core::Client::start(backstop_core::Options::new()).unwrap();
+    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
     /// #[derive(Clone)]
     /// struct Auth { user_id: u64 }
     ///
@@ -119,7 +119,7 @@ impl BackstopLayer {
 
     /// Trusts a proxy's `X-Forwarded-For` / `Forwarded` (an address or a network).
     #[must_use]
-    pub fn trust_proxy(self, net: impl Into<backstop_core::http::IpNet>) -> Self {
+    pub fn trust_proxy(self, net: impl Into<backstop_core::IpNet>) -> Self {
         let net = net.into();
         self.with(|s| s.http = s.http.clone().trust_proxy(net))
     }

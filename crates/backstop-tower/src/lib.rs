@@ -34,7 +34,7 @@ mod service;
 #[cfg(feature = "axum")]
 mod extract;
 
-pub use backstop_core::http::{HttpOptions, PagePolicy, PageRule};
+pub use backstop_core::{HttpOptions, PagePolicy, PageRule};
 pub use backstop_pages::ErrorPages;
 #[cfg(feature = "axum")]
 pub use extract::BackstopScope;

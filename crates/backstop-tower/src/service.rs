@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use backstop_core::http::{
+use backstop_core::adapter::{
     FlatRequest, HttpRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS,
     error_response_event, status_event, version_name,
 };
@@ -163,7 +163,7 @@ fn start(
         .request_id()
         .and_then(|_| headers.get(id_header).cloned())
         .unwrap_or_else(|| {
-            HeaderValue::from_maybe_shared(backstop_core::http::new_request_id_bytes())
+            HeaderValue::from_maybe_shared(backstop_core::adapter::new_request_id_bytes())
                 .expect("hex digits are a valid header value")
         });
     flat.set_request_id(request_id.as_bytes());

@@ -10,15 +10,16 @@ use axum::extract::{Json, Path, Query};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use backstop_core::test::TestSink;
-use backstop_core::{Backstop, Client, Event, Options, Transaction, User};
+use backstop_core::{BackstopGuard, Event, Options, Transaction, User};
 use backstop_tower::{BackstopLayer, BackstopScope, PagePolicy, ResponseErrorExt};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-fn start_client(options: Options) -> (Backstop, TestSink) {
+fn start_client(options: Options) -> (BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let backstop = Client::start(options.sink(sink.clone()).install_panic_hook(true)).unwrap();
+    let backstop =
+        backstop_core::test::start(options.sink(sink.clone()).install_panic_hook(true)).unwrap();
     (backstop, sink)
 }
 
@@ -141,7 +142,7 @@ fn get_req(uri: &str) -> Request<Body> {
         .unwrap()
 }
 
-fn flushed(backstop: &Backstop, sink: &TestSink) -> (Vec<Event>, Vec<Transaction>) {
+fn flushed(backstop: &BackstopGuard, sink: &TestSink) -> (Vec<Event>, Vec<Transaction>) {
     assert!(backstop.flush(Duration::from_secs(10)));
     (sink.events(), sink.transactions())
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use backstop_core::Options;
 use backstop_core::test::TestSink;
-use backstop_core::{Client, Options};
 use backstop_tower::BackstopLayer;
 
 async fn serve(app: Router) -> SocketAddr {
@@ -31,7 +31,7 @@ async fn serve(app: Router) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panics_under_load_never_take_the_server_down() {
     let sink = TestSink::new();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .environment("production")
             .queue_capacity(20_000)
@@ -108,7 +108,9 @@ async fn panics_under_load_never_take_the_server_down() {
 #[tokio::test]
 async fn the_client_address_comes_from_the_connection_and_trusted_proxies_only() {
     let sink = TestSink::new();
-    let backstop = Client::start(Options::new().send_default_pii(true).sink(sink.clone())).unwrap();
+    let backstop =
+        backstop_core::test::start(Options::new().send_default_pii(true).sink(sink.clone()))
+            .unwrap();
     let app = Router::new()
         .route(
             "/fail",
@@ -150,7 +152,8 @@ async fn the_client_address_comes_from_the_connection_and_trusted_proxies_only()
 async fn a_client_hanging_up_ends_the_transaction_as_aborted() {
     let sink = TestSink::new();
     let backstop =
-        Client::start(Options::new().traces_sample_rate(1.0).sink(sink.clone())).unwrap();
+        backstop_core::test::start(Options::new().traces_sample_rate(1.0).sink(sink.clone()))
+            .unwrap();
     let app = Router::new()
         .route(
             "/slow",
@@ -197,7 +200,7 @@ async fn a_client_hanging_up_ends_the_transaction_as_aborted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captured_bodies_over_the_wire() {
     let sink = TestSink::new();
-    let backstop = Client::start(Options::new().sink(sink.clone())).unwrap();
+    let backstop = backstop_core::test::start(Options::new().sink(sink.clone())).unwrap();
     let app = Router::new()
         .route(
             "/orders",

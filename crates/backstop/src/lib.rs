@@ -1,6 +1,34 @@
 #![doc = include_str!("../../../README.md")]
 
-pub use backstop_core::*;
+// Starting Backstop, and the running client.
+pub use backstop_core::{
+    BackstopGuard, Client, DEFAULT_MAX_BREADCRUMBS, DEFAULT_MAX_SPANS, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SHUTDOWN_TIMEOUT, Dsn, InitError, InvalidDsn, Options, SamplingContext, init,
+};
+// The current request's context, and capturing from handler code.
+pub use backstop_core::{
+    Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
+    add_breadcrumb, bind, capture_error, capture_event, capture_message, configure_scope,
+    error_event, set_context, set_extra, set_tag, set_user,
+};
+// What is recorded, in Sentry's shape.
+pub use backstop_core::{
+    Breadcrumb, Event, EventId, Level, PanicDetails, PerformanceProblem, ProblemKind, Request,
+    Span, SpanId, SpanStatus, TraceId, TraceParent, Transaction, User, protocol,
+};
+// The HTTP options both adapters take.
+pub use backstop_core::{HttpOptions, IpNet, PagePolicy, PageRule};
+// Performance monitoring.
+pub use backstop_core::{DbSpan, db_span, detect, fingerprint, sql, tracing};
+// Where records go.
+pub use backstop_core::{
+    ConsoleSink, FILTERED, KindStats, Record, SECRET_HEADERS, SECRET_KEYS, Sink, SinkError, Stats,
+};
+
+#[cfg(feature = "diesel")]
+pub use backstop_core::diesel;
+#[cfg(feature = "test")]
+pub use backstop_core::test;
 
 #[cfg(feature = "pages")]
 pub use backstop_pages as pages;
@@ -17,3 +45,26 @@ pub use backstop_store::SqliteStore;
 
 #[cfg(feature = "actix")]
 pub use backstop_actix as actix;
+
+// The guides compile: each code block in them is a doctest of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/axum.md")]
+mod guide_axum {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/actix.md")]
+mod guide_actix {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/configuration.md")]
+mod guide_configuration {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/error-pages.md")]
+mod guide_error_pages {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/performance-monitoring.md")]
+mod guide_performance_monitoring {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/performance.md")]
+mod guide_performance {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/store.md")]
+mod guide_store {}

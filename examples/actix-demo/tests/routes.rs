@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 
 use actix_web::{App, HttpServer, web};
 use backstop::test::TestSink;
-use backstop::{Client, Options, SqliteStore};
+use backstop::{Options, SqliteStore};
 
 /// Serves the actix demo on loopback with `options` plus the tracing layer and a fresh
 /// data file; returns its address and client.
-async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backstop::Backstop) {
+async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backstop::BackstopGuard) {
     backstop_parity::install_tracing();
-    let backstop = Client::start(options).unwrap();
+    let backstop = backstop::test::start(options).unwrap();
     let data = web::Data::new(
         backstop_demo_data::open(dir.path().join("data.db"))
             .await

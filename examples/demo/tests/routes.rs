@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 
 use backstop::test::TestSink;
-use backstop::{Client, Options, SqliteStore};
+use backstop::{Options, SqliteStore};
 
 /// Serves the demo on loopback with `options` plus the tracing layer and a fresh data
 /// file; returns its address and client.
-async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backstop::Backstop) {
+async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backstop::BackstopGuard) {
     backstop_parity::install_tracing();
-    let backstop = Client::start(options).unwrap();
+    let backstop = backstop::test::start(options).unwrap();
     let data = backstop_demo_data::open(dir.path().join("data.db"))
         .await
         .unwrap();

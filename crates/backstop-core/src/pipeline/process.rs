@@ -8,16 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::options::Settings;
-use crate::pipeline::{Counters, Drop, Kind, PendingEvent, PendingTransaction, Record, TxRequest};
+use crate::performance::sql::Normalizer;
+use crate::pipeline::{
+    Counters, DropReason, Kind, PendingEvent, PendingTransaction, Record, TxRequest,
+};
 use crate::protocol::{Event, SdkInfo, TraceContext, Transaction};
-use crate::sql::Normalizer;
 
 pub(crate) struct Processor {
     settings: Arc<Settings>,
-    span_pool: Arc<crate::spans::SpanPool>,
-    /// What transactions are done with, for the request threads to free (see
-    /// `ClientInner::retired`).
-    retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
+    /// Where span lists and what transactions are done with go back to.
+    reuse: crate::reuse::Reuse,
     counters: Arc<Counters>,
     logged_panic: AtomicBool,
     /// Normalised statements, cached: the worker sees the same queries over and over.
@@ -28,13 +28,11 @@ impl Processor {
     pub(crate) fn new(
         settings: Arc<Settings>,
         counters: Arc<Counters>,
-        span_pool: Arc<crate::spans::SpanPool>,
-        retired: Arc<crate::pipeline::Pool<crate::pipeline::Retired>>,
+        reuse: crate::reuse::Reuse,
     ) -> Self {
         Processor {
             settings,
-            span_pool,
-            retired,
+            reuse,
             counters,
             logged_panic: AtomicBool::new(false),
             normalizer: RefCell::new(Normalizer::default()),
@@ -69,7 +67,7 @@ impl Processor {
         }
     }
 
-    fn event_inner(&self, pending: PendingEvent) -> Result<Event, Drop> {
+    fn event_inner(&self, pending: PendingEvent) -> Result<Event, DropReason> {
         let settings = &*self.settings;
         let PendingEvent {
             mut event,
@@ -101,36 +99,36 @@ impl Processor {
             &mut event.sdk,
         );
         if let Some(backtrace) = backtrace {
-            let stacktrace = crate::stacktrace::from_backtrace(backtrace, settings);
+            let stacktrace = crate::capture::stacktrace::from_backtrace(backtrace, settings);
             if let Some(exception) = event.exception.values.last_mut() {
                 exception.stacktrace = Some(stacktrace);
             }
         }
         for exception in &mut event.exception.values {
             if let Some(stacktrace) = &mut exception.stacktrace {
-                crate::stacktrace::mark_in_app(stacktrace, settings);
+                crate::capture::stacktrace::mark_in_app(stacktrace, settings);
             }
         }
-        if crate::fingerprint::is_ignored(&event, &settings.ignore_errors) {
-            return Err(Drop::Ignored);
+        if crate::capture::fingerprint::is_ignored(&event, &settings.ignore_errors) {
+            return Err(DropReason::Ignored);
         }
-        crate::fingerprint::apply(&mut event);
+        crate::capture::fingerprint::apply(&mut event);
         settings.scrub.event(&mut event);
         match &settings.before_send {
             None => Ok(event),
             Some(before_send) => match catch_unwind(AssertUnwindSafe(|| before_send(event))) {
                 Ok(Some(event)) => Ok(event),
-                Ok(None) => Err(Drop::BeforeSend),
+                Ok(None) => Err(DropReason::BeforeSend),
                 Err(panic) => {
                     self.counters.callback_panicked();
                     self.log_panic("before_send", &*panic);
-                    Err(Drop::Panicked)
+                    Err(DropReason::Panicked)
                 }
             },
         }
     }
 
-    fn transaction_inner(&self, pending: PendingTransaction) -> Result<Transaction, Drop> {
+    fn transaction_inner(&self, pending: PendingTransaction) -> Result<Transaction, DropReason> {
         let settings = &*self.settings;
         let PendingTransaction {
             event_id,
@@ -154,8 +152,8 @@ impl Processor {
         if spans_dropped > 0 {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
-        let clock = crate::spans::Clock::of(started);
-        let assembled = crate::spans::assemble(
+        let clock = crate::performance::spans::Clock::of(started);
+        let assembled = crate::performance::spans::assemble(
             &mut spans,
             clock,
             trace.trace_id,
@@ -163,12 +161,14 @@ impl Processor {
             &mut self.normalizer.borrow_mut(),
             settings.send_default_pii,
         );
-        self.span_pool.give(spans);
+        self.reuse.recycle_span_list(spans);
         let problems = match &settings.detectors {
-            Some(thresholds) => crate::detect::detect(&name, &assembled.query_spans(), thresholds),
+            Some(thresholds) => {
+                crate::performance::detect::detect(&name, &assembled.query_spans(), thresholds)
+            }
             None => Vec::new(),
         };
-        let crate::spans::Assembled { spans, queries } = assembled;
+        let crate::performance::spans::Assembled { spans, queries } = assembled;
         if let Some(code) = http_status {
             data.insert("http.response.status_code".into(), code.into());
         }
@@ -211,10 +211,8 @@ impl Processor {
         }
         let queries = queries
             .into_iter()
-            .filter_map(crate::spans::QueryRef::into_record);
-        if let Some(retired) = crate::pipeline::Retired::new(trace.request_source.take(), queries) {
-            self.retired.give(retired);
-        }
+            .filter_map(crate::performance::spans::QueryRef::into_record);
+        self.reuse.retire(trace.request_source.take(), queries);
         if let Some(request) = &transaction.request {
             crate::http::user_agent_contexts(request, &mut transaction.contexts);
         }
@@ -230,18 +228,18 @@ impl Processor {
             None => Ok(transaction),
             Some(f) => match catch_unwind(AssertUnwindSafe(|| f(transaction))) {
                 Ok(Some(t)) => Ok(t),
-                Ok(None) => Err(Drop::BeforeSend),
+                Ok(None) => Err(DropReason::BeforeSend),
                 Err(panic) => {
                     self.counters.callback_panicked();
                     self.log_panic("before_send_transaction", &*panic);
-                    Err(Drop::Panicked)
+                    Err(DropReason::Panicked)
                 }
             },
         }
     }
 
     fn panicked(&self, kind: Kind, panic: &(dyn std::any::Any + Send)) {
-        self.counters.dropped(kind, Drop::Panicked, 1);
+        self.counters.dropped(kind, DropReason::Panicked, 1);
         self.log_panic("processing", panic);
     }
 
@@ -251,7 +249,7 @@ impl Processor {
             tracing::error!(
                 target: "backstop",
                 "{what} panicked; the record was dropped (further panics are only counted): {}",
-                crate::panic::payload_message(panic)
+                crate::capture::panic::payload_message(panic)
             );
         }
     }

@@ -15,23 +15,13 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::capture::stacktrace::full_name;
 use crate::protocol::{Event, Exception};
-use crate::stacktrace::full_name;
 
 /// The marker a custom fingerprint uses for the default grouping.
 pub const DEFAULT_MARKER: &str = "{{ default }}";
 
-/// A stable hex hash of the parts (xxh3, 128 bits). Stable across builds and
-/// platforms, so issues keep their identity across releases.
-pub fn hash_parts<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for part in parts {
-        hasher.update(part.as_bytes());
-        // A separator that can't occur in text keeps ["ab","c"] apart from ["a","bc"].
-        hasher.update(&[0xff]);
-    }
-    format!("{:032x}", hasher.digest128())
-}
+pub use crate::protocol::hash_parts;
 
 /// Replaces the parts of a message that vary per occurrence with placeholders.
 ///

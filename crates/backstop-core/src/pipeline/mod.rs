@@ -5,13 +5,17 @@
 //! record and counts it. The worker drains the queue in batches, so a sink such as the
 //! SQLite store writes one transaction per batch.
 
+pub(crate) mod console;
+pub(crate) mod process;
+pub(crate) mod scrub;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::process::Processor;
+use crate::pipeline::process::Processor;
 use crate::protocol::{Event, Transaction};
 
 /// A finished, processed record, as sinks receive it.
@@ -80,7 +84,7 @@ pub trait Sink: Send + 'static {
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
 
     /// Makes everything consumed so far durable or delivered. Called by
-    /// [`Backstop::flush`](crate::Client::flush) and at shutdown.
+    /// [`Client::flush`](crate::Client::flush) and at shutdown.
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
@@ -97,7 +101,7 @@ pub(crate) enum Kind {
 
 /// Why a record was dropped.
 #[derive(Clone, Copy)]
-pub(crate) enum Drop {
+pub(crate) enum DropReason {
     QueueFull,
     Sampled,
     Ignored,
@@ -130,7 +134,7 @@ impl Counters {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn dropped(&self, kind: Kind, why: Drop, n: u64) {
+    pub(crate) fn dropped(&self, kind: Kind, why: DropReason, n: u64) {
         self.kinds[kind as usize].dropped[why as usize].fetch_add(n, Ordering::Relaxed);
     }
 
@@ -154,17 +158,17 @@ impl Counters {
 
     pub(crate) fn snapshot(&self, queued: usize) -> Stats {
         let kind = |k: &KindCounters| {
-            let d = |why: Drop| k.dropped[why as usize].load(Ordering::Relaxed);
+            let d = |why: DropReason| k.dropped[why as usize].load(Ordering::Relaxed);
             KindStats {
                 captured: k.captured.load(Ordering::Relaxed),
                 sent: k.sent.load(Ordering::Relaxed),
-                dropped_queue_full: d(Drop::QueueFull),
-                dropped_sampled: d(Drop::Sampled),
-                dropped_ignored: d(Drop::Ignored),
-                dropped_before_send: d(Drop::BeforeSend),
-                dropped_panicked: d(Drop::Panicked),
-                dropped_sink_failed: d(Drop::SinkFailed),
-                dropped_shutdown: d(Drop::ShutDown),
+                dropped_queue_full: d(DropReason::QueueFull),
+                dropped_sampled: d(DropReason::Sampled),
+                dropped_ignored: d(DropReason::Ignored),
+                dropped_before_send: d(DropReason::BeforeSend),
+                dropped_panicked: d(DropReason::Panicked),
+                dropped_sink_failed: d(DropReason::SinkFailed),
+                dropped_shutdown: d(DropReason::ShutDown),
             }
         };
         Stats {
@@ -178,7 +182,7 @@ impl Counters {
     }
 }
 
-/// A snapshot of what the pipeline did, from [`Backstop::stats`](crate::Client::stats).
+/// A snapshot of what the pipeline did, from [`Client::stats`](crate::Client::stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
@@ -262,9 +266,9 @@ pub(crate) struct PendingTransaction {
     pub(crate) event_id: crate::protocol::EventId,
     /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
     pub(crate) name: TxName,
-    pub(crate) started: crate::spans::Instant,
-    pub(crate) ended: crate::spans::Instant,
-    pub(crate) spans: Vec<crate::spans::PendingSpan>,
+    pub(crate) started: crate::performance::spans::Instant,
+    pub(crate) ended: crate::performance::spans::Instant,
+    pub(crate) spans: Vec<crate::performance::spans::PendingSpan>,
     pub(crate) spans_dropped: u64,
     /// The scope's user, tags, contexts, extra and request, when any was set.
     pub(crate) context: Option<Box<ScopeContext>>,
@@ -370,116 +374,6 @@ impl PendingTransaction {
     }
 }
 
-/// Allocations the worker hands back to the request threads for reuse.
-///
-/// A record is allocated on a request thread and freed on the worker; with glibc each
-/// such cross-thread free takes the owning arena's lock (and a large one makes it
-/// consolidate its heap), which the request threads then wait on. Handed back through
-/// a bounded queue, the same blocks go round instead: in the steady state nothing is
-/// allocated or freed. A full pool frees the surplus; an empty one allocates.
-pub(crate) struct Pool<T> {
-    tx: crossbeam_channel::Sender<T>,
-    rx: Receiver<T>,
-}
-
-impl<T> Pool<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        Pool { tx, rx }
-    }
-
-    pub(crate) fn take(&self) -> Option<T> {
-        self.rx.try_recv().ok()
-    }
-
-    pub(crate) fn give(&self, item: T) {
-        let _ = self.tx.try_send(item);
-    }
-}
-
-/// Like [`Pool`], but the most recently returned item is the next one out: batch and
-/// span lists, which a request thread writes a few hundred bytes into. Round-robin
-/// through a full pool of them would hand out the coldest memory (a thousand lists are
-/// megabytes, past the core's cache); the last one returned is still in a cache. One
-/// short lock per take or give, once per batch or per request with spans.
-pub(crate) struct Stack<T> {
-    items: Mutex<Vec<T>>,
-    capacity: usize,
-}
-
-impl<T> Stack<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Stack {
-            items: Mutex::new(Vec::new()),
-            capacity: capacity.max(1),
-        }
-    }
-
-    pub(crate) fn take(&self) -> Option<T> {
-        self.items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-    }
-
-    /// Keeps `item` if there is room; otherwise it is dropped, outside the lock.
-    pub(crate) fn give(&self, item: T) {
-        let surplus = {
-            let mut items = self
-                .items
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if items.len() < self.capacity {
-                items.push(item);
-                None
-            } else {
-                Some(item)
-            }
-        };
-        drop(surplus);
-    }
-}
-
-/// What the worker is done with of one transaction, handed back for a request thread
-/// to free: the request source and the query records were allocated there, and glibc
-/// keeps a freed block within the freeing thread's reach (its per-thread cache) when
-/// the freeing thread is the one that allocates again.
-///
-/// It travels by value: a list allocated on the worker and freed on a request thread
-/// would be the same problem the other way round.
-pub(crate) struct Retired {
-    pub(crate) source: Option<crate::scope::RequestSource>,
-    /// The first [`Retired::QUERIES`] boxed query records (`db_span`'s and ORM spans';
-    /// sqlx's statements are held inline and need none); the rest are freed on the
-    /// worker.
-    pub(crate) queries: [Option<Box<crate::spans::Query>>; Retired::QUERIES],
-}
-
-impl Retired {
-    pub(crate) const QUERIES: usize = 8;
-
-    /// Sources holding more than this are freed on the worker: the pool would keep
-    /// them waiting until the next requests.
-    pub(crate) const MAX_SOURCE_BYTES: usize = 8 * 1024;
-
-    /// What `source` and `queries` leave for a request thread to free; `None` when
-    /// nothing.
-    pub(crate) fn new(
-        source: Option<crate::scope::RequestSource>,
-        queries: impl IntoIterator<Item = Box<crate::spans::Query>>,
-    ) -> Option<Self> {
-        let source = source.filter(|s| s.heap_bytes() <= Retired::MAX_SOURCE_BYTES);
-        let mut retired = Retired {
-            source,
-            queries: [const { None }; Retired::QUERIES],
-        };
-        for (slot, query) in retired.queries.iter_mut().zip(queries) {
-            *slot = Some(query);
-        }
-        (retired.source.is_some() || retired.queries[0].is_some()).then_some(retired)
-    }
-}
-
 /// A transaction's name, kept inside the record when it is short (as route names are):
 /// the worker frees what the request thread allocated, and for glibc each such free is
 /// a cross-thread one, much dearer than a copy of a few bytes.
@@ -549,10 +443,15 @@ pub(crate) struct ScopeContext {
 
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
-    /// A batch of transactions from one thread (see [`crate::handoff`]).
-    Transactions(crate::handoff::Batch),
+    /// A batch of transactions from one thread (see [`crate::reuse::handoff`]).
+    Transactions(crate::reuse::handoff::Batch),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
-    LateSpan(Box<(crate::protocol::EventId, crate::spans::PendingSpan)>),
+    LateSpan(
+        Box<(
+            crate::protocol::EventId,
+            crate::performance::spans::PendingSpan,
+        )>,
+    ),
     /// Process everything before this, flush the sinks, then answer.
     Flush(Sender<()>),
     /// Flush, drop the sinks, answer, and stop.
@@ -609,7 +508,7 @@ pub(crate) struct Worker {
     /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
     held: std::collections::VecDeque<(Instant, PendingTransaction)>,
     /// Where batches come from, and their lists go back to.
-    handoff: Arc<crate::handoff::Handoff>,
+    reuse: crate::reuse::Reuse,
     /// When the open batches were last collected.
     collected: Instant,
     /// What a visit to the open batches found (see [`Worker::collect_open`]).
@@ -628,7 +527,7 @@ impl Worker {
         counters: Arc<Counters>,
         max_held: usize,
         max_spans: usize,
-        handoff: Arc<crate::handoff::Handoff>,
+        reuse: crate::reuse::Reuse,
     ) -> Self {
         let sinks = sinks
             .into_iter()
@@ -646,7 +545,7 @@ impl Worker {
             held: std::collections::VecDeque::new(),
             max_held: max_held.max(1),
             max_spans,
-            handoff,
+            reuse,
             collected: Instant::now(),
             collecting: Vec::new(),
         }
@@ -684,7 +583,7 @@ impl Worker {
                     }
                     Message::Transactions(mut list) => {
                         list.take_each(|transaction| self.hold(transaction, &mut batch));
-                        self.handoff.give_back(list);
+                        self.reuse.give_back(list);
                     }
                     Message::LateSpan(late) => self.join_late(*late, &mut batch),
                 }
@@ -746,8 +645,8 @@ impl Worker {
         // The list is kept between visits: growing a new one here would make glibc
         // consolidate the worker's heap every tick.
         let mut collected = std::mem::take(&mut self.collecting);
-        self.handoff
-            .collect(|transaction| collected.push(transaction));
+        self.reuse
+            .collect_open(|transaction| collected.push(transaction));
         for transaction in collected.drain(..) {
             self.hold(transaction, batch);
         }
@@ -762,7 +661,10 @@ impl Worker {
     /// counts it as dropped.
     fn join_late(
         &mut self,
-        (id, span): (crate::protocol::EventId, crate::spans::PendingSpan),
+        (id, span): (
+            crate::protocol::EventId,
+            crate::performance::spans::PendingSpan,
+        ),
         batch: &mut Vec<Record>,
     ) {
         if !self.holds(id) {
@@ -818,7 +720,7 @@ impl Worker {
                     failed = true;
                     slot.report(
                         "write (it panicked)",
-                        &crate::panic::payload_message(&*panic),
+                        &crate::capture::panic::payload_message(&*panic),
                     );
                 }
             }
@@ -835,7 +737,7 @@ impl Worker {
                 continue;
             }
             if failed {
-                self.counters.dropped(kind, Drop::SinkFailed, n);
+                self.counters.dropped(kind, DropReason::SinkFailed, n);
             } else {
                 self.counters.sent(kind, n);
             }
@@ -851,7 +753,7 @@ impl Worker {
                 Ok(Err(error)) => slot.report("flush", &error),
                 Err(panic) => slot.report(
                     "flush (it panicked)",
-                    &crate::panic::payload_message(&*panic),
+                    &crate::capture::panic::payload_message(&*panic),
                 ),
             }
         }
@@ -860,19 +762,7 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::{Retired, TxName};
-
-    struct Source(usize);
-
-    impl crate::scope::BuildRequest for Source {
-        fn build_request(&self) -> crate::protocol::Request {
-            crate::protocol::Request::default()
-        }
-
-        fn heap_bytes(&self) -> usize {
-            self.0
-        }
-    }
+    use super::TxName;
 
     #[test]
     fn only_transactions_that_may_get_late_spans_wait_for_them() {
@@ -880,52 +770,20 @@ mod tests {
 
         let settings = Arc::new(crate::Options::new().validate().unwrap().settings);
         let counters = Arc::new(super::Counters::default());
-        let processor = crate::process::Processor::new(
-            settings,
-            counters.clone(),
-            Arc::new(crate::spans::SpanPool::new(1)),
-            Arc::new(super::Pool::new(1)),
-        );
+        let reuse = crate::reuse::Reuse::new(16);
+        let processor =
+            crate::pipeline::process::Processor::new(settings, counters.clone(), reuse.clone());
         let (_tx, rx) = crossbeam_channel::bounded(1);
-        let handoff = Arc::new(crate::handoff::Handoff::new(16));
-        let mut worker = super::Worker::new(rx, Vec::new(), processor, counters, 16, 100, handoff);
+        let mut worker = super::Worker::new(rx, Vec::new(), processor, counters, 16, 100, reuse);
         let mut records = Vec::new();
-        worker.hold(crate::handoff::tests::transaction(), &mut records);
+        worker.hold(crate::reuse::handoff::tests::transaction(), &mut records);
         assert_eq!(records.len(), 1, "processed on arrival");
         assert!(worker.held.is_empty());
-        let mut shared = crate::handoff::tests::transaction();
+        let mut shared = crate::reuse::handoff::tests::transaction();
         shared.late_spans = true;
         worker.hold(shared, &mut records);
         assert_eq!(records.len(), 1, "held for late spans");
         assert_eq!(worker.held.len(), 1);
-    }
-
-    #[test]
-    fn a_stack_hands_out_the_last_item_returned_and_keeps_at_most_its_capacity() {
-        let stack = super::Stack::new(2);
-        for list in [vec![1], vec![2], vec![3]] {
-            stack.give(list);
-        }
-        assert_eq!(stack.take(), Some(vec![2]), "the most recent first");
-        assert_eq!(stack.take(), Some(vec![1]));
-        assert_eq!(stack.take(), None, "the third did not fit");
-    }
-
-    #[test]
-    fn only_small_sources_wait_to_be_freed_on_a_request_thread() {
-        let small: crate::scope::RequestSource = std::sync::Arc::new(Source(2_000));
-        let big: crate::scope::RequestSource = std::sync::Arc::new(Source(64 * 1024));
-        assert!(Retired::new(Some(small), []).unwrap().source.is_some());
-        // A big one (a captured body, say) is freed at once; with no queries either,
-        // nothing is left to hand back.
-        assert!(Retired::new(Some(big), []).is_none());
-        let queries = (0..40).map(|_| Box::<crate::spans::Query>::default());
-        let retired = Retired::new(None, queries).unwrap();
-        assert!(
-            retired.queries.iter().all(Option::is_some),
-            "the first {} go back",
-            Retired::QUERIES
-        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Instrumentation {
     }
 
     fn start(&mut self, query: &dyn ::diesel::connection::DebugQuery) {
-        let current = crate::tracing::current()
+        let current = crate::performance::tracing::current()
             .map(|(scope, _)| scope)
             .filter(|scope| scope.is_sampled());
         self.close_other_requests(current.as_ref());

@@ -15,7 +15,27 @@ use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::Mutex;
 
-use crate::spans::bounded;
+/// Copies `text` into `into`, cut to at most `max` bytes (plus the `…` that marks a cut).
+pub(crate) fn copy_bounded(into: &mut String, text: &str, max: usize) {
+    into.clear();
+    if text.len() <= max {
+        into.push_str(text);
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    into.push_str(&text[..end]);
+    into.push('…');
+}
+
+/// `text`, cut to at most `max` bytes (see [`copy_bounded`]).
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    copy_bounded(&mut out, text, max);
+    out
+}
 
 /// The most bytes of distinct texts kept for the life of the process.
 pub(crate) const BUDGET: usize = 1 << 20;

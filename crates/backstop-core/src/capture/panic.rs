@@ -10,13 +10,15 @@
 //!   (and answers with a 500 page).
 //! - Outside any scope (a background thread), the hook records the panic itself through
 //!   the global client, with a non-blocking enqueue.
+//!
+//! Which of the two applies is the client's to decide (it hands [`install_hook`] the
+//! router), so this module needs nothing but the protocol.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::PanicHookInfo;
 use std::sync::Once;
 
-use crate::client::Client;
 use crate::protocol::{Event, EventId, Exception, Level, Mechanism, Values};
 
 /// What the hook saw of one panic.
@@ -73,7 +75,9 @@ impl PanicRecord {
             message: self.message.clone(),
             location: self.location.clone(),
             frames: match (&self.backtrace, frames) {
-                (Some(bt), true) => crate::stacktrace::from_backtrace(bt.clone(), settings).frames,
+                (Some(bt), true) => {
+                    crate::capture::stacktrace::from_backtrace(bt.clone(), settings).frames
+                }
                 _ => Vec::new(),
             },
         }
@@ -115,34 +119,35 @@ pub(crate) fn set_reported(id: EventId) {
     REPORTED.with(|r| r.set(Some(id)));
 }
 
-/// Installs the hook once per process, chained to the previous one.
-pub fn install_hook() {
+/// Installs the hook once per process, chained to the previous one. `route` receives
+/// what the hook saw of each panic (off the worker thread).
+pub(crate) fn install_hook(route: fn(PanicRecord)) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            on_panic(info);
+            on_panic(info, route);
             previous(info);
         }));
     });
 }
 
-fn on_panic(info: &PanicHookInfo<'_>) {
+fn on_panic(info: &PanicHookInfo<'_>, route: fn(PanicRecord)) {
     if IS_WORKER.with(Cell::get) {
         return;
     }
-    let record = PanicRecord::from_hook(info);
-    if crate::scope::has_current() {
-        LAST_PANIC.with(|l| {
-            if let Ok(mut l) = l.try_borrow_mut() {
-                *l = Some(record);
-            }
-        });
-        REPORTED.with(|r| r.set(None));
-    } else if let Some(client) = Client::global() {
-        let (event, backtrace) = panic_event(record);
-        client.send_event(event, backtrace, None);
-    }
+    route(PanicRecord::from_hook(info));
+}
+
+/// Leaves `record` on this thread for the request scope that catches the panic (see
+/// [`take_last`]).
+pub(crate) fn leave_for_scope(record: PanicRecord) {
+    LAST_PANIC.with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            *l = Some(record);
+        }
+    });
+    REPORTED.with(|r| r.set(None));
 }
 
 /// The event for a panic: an unhandled `panic` exception, level fatal.

@@ -40,12 +40,12 @@ use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{self, Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::intern::Text;
-use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
-use crate::scope::RequestScope;
-use crate::spans::{
-    Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement, bounded,
+use crate::performance::spans::{
+    Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement,
 };
+use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
+use crate::reuse::intern::{Text, bounded};
+use crate::scope::RequestScope;
 
 /// The target sqlx logs its statements under.
 const SQLX_TARGET: &str = "sqlx::query";
@@ -283,7 +283,7 @@ where
             scope,
             span_id: SpanId::new(),
             parent,
-            start: crate::spans::now(),
+            start: crate::performance::spans::now(),
             status: None,
             query: None,
             fields: Vec::new(),
@@ -407,7 +407,7 @@ where
 
 impl SpanLayer {
     fn record_sqlx(&self, scope: &RequestScope, parent: Option<SpanId>, event: &Event<'_>) {
-        let end = crate::spans::now();
+        let end = crate::performance::spans::now();
         let mut visitor = SqlxVisitor::default();
         event.record(&mut visitor);
         let Some(text) = visitor.statement else {

@@ -20,7 +20,8 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::pipeline::{CopiedRequest, PendingTransaction, Stack, TxRequest};
+use crate::pipeline::{CopiedRequest, PendingTransaction, TxRequest};
+use crate::reuse::Stack;
 use crate::scope::RequestSource;
 
 /// Transactions on their way to the worker, with the bytes their request contexts
@@ -236,7 +237,7 @@ pub(crate) mod tests {
 
     /// A finished transaction with nothing in it.
     pub(crate) fn transaction() -> PendingTransaction {
-        let now = crate::spans::now();
+        let now = crate::performance::spans::now();
         PendingTransaction {
             event_id: EventId::new(),
             name: TxName::new("GET /"),

@@ -67,7 +67,7 @@ const PANIC_MACHINERY: &[&str] = &[
     "std::sys_common::backtrace::",
     "std::rt::begin_panic",
     "backtrace::",
-    "backstop_core::panic::",
+    "backstop_core::capture::panic::",
 ];
 
 /// Symbolises a backtrace captured by the panic hook.

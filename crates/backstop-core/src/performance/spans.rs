@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::detect::QuerySpan;
-use crate::intern::Text;
+use crate::performance::detect::QuerySpan;
+use crate::performance::sql::{Normalizer, group_hex};
 use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
-use crate::sql::{Normalizer, group_hex};
+use crate::reuse::intern::Text;
 
 /// The clock a request's spans are timed with: quanta's, which reads the CPU's
 /// time-stamp counter where that is reliable (the OS's monotonic clock elsewhere).
@@ -36,55 +36,6 @@ pub(crate) const MAX_STATEMENT: usize = 8000;
 
 /// The longest text field value a span keeps, in bytes; cut the same way.
 pub(crate) const MAX_FIELD: usize = 1024;
-
-/// Copies `text` into `into`, cut to at most `max` bytes (plus the `…` that marks a cut).
-pub(crate) fn copy_bounded(into: &mut String, text: &str, max: usize) {
-    into.clear();
-    if text.len() <= max {
-        into.push_str(text);
-        return;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    into.push_str(&text[..end]);
-    into.push('…');
-}
-
-/// `text`, cut to at most `max` bytes (see [`copy_bounded`]).
-pub(crate) fn bounded(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    copy_bounded(&mut out, text, max);
-    out
-}
-
-/// Emptied span lists, handed back by the worker for the next requests: a request's
-/// list is freed on the worker, and for glibc such a cross-thread free of a 1 KiB
-/// block is dear on both threads (it consolidates the heap); reused, it costs nothing.
-pub(crate) struct SpanPool(crate::pipeline::Stack<Vec<PendingSpan>>);
-
-impl SpanPool {
-    /// Lists longer than this are freed rather than kept.
-    const MAX_KEPT: usize = 64;
-
-    pub(crate) fn new(lists: usize) -> Self {
-        SpanPool(crate::pipeline::Stack::new(lists))
-    }
-
-    /// An empty list with room for a few spans.
-    pub(crate) fn take(&self) -> Vec<PendingSpan> {
-        self.0.take().unwrap_or_else(|| Vec::with_capacity(8))
-    }
-
-    /// Keeps an emptied list for a later request (when the pool has room).
-    pub(crate) fn give(&self, mut list: Vec<PendingSpan>) {
-        list.clear();
-        if list.capacity() > 0 && list.capacity() <= Self::MAX_KEPT {
-            self.0.give(list);
-        }
-    }
-}
 
 /// A span recorded under a request, not yet assembled.
 pub(crate) enum PendingSpan {
@@ -239,7 +190,7 @@ pub(crate) struct QueryRef {
 enum QuerySource {
     Inline(Statement),
     /// As recorded on the request thread: freed back there (see
-    /// [`crate::pipeline::Retired`]).
+    /// [`crate::reuse::Retired`]).
     Boxed(Box<Query>),
 }
 

@@ -58,9 +58,8 @@
 use hashbrown::HashMap;
 use std::time::{Duration, SystemTime};
 
-use crate::fingerprint::hash_parts;
-use crate::protocol::{PerformanceProblem, ProblemKind, SpanId};
-use crate::sql::group_hex;
+use crate::performance::sql::group_hex;
+use crate::protocol::{PerformanceProblem, ProblemKind, SpanId, hash_parts};
 
 /// One database span as the detectors see it.
 #[derive(Debug, Clone)]
@@ -71,7 +70,7 @@ pub struct QuerySpan<'a> {
     pub parent_span_id: Option<SpanId>,
     /// The normalised statement.
     pub normalized: &'a str,
-    /// Its group hash ([`crate::sql::NormalizedSql::group`]).
+    /// Its group hash ([`crate::performance::sql::NormalizedSql::group`]).
     pub group: u64,
     /// The statement as executed.
     pub statement: &'a str,

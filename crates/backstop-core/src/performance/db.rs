@@ -16,10 +16,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::intern::Text;
+use crate::performance::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded};
 use crate::protocol::{SpanId, SpanStatus};
+use crate::reuse::intern::{Text, bounded};
 use crate::scope::RequestScope;
-use crate::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded, bounded};
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,
 /// `postgresql`, `mysql`, ...). The span ends when the guard drops.
@@ -29,13 +29,13 @@ use crate::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded, bounded};
 /// Anywhere else the guard is inert and costs a thread-local read: `sql` is only
 /// copied when the span is recorded.
 pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
-    let inner = crate::tracing::current()
+    let inner = crate::performance::tracing::current()
         .filter(|(scope, _)| scope.is_sampled())
         .map(|(scope, parent)| {
             Box::new(Open {
                 scope,
                 parent,
-                start: crate::spans::now(),
+                start: crate::performance::spans::now(),
                 status: None,
                 query: Query {
                     system: Some(Cow::Borrowed(system)),
@@ -88,7 +88,7 @@ impl DbSpan {
     pub fn params(&mut self, params: &dyn fmt::Debug) -> &mut Self {
         if let Some(open) = &mut self.inner {
             let text = format!("{params:?}");
-            open.query.params = Some(bounded(&text, crate::spans::MAX_FIELD));
+            open.query.params = Some(bounded(&text, crate::performance::spans::MAX_FIELD));
         }
         self
     }
@@ -125,7 +125,7 @@ impl Drop for DbSpan {
             status,
             query,
         } = *open;
-        let took_ns = crate::tracing::nanos_since(start);
+        let took_ns = crate::performance::tracing::nanos_since(start);
         let detail = Detail::Query(Box::new(query));
         scope.record_span(Recorded::with_new_id(
             parent, start, took_ns, status, detail,
