@@ -29,11 +29,16 @@ use serde_json::Value;
 
 mod body;
 mod client_ip;
+mod exchange;
 mod facts;
 #[cfg(test)]
 mod tests;
 
 pub use body::BodyCapture;
+pub use exchange::{
+    AdapterConfig, Exchange, ExchangeFuture, FailedGlue, PageDebug, PageRenderer, PageRequest,
+    RequestHead, ResponseGlue, Step, UserFrom, Verdict, merge_page_headers,
+};
 pub use facts::{FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, StartHeaders};
 
 use crate::client::Client;

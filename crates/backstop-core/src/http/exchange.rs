@@ -1,0 +1,768 @@
+//! One request's lifecycle, the same for every framework: [`Exchange`] starts it,
+//! decides what becomes of the response, answers a panic, and finishes it;
+//! [`ExchangeFuture`] drives it around the application's future. An adapter supplies
+//! only what is its framework's own: a [`RequestHead`] to read the request through,
+//! and a [`ResponseGlue`] to take its responses apart and build them again.
+//!
+//! [`AdapterConfig`] is what both adapters are configured with: the client, the HTTP
+//! options, the pages and `user_from`.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use super::{
+    BodyCapture, FlatRequest, HttpOptions, HttpRequest, IpNet, PageDecision, PagePolicy,
+    REPLACED_HEADERS, new_request_id_bytes, status_event, version_name,
+};
+use crate::client::Client;
+use crate::panic::PanicDetails;
+use crate::protocol::{Event, EventId, SpanStatus, User};
+use crate::scope::RequestScope;
+
+/// Resolves the user of a request from the framework's view of it (its parts in tower,
+/// its `HttpRequest` in actix).
+pub type UserFrom<R> = Arc<dyn Fn(&R) -> Option<User> + Send + Sync>;
+
+/// How both adapters are configured: the client, the HTTP options, the pages and how
+/// a request's user is found. `R` is what `user_from` reads; `P` renders the pages.
+pub struct AdapterConfig<R: ?Sized, P> {
+    client: Client,
+    http: HttpOptions,
+    pages: P,
+    user_from: Option<UserFrom<R>>,
+    debug_for_everyone: bool,
+}
+
+impl<R: ?Sized, P: Clone> Clone for AdapterConfig<R, P> {
+    fn clone(&self) -> Self {
+        AdapterConfig {
+            client: self.client.clone(),
+            http: self.http.clone(),
+            pages: self.pages.clone(),
+            user_from: self.user_from.clone(),
+            debug_for_everyone: self.debug_for_everyone,
+        }
+    }
+}
+
+impl<R: ?Sized, P: fmt::Debug> fmt::Debug for AdapterConfig<R, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdapterConfig")
+            .field("client", &self.client)
+            .field("http", &self.http)
+            .field("pages", &self.pages)
+            .field("user_from", &self.user_from.is_some())
+            .field("debug_for_everyone", &self.debug_for_everyone)
+            .finish()
+    }
+}
+
+impl<R: ?Sized, P: PageRenderer> AdapterConfig<R, P> {
+    /// Reports to `client`, with the default HTTP options, and `pages` with the debug
+    /// page on when the client's environment is `development` (shown to visitors on
+    /// the same machine only; see [`debug_for_everyone`](Self::debug_for_everyone)).
+    pub fn new(client: &Client, pages: P) -> Self {
+        let debug = client.environment() == "development";
+        AdapterConfig {
+            client: client.clone(),
+            http: HttpOptions::new(),
+            pages: pages.with_debug_page(debug),
+            user_from: None,
+            debug_for_everyone: false,
+        }
+    }
+
+    /// Whether a visitor at `client_ip` sees debug details: only with the debug page
+    /// on, and only from this machine (the peer, or the client a trusted proxy names,
+    /// is a loopback address) unless [`debug_for_everyone`](Self::debug_for_everyone).
+    pub fn shows_debug_to(&self, client_ip: Option<IpAddr>) -> bool {
+        let local = || {
+            client_ip.is_some_and(|ip| match ip {
+                IpAddr::V6(v6) => v6
+                    .to_ipv4_mapped()
+                    .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+                IpAddr::V4(v4) => v4.is_loopback(),
+            })
+        };
+        self.pages.debug_page() && (self.debug_for_everyone || local())
+    }
+}
+
+impl<R: ?Sized, P> AdapterConfig<R, P> {
+    /// The client records go to.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The HTTP options.
+    pub fn http_options(&self) -> &HttpOptions {
+        &self.http
+    }
+
+    /// The pages.
+    pub fn page_renderer(&self) -> &P {
+        &self.pages
+    }
+
+    /// Replaces all HTTP options at once.
+    #[must_use]
+    pub fn http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The pages visitors see (theme, overrides, debug page).
+    #[must_use]
+    pub fn pages(mut self, pages: P) -> Self {
+        self.pages = pages;
+        self
+    }
+
+    /// Resolves the user per request. A panic in `f` is contained: the request goes on
+    /// without a user.
+    #[must_use]
+    pub fn user_from(mut self, f: impl Fn(&R) -> Option<User> + Send + Sync + 'static) -> Self {
+        self.user_from = Some(Arc::new(f));
+        self
+    }
+
+    /// Shows the debug page's details to every visitor, not only to those on this
+    /// machine. For a staging service behind a VPN, say; never in production.
+    #[must_use]
+    pub fn debug_for_everyone(mut self, everyone: bool) -> Self {
+        self.debug_for_everyone = everyone;
+        self
+    }
+
+    /// Which statuses are recorded as errors (default: all 5xx).
+    #[must_use]
+    pub fn capture_statuses(
+        mut self,
+        ranges: impl IntoIterator<Item = RangeInclusive<u16>>,
+    ) -> Self {
+        self.http = self.http.capture_statuses(ranges);
+        self
+    }
+
+    /// Which error responses become branded pages (default: empty and plain-text ones).
+    #[must_use]
+    pub fn page_policy(mut self, policy: PagePolicy) -> Self {
+        self.http = self.http.page_policy(policy);
+        self
+    }
+
+    /// Trusts a proxy's `X-Forwarded-For` / `Forwarded` / `X-Forwarded-Proto` (an
+    /// address or a network).
+    #[must_use]
+    pub fn trust_proxy(mut self, net: impl Into<IpNet>) -> Self {
+        self.http = self.http.trust_proxy(net);
+        self
+    }
+
+    /// Trusts a single proxy address.
+    #[must_use]
+    pub fn trust_proxy_ip(self, ip: IpAddr) -> Self {
+        self.trust_proxy(ip)
+    }
+
+    /// Captures JSON and form request bodies up to `max_bytes`, scrubbed. The handler
+    /// still receives the body intact.
+    #[must_use]
+    pub fn capture_bodies(mut self, max_bytes: usize) -> Self {
+        self.http = self.http.capture_bodies(max_bytes);
+        self
+    }
+}
+
+/// The builder methods both adapters share, written once: expands, inside an adapter
+/// type's `impl` block, to methods that hand each setting to its [`AdapterConfig`]
+/// through the type's own `fn configure(self, f) -> Self`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! adapter_builder {
+    ($pages:ty) => {
+        /// Replaces all HTTP options at once.
+        #[must_use]
+        pub fn http(self, http: $crate::http::HttpOptions) -> Self {
+            self.configure(|c| c.http(http))
+        }
+
+        /// The pages visitors see (theme, overrides, debug page).
+        #[must_use]
+        pub fn pages(self, pages: $pages) -> Self {
+            self.configure(|c| c.pages(pages))
+        }
+
+        /// Shows the debug page's details to every visitor, not only to those on this
+        /// machine (the default). For a staging service behind a VPN, say; never in
+        /// production.
+        #[must_use]
+        pub fn debug_for_everyone(self, everyone: bool) -> Self {
+            self.configure(|c| c.debug_for_everyone(everyone))
+        }
+
+        /// Which statuses are recorded as errors (default: all 5xx).
+        #[must_use]
+        pub fn capture_statuses(
+            self,
+            ranges: impl IntoIterator<Item = ::std::ops::RangeInclusive<u16>>,
+        ) -> Self {
+            self.configure(|c| c.capture_statuses(ranges))
+        }
+
+        /// Which error responses become branded pages (default: empty and plain-text
+        /// ones).
+        #[must_use]
+        pub fn page_policy(self, policy: $crate::http::PagePolicy) -> Self {
+            self.configure(|c| c.page_policy(policy))
+        }
+
+        /// Trusts a proxy's `X-Forwarded-For` / `Forwarded` / `X-Forwarded-Proto` (an
+        /// address or a network).
+        #[must_use]
+        pub fn trust_proxy(self, net: impl Into<$crate::http::IpNet>) -> Self {
+            self.configure(|c| c.trust_proxy(net))
+        }
+
+        /// Trusts a single proxy address.
+        #[must_use]
+        pub fn trust_proxy_ip(self, ip: ::std::net::IpAddr) -> Self {
+            self.configure(|c| c.trust_proxy_ip(ip))
+        }
+
+        /// Captures JSON and form request bodies up to `max_bytes`, scrubbed. The
+        /// handler still receives the body intact.
+        #[must_use]
+        pub fn capture_bodies(self, max_bytes: usize) -> Self {
+            self.configure(|c| c.capture_bodies(max_bytes))
+        }
+    };
+}
+
+/// Renders the page that replaces an error response. `backstop-pages`' `ErrorPages`
+/// implements it; the lifecycle stays free of any page format.
+pub trait PageRenderer {
+    /// Whether the debug page is on.
+    fn debug_page(&self) -> bool;
+
+    /// The same pages with the debug page turned on or off.
+    #[must_use]
+    fn with_debug_page(self, on: bool) -> Self;
+
+    /// The page for a request, in the format its `Accept` header asks for.
+    fn render_page(&self, page: &PageRequest<'_>) -> http::Response<String>;
+}
+
+/// What a page is rendered from.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PageRequest<'a> {
+    /// The response's status.
+    pub status: http::StatusCode,
+    /// The request's facts (method, path, `Accept`).
+    pub request: &'a HttpRequest,
+    /// The event recorded for this response, if any.
+    pub event_id: Option<EventId>,
+    /// The text of a plain-text error body, shown as the page's detail.
+    pub detail: Option<String>,
+    /// Whether this visitor may see debug details (the debug page is on, and the
+    /// visitor is on this machine or the team opted in for everyone). Without it, a
+    /// 5xx page shows no detail either.
+    pub shows_debug: bool,
+    /// What the debug page shows; only there when `shows_debug`.
+    pub debug: Option<PageDebug<'a>>,
+    /// The original response's headers: the page keeps those of its status.
+    pub response_headers: &'a http::HeaderMap,
+}
+
+/// What went wrong, for the debug page.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub enum PageDebug<'a> {
+    /// A caught panic.
+    Panic(&'a PanicDetails),
+    /// An error, with its `source()` chain.
+    Error(&'a (dyn std::error::Error + 'static)),
+    /// An error known only by its message.
+    Message(&'a dyn fmt::Display),
+}
+
+impl fmt::Debug for PageDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PageDebug::Panic(details) => f.debug_tuple("Panic").field(details).finish(),
+            PageDebug::Error(error) => f.debug_tuple("Error").field(&error.to_string()).finish(),
+            PageDebug::Message(message) => f
+                .debug_tuple("Message")
+                .field(&message.to_string())
+                .finish(),
+        }
+    }
+}
+
+/// An incoming request, as an adapter reads it from its framework.
+pub trait RequestHead {
+    /// The framework's header value: the response echoes the request id in it.
+    type HeaderValue;
+
+    /// The method.
+    fn method(&self) -> http::Method;
+    /// The URI as received: scheme and authority (when absolute), path and query.
+    fn uri(&self) -> (Option<&str>, Option<&str>, Option<&str>);
+    /// The HTTP version.
+    fn version(&self) -> http::Version;
+    /// Every header, in order (names lowercase).
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])>;
+    /// The first value of one header (asked only for rarely needed ones).
+    fn header(&self, name: &'static str) -> Option<&[u8]>;
+    /// The incoming request id header's own value, to echo without a copy.
+    fn incoming_request_id(&self) -> Option<Self::HeaderValue>;
+    /// A generated request id as a header value.
+    fn new_request_id(id: bytes::Bytes) -> Option<Self::HeaderValue>;
+    /// The connection's peer.
+    fn peer(&self) -> Option<IpAddr>;
+    /// Whether the connection is TLS (or the URI says `https`).
+    fn is_tls(&self) -> bool;
+    /// The headers as `http` 1 gives them, for the traces sampler (asked only when
+    /// one is set).
+    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap>;
+}
+
+/// What to do with a response, once it is recorded if it is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it as it is.
+    Keep,
+    /// Replace it with a page.
+    Page {
+        /// The event recorded for it, if any.
+        event_id: Option<EventId>,
+        /// Read the (small, plain-text) body first: it becomes the page's detail.
+        detail_from_body: bool,
+    },
+}
+
+/// One request in flight: its scope, the id its response echoes, and its route.
+pub struct Exchange<Id, Route> {
+    /// Always there until the request finishes, but while a poll has moved it into
+    /// the thread's current slot.
+    scope: Option<Arc<RequestScope>>,
+    request_id: Option<Id>,
+    route: Option<Route>,
+}
+
+impl<Id, Route> fmt::Debug for Exchange<Id, Route> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Exchange")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Id, Route> Drop for Exchange<Id, Route> {
+    fn drop(&mut self) {
+        // Dropped before it finished: the client went away. The transaction ends as
+        // aborted; nothing stays behind.
+        if let Some(scope) = self.scope.take() {
+            scope.finish(SpanStatus::Aborted);
+        }
+    }
+}
+
+impl<Id, Route: AsRef<str>> Exchange<Id, Route> {
+    /// Opens the request's scope: copies the request's facts in one pass over its
+    /// headers, reuses a sane incoming request id or makes one, continues the
+    /// caller's trace, finds the client and scheme behind trusted proxies, decides
+    /// sampling, and asks `user_from` (a panic in it is contained).
+    pub fn start<H, R, P>(
+        config: &AdapterConfig<R, P>,
+        head: &H,
+        user_input: &R,
+        route: Option<Route>,
+        body: Option<Arc<BodyCapture>>,
+    ) -> Self
+    where
+        H: RequestHead<HeaderValue = Id>,
+        R: ?Sized,
+    {
+        let http = &config.http;
+        let client = &config.client;
+        let (scheme, authority, path_and_query) = head.uri();
+        let (mut flat, found) = FlatRequest::at_start(
+            scheme,
+            authority,
+            path_and_query,
+            http.request_id_header_name().as_str(),
+            || head.headers(),
+        );
+        let trace = found.trace();
+        // Reuse a sane incoming id (the request's own header value, not a copy);
+        // otherwise make one.
+        let incoming = found
+            .request_id()
+            .and_then(|id| Some((id, head.incoming_request_id()?)));
+        let request_id = match incoming {
+            Some((id, value)) => {
+                flat.set_request_id(id);
+                Some(value)
+            }
+            None => {
+                let id = new_request_id_bytes();
+                flat.set_request_id(&id);
+                H::new_request_id(id)
+            }
+        };
+        let (client_ip, scheme) =
+            http.client_and_scheme(head.peer(), head.is_tls(), |name| head.header(name));
+        let method = head.method();
+        let route_name = route.as_ref().map(AsRef::as_ref);
+        let sampler_headers = client.has_traces_sampler().then(|| head.sampler_headers());
+        let scope = RequestScope::http_builder(client, method.as_str(), route_name)
+            .op("http.server")
+            .continue_trace(trace)
+            .sampling_input(
+                Some(method.as_str()),
+                route_name,
+                sampler_headers.as_deref(),
+            )
+            .http_request(HttpRequest {
+                // Standard methods clone without allocating.
+                method: method.clone(),
+                scheme,
+                version: version_name(head.version()),
+                client_ip,
+                flat,
+                body,
+            })
+            .start();
+        if let Some(user_from) = &config.user_from {
+            let user = catch_unwind(AssertUnwindSafe(|| user_from(user_input)))
+                .ok()
+                .flatten();
+            if let Some(user) = user {
+                scope.configure(|s| s.set_user(Some(user)));
+            }
+        }
+        Exchange {
+            scope: Some(scope),
+            request_id,
+            route,
+        }
+    }
+
+    /// The request's scope (there until the request finishes).
+    pub fn scope(&self) -> Option<&Arc<RequestScope>> {
+        self.scope.as_ref()
+    }
+
+    /// The request's facts, as copied at its start.
+    pub fn request(&self) -> Option<&HttpRequest> {
+        self.scope.as_ref()?.http_request()
+    }
+
+    /// Runs `f` (a call into the application, or a poll of its future) with the
+    /// request's scope current, catching a panic.
+    pub fn run<T>(&mut self, f: impl FnOnce() -> T) -> std::thread::Result<T> {
+        let _entered = RequestScope::enter_moved(&mut self.scope);
+        catch_unwind(AssertUnwindSafe(f))
+    }
+
+    /// The response is in: records it if it is an error (the handler's error as
+    /// `error_event` builds it, else one named after the status), and decides whether
+    /// the visitor gets a page instead, from the status, `Content-Type` and length.
+    pub fn verdict<R: ?Sized, P>(
+        &self,
+        config: &AdapterConfig<R, P>,
+        status: u16,
+        error_event: impl FnOnce(u16) -> Option<Event>,
+        content_type: Option<&[u8]>,
+        body_len: Option<u64>,
+    ) -> Verdict {
+        if status < 400 {
+            return Verdict::Keep;
+        }
+        let scope = self.scope.as_ref();
+        let event_id = scope
+            .filter(|_| config.http.captures(&config.client, status))
+            .map(|scope| {
+                let event = error_event(status).unwrap_or_else(|| {
+                    let method = self.request().map_or("", |r| r.method.as_str());
+                    status_event(status, method, self.route.as_ref().map(AsRef::as_ref))
+                });
+                scope.capture_event(event)
+            });
+        match config.http.page_decision(status, content_type, body_len) {
+            PageDecision::Keep => Verdict::Keep,
+            PageDecision::Replace { detail_from_body } => Verdict::Page {
+                event_id,
+                detail_from_body,
+            },
+        }
+    }
+
+    /// The page for an error response, with debug details only for a visitor who may
+    /// see them. `None` once the request has finished.
+    pub fn page<R: ?Sized, P: PageRenderer>(
+        &self,
+        config: &AdapterConfig<R, P>,
+        status: http::StatusCode,
+        event_id: Option<EventId>,
+        detail: Option<String>,
+        debug: Option<PageDebug<'_>>,
+        response_headers: &http::HeaderMap,
+    ) -> Option<http::Response<String>> {
+        let request = self.request()?;
+        let shows_debug = config.shows_debug_to(request.client_ip);
+        Some(config.pages.render_page(&PageRequest {
+            status,
+            request,
+            event_id,
+            detail,
+            shows_debug,
+            debug: debug.filter(|_| shows_debug),
+            response_headers,
+        }))
+    }
+
+    /// A panic was caught: records it, and renders the 500 page.
+    pub fn panic_page<R: ?Sized, P: PageRenderer>(
+        &self,
+        config: &AdapterConfig<R, P>,
+        payload: &(dyn Any + Send),
+    ) -> http::Response<String> {
+        let status = http::StatusCode::INTERNAL_SERVER_ERROR;
+        let (Some(scope), Some(request)) = (self.scope.as_ref(), self.request()) else {
+            let mut response = http::Response::new(String::new());
+            *response.status_mut() = status;
+            return response;
+        };
+        let debug = config.shows_debug_to(request.client_ip);
+        // Symbolising the backtrace is slow: only for a page that shows it.
+        let (id, details) = scope.capture_panic_detailed(payload, debug);
+        self.page(
+            config,
+            status,
+            Some(id),
+            None,
+            Some(PageDebug::Panic(&details)),
+            &http::HeaderMap::new(),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Ends the request with the status it answered; returns the id its response
+    /// carries (only on the first call).
+    pub fn finish(&mut self, status: u16) -> Option<Id> {
+        if let Some(scope) = self.scope.take() {
+            scope.finish_http(status);
+        }
+        self.request_id.take()
+    }
+
+    /// Ends the request that failed without a response (the server decides what the
+    /// client sees).
+    pub fn fail(&mut self) {
+        if let Some(scope) = self.scope.take() {
+            scope.finish(SpanStatus::InternalError);
+        }
+    }
+}
+
+/// A page's headers merged into the original response's: those that described the
+/// old body go ([`REPLACED_HEADERS`]), the page's own replace any of the same name,
+/// and every other header (cookies, `Allow`, `Retry-After`, the team's own) stays.
+pub fn merge_page_headers(original: &mut http::HeaderMap, page: http::HeaderMap) {
+    for name in REPLACED_HEADERS {
+        original.remove(*name);
+    }
+    for name in page.keys() {
+        original.remove(name);
+    }
+    let mut last = None;
+    for (name, value) in page {
+        // `HeaderMap::into_iter` names a header once, before its first value.
+        let name = match name {
+            Some(name) => last.insert(name).clone(),
+            None => match &last {
+                Some(name) => name.clone(),
+                None => continue,
+            },
+        };
+        original.append(name, value);
+    }
+}
+
+/// The framework side of an [`ExchangeFuture`]: how an adapter takes its
+/// framework's responses apart and builds them again.
+pub trait ResponseGlue {
+    /// The request id's header value.
+    type Id;
+    /// The matched route.
+    type Route: AsRef<str>;
+    /// The application's response.
+    type Inner;
+    /// The response Backstop answers with.
+    type Response;
+    /// Reads a plain-text error body, for the page's detail.
+    type Detail: Future<Output = Option<String>> + Unpin;
+    /// What a page waiting for its detail keeps of the response.
+    type Held;
+
+    /// The application answered.
+    fn respond(&self, exchange: &Exchange<Self::Id, Self::Route>, inner: Self::Inner)
+    -> Step<Self>;
+
+    /// The application panicked.
+    fn panicked(
+        &self,
+        exchange: &Exchange<Self::Id, Self::Route>,
+        payload: &(dyn Any + Send),
+    ) -> Self::Response;
+
+    /// The detail is read: the page.
+    fn with_detail(
+        &self,
+        exchange: &Exchange<Self::Id, Self::Route>,
+        held: Self::Held,
+        detail: Option<String>,
+    ) -> Self::Response;
+
+    /// The status of a response about to go out.
+    fn status(response: &Self::Response) -> u16;
+
+    /// Echoes the request id on the response.
+    fn set_request_id(&self, response: &mut Self::Response, id: Self::Id);
+}
+
+/// What an adapter does when the application fails with `E` instead of a response.
+pub trait FailedGlue<E>: ResponseGlue {
+    /// Answers anyway (`Ok`), or passes the error on to the server (`Err`): then the
+    /// request ends as an internal error.
+    fn failed(&self, exchange: &Exchange<Self::Id, Self::Route>, error: E)
+    -> Result<Step<Self>, E>;
+}
+
+/// What becomes of a response.
+pub enum Step<G: ResponseGlue + ?Sized> {
+    /// It is ready.
+    Ready(G::Response),
+    /// Its page waits for the body's text.
+    ReadDetail(G::Detail, G::Held),
+}
+
+pin_project_lite::pin_project! {
+    /// The response future both adapters return: the application's future, run with
+    /// the request's scope current and panics caught, then the response's verdict.
+    pub struct ExchangeFuture<F, G: ResponseGlue> {
+        #[pin]
+        state: State<F, G>,
+        exchange: Exchange<G::Id, G::Route>,
+        glue: G,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, G: ResponseGlue> {
+        Running { #[pin] future: F },
+        ReadingDetail { detail: G::Detail, held: Option<G::Held> },
+        Ready { response: Option<G::Response> },
+        Done,
+    }
+}
+
+impl<F, G: ResponseGlue> fmt::Debug for ExchangeFuture<F, G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExchangeFuture")
+            .field("exchange", &self.exchange)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, G: ResponseGlue> ExchangeFuture<F, G> {
+    /// Calls the application (`call`) with the request's scope current: its future,
+    /// or the panic page when the call itself panicked.
+    pub fn call(
+        mut exchange: Exchange<G::Id, G::Route>,
+        glue: G,
+        call: impl FnOnce() -> F,
+    ) -> Self {
+        let state = match exchange.run(call) {
+            Ok(future) => State::Running { future },
+            Err(payload) => State::Ready {
+                response: Some(glue.panicked(&exchange, &*payload)),
+            },
+        };
+        ExchangeFuture {
+            state,
+            exchange,
+            glue,
+        }
+    }
+}
+
+impl<F, G, E> Future for ExchangeFuture<F, G>
+where
+    F: Future<Output = Result<G::Inner, E>>,
+    G: FailedGlue<E>,
+{
+    type Output = Result<G::Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Running { future } => match this.exchange.run(|| future.poll(cx)) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(inner))) => this.glue.respond(this.exchange, inner),
+                    Ok(Poll::Ready(Err(error))) => match this.glue.failed(this.exchange, error) {
+                        Ok(step) => step,
+                        Err(error) => {
+                            this.exchange.fail();
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(error));
+                        }
+                    },
+                    Err(payload) => Step::Ready(this.glue.panicked(this.exchange, &*payload)),
+                },
+                StateProj::ReadingDetail { detail, held } => {
+                    let text = ready!(Pin::new(detail).poll(cx));
+                    match held.take() {
+                        Some(held) => Step::Ready(this.glue.with_detail(this.exchange, held, text)),
+                        None => return Poll::Pending,
+                    }
+                }
+                StateProj::Ready { response } => {
+                    let Some(mut response) = response.take() else {
+                        return Poll::Pending;
+                    };
+                    if let Some(id) = this.exchange.finish(G::status(&response)) {
+                        this.glue.set_request_id(&mut response, id);
+                    }
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(response));
+                }
+                // Polled after completion: a future that finished stays pending.
+                StateProj::Done => return Poll::Pending,
+            };
+            // This drops the application's future (a panicked one too).
+            this.state.set(match next {
+                Step::Ready(response) => State::Ready {
+                    response: Some(response),
+                },
+                Step::ReadDetail(detail, held) => State::ReadingDetail {
+                    detail,
+                    held: Some(held),
+                },
+            });
+        }
+    }
+}
