@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use backstop_core::EventId;
 use backstop_core::http::{
     Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, RequestHead, ResponseGlue,
-    Step, Verdict, error_response_event, merge_page_headers,
+    Step, Verdict, detail_text, error_response_event, merge_page_headers,
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -224,46 +224,6 @@ struct Held {
     event_id: Option<EventId>,
 }
 
-impl<B> Glue<B>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    /// The page, in the original response's head (its headers, but those that
-    /// described its body, and its extensions stay).
-    fn page(
-        &self,
-        exchange: &Exchange<HeaderValue, Route>,
-        held: Held,
-        detail: Option<String>,
-    ) -> Response<BackstopBody<B>> {
-        let Held {
-            mut parts,
-            error,
-            event_id,
-        } = held;
-        let debug = error.as_ref().map(|e| PageDebug::Error(&*e.0));
-        let page = exchange.page(
-            &self.config,
-            parts.status,
-            event_id,
-            detail,
-            debug,
-            &parts.headers,
-        );
-        let body = match page {
-            Some(page) => {
-                let (page, body) = page.into_parts();
-                merge_page_headers(&mut parts.headers, page.headers);
-                parts.status = page.status;
-                Bytes::from(body)
-            }
-            None => Bytes::new(),
-        };
-        Response::from_parts(parts, BackstopBody::full(body))
-    }
-}
-
 impl<B> ResponseGlue for Glue<B>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -304,25 +264,20 @@ where
             return Step::Ready(response.map(BackstopBody::inner));
         };
         let (parts, body) = response.into_parts();
-        let held = Held {
-            parts,
-            error,
-            event_id,
-        };
-        if !detail_from_body {
-            return Step::Ready(self.page(exchange, held, None));
-        }
-        let read = async move {
+        let read = detail_from_body.then(|| {
+            let limited = http_body_util::Limited::new(body, MAX_DETAIL_BYTES);
             // Too long or unreadable: the page goes without it.
-            let bytes = http_body_util::Limited::new(body, MAX_DETAIL_BYTES)
-                .collect()
-                .await
-                .ok()?
-                .to_bytes();
-            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-            (!text.is_empty()).then_some(text)
-        };
-        Step::ReadDetail(Box::pin(read) as Self::Detail, held)
+            let read = async move { detail_text(&limited.collect().await.ok()?.to_bytes()) };
+            Box::pin(read) as Self::Detail
+        });
+        Step::Page(
+            Held {
+                parts,
+                error,
+                event_id,
+            },
+            read,
+        )
     }
 
     fn panicked(
@@ -334,13 +289,38 @@ where
         page.map(|body| BackstopBody::full(Bytes::from(body)))
     }
 
-    fn with_detail(
+    /// The page, in the original response's head (its headers, but those that
+    /// described its body, and its extensions stay).
+    fn page(
         &self,
         exchange: &Exchange<HeaderValue, Route>,
         held: Held,
         detail: Option<String>,
     ) -> Self::Response {
-        self.page(exchange, held, detail)
+        let Held {
+            mut parts,
+            error,
+            event_id,
+        } = held;
+        let debug = error.as_ref().map(|e| PageDebug::Error(&*e.0));
+        let page = exchange.page(
+            &self.config,
+            parts.status,
+            event_id,
+            detail,
+            debug,
+            &parts.headers,
+        );
+        let body = match page {
+            Some(page) => {
+                let (page, body) = page.into_parts();
+                merge_page_headers(&mut parts.headers, page.headers);
+                parts.status = page.status;
+                Bytes::from(body)
+            }
+            None => Bytes::new(),
+        };
+        Response::from_parts(parts, BackstopBody::full(body))
     }
 
     fn status(response: &Self::Response) -> u16 {

@@ -627,8 +627,8 @@ pub trait ResponseGlue {
         payload: &(dyn Any + Send),
     ) -> Self::Response;
 
-    /// The detail is read: the page.
-    fn with_detail(
+    /// The page, with the detail read from the body, if any.
+    fn page(
         &self,
         exchange: &Exchange<Self::Id, Self::Route>,
         held: Self::Held,
@@ -654,8 +654,14 @@ pub trait FailedGlue<E>: ResponseGlue {
 pub enum Step<G: ResponseGlue + ?Sized> {
     /// It is ready.
     Ready(G::Response),
-    /// Its page waits for the body's text.
-    ReadDetail(G::Detail, G::Held),
+    /// It becomes a page, once the body's text is read when there is a reader.
+    Page(G::Held, Option<G::Detail>),
+}
+
+/// A plain-text error body as a page's detail: trimmed, and only if there is any.
+pub fn detail_text(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body).trim().to_owned();
+    (!text.is_empty()).then_some(text)
 }
 
 pin_project_lite::pin_project! {
@@ -736,7 +742,7 @@ where
                 StateProj::ReadingDetail { detail, held } => {
                     let text = ready!(Pin::new(detail).poll(cx));
                     match held.take() {
-                        Some(held) => Step::Ready(this.glue.with_detail(this.exchange, held, text)),
+                        Some(held) => Step::Ready(this.glue.page(this.exchange, held, text)),
                         None => return Poll::Pending,
                     }
                 }
@@ -758,7 +764,10 @@ where
                 Step::Ready(response) => State::Ready {
                     response: Some(response),
                 },
-                Step::ReadDetail(detail, held) => State::ReadingDetail {
+                Step::Page(held, None) => State::Ready {
+                    response: Some(this.glue.page(this.exchange, held, None)),
+                },
+                Step::Page(held, Some(detail)) => State::ReadingDetail {
                     detail,
                     held: Some(held),
                 },

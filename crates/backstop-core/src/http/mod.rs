@@ -37,7 +37,7 @@ mod tests;
 pub use body::BodyCapture;
 pub use exchange::{
     AdapterConfig, Exchange, ExchangeFuture, FailedGlue, PageDebug, PageRenderer, PageRequest,
-    RequestHead, ResponseGlue, Step, UserFrom, Verdict, merge_page_headers,
+    RequestHead, ResponseGlue, Step, UserFrom, Verdict, detail_text, merge_page_headers,
 };
 pub use facts::{FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, StartHeaders};
 
