@@ -342,3 +342,61 @@ fn user_agents_become_contexts() {
     assert_eq!(contexts["os"]["name"], "Windows 10");
     assert_eq!(contexts["device"]["family"], "pc");
 }
+
+#[test]
+fn the_scheme_follows_tls_and_trusted_proxies_only() {
+    let http = HttpOptions::new().trust_proxy(ip("10.0.0.2"));
+    let headers = |list: &'static [(&'static str, &'static [u8])]| {
+        move |name: &'static str| list.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    };
+    let none = headers(&[]);
+    // The connection itself.
+    assert_eq!(
+        http.client_and_scheme(Some(ip("203.0.113.5")), false, none),
+        (Some(ip("203.0.113.5")), "http")
+    );
+    assert_eq!(
+        http.client_and_scheme(Some(ip("203.0.113.5")), true, none),
+        (Some(ip("203.0.113.5")), "https")
+    );
+    assert_eq!(http.client_and_scheme(None, true, none), (None, "https"));
+    // An untrusted peer's claims are ignored.
+    let claims = headers(&[
+        ("x-forwarded-proto", b"https"),
+        ("x-forwarded-for", b"198.51.100.1"),
+    ]);
+    assert_eq!(
+        http.client_and_scheme(Some(ip("203.0.113.5")), false, claims),
+        (Some(ip("203.0.113.5")), "http")
+    );
+    // A trusted proxy's are believed.
+    assert_eq!(
+        http.client_and_scheme(Some(ip("10.0.0.2")), false, claims),
+        (Some(ip("198.51.100.1")), "https")
+    );
+    let list = headers(&[("x-forwarded-proto", b"HTTPS, http")]);
+    assert_eq!(
+        http.client_and_scheme(Some(ip("10.0.0.2")), false, list).1,
+        "https"
+    );
+    // `Forwarded`: the scheme of the client's own hop, and it wins over the others.
+    let forwarded = headers(&[
+        (
+            "forwarded",
+            b"for=198.51.100.1;proto=https, for=10.0.0.2;proto=http",
+        ),
+        ("x-forwarded-proto", b"http"),
+    ]);
+    assert_eq!(
+        http.client_and_scheme(Some(ip("10.0.0.2")), false, forwarded),
+        (Some(ip("198.51.100.1")), "https")
+    );
+    let garbage = headers(&[
+        ("forwarded", b"\xff;proto=https"),
+        ("x-forwarded-proto", b"\xff"),
+    ]);
+    assert_eq!(
+        http.client_and_scheme(Some(ip("10.0.0.2")), false, garbage),
+        (Some(ip("10.0.0.2")), "http")
+    );
+}
