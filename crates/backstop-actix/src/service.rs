@@ -119,9 +119,10 @@ where
         let shared = &self.shared;
         let config = &shared.config;
         let route = self.routes.route(&request);
-        let content_type = request.headers().get(header::CONTENT_TYPE);
-        let body = (config.http_options())
-            .body_limit_with(|| content_type.map(HeaderValue::as_bytes))
+        let headers = request.headers();
+        let body = config
+            .http_options()
+            .body_limit_with(|| headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
             .map(|limit| {
                 let (payload, capture) = crate::body::tee(request.take_payload(), limit);
                 request.set_payload(payload);

@@ -50,9 +50,10 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let config = self.config.clone();
         let (parts, body) = request.into_parts();
-        let content_type = || parts.headers.get(http::header::CONTENT_TYPE);
-        let limit =
-            (config.http_options()).body_limit_with(|| content_type().map(|v| v.as_bytes()));
+        let limit = config.http_options().body_limit_with(|| {
+            let content_type = parts.headers.get(http::header::CONTENT_TYPE);
+            content_type.map(HeaderValue::as_bytes)
+        });
         let (body, captured) = match limit {
             Some(limit) => crate::capture::tee(body, limit),
             None => (body, None),
