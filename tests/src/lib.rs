@@ -561,6 +561,9 @@ pub async fn check_demo_queries(addr: SocketAddr, client: &Client, sink: &TestSi
     assert!(fixed.problems.is_empty(), "{:#?}", fixed.problems);
 }
 
+/// Extra request headers, as (name, value).
+type Headers = &'static [(&'static str, &'static str)];
+
 /// Behind a trusted proxy (the app trusts `127.0.0.1` with `trust_proxy_ip`, and the
 /// suite connects from it): the URL's scheme is `https` when the proxy says so
 /// (`X-Forwarded-Proto`, or `Forwarded: proto=` of the client's hop) and `http`
@@ -574,7 +577,8 @@ pub async fn proxies_and_request_ids(
     sink: &TestSink,
 ) {
     let http = reqwest::Client::new();
-    let cases: [(&[(&str, &str)], &str, &str); 4] = [
+    // The forwarding headers sent, then the scheme and client recorded.
+    let cases: [(Headers, &str, &str); 4] = [
         (&[], "http", "127.0.0.1"),
         (
             &[
