@@ -1,6 +1,10 @@
-//! What the tower layer and the actix middleware share: the rules about HTTP, written
-//! once. The adapters only translate their framework's types into these calls.
+//! What the tower layer and the actix middleware share: the request lifecycle and the
+//! rules about HTTP, written once. The adapters only translate their framework's types
+//! into these calls.
 //!
+//! - one request's lifecycle: start, the response's verdict, the panic path and finish
+//!   ([`Exchange`], driven by [`ExchangeFuture`]);
+//! - how both adapters are configured ([`AdapterConfig`]);
 //! - which responses are recorded as errors ([`HttpOptions::captures`]);
 //! - which error responses get a branded page ([`PagePolicy`]);
 //! - how transactions are named ([`transaction_name`]);
@@ -29,15 +33,17 @@ use serde_json::Value;
 
 mod body;
 mod client_ip;
+mod config;
 mod exchange;
 mod facts;
 #[cfg(test)]
 mod tests;
 
 pub use body::BodyCapture;
+pub use config::{AdapterConfig, PageDebug, PageRenderer, PageRequest, UserFrom};
 pub use exchange::{
-    AdapterConfig, Exchange, ExchangeFuture, FailedGlue, PageDebug, PageRenderer, PageRequest,
-    RequestHead, ResponseGlue, Step, UserFrom, Verdict, detail_text, merge_page_headers,
+    Exchange, ExchangeFuture, FailedGlue, RequestHead, ResponseGlue, Step, Verdict, detail_text,
+    merge_page_headers,
 };
 pub use facts::{FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, StartHeaders};
 
