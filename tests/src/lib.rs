@@ -560,3 +560,147 @@ pub async fn check_demo_queries(addr: SocketAddr, client: &Client, sink: &TestSi
     assert_eq!(joins[0].data["db.rows_returned"], 60);
     assert!(fixed.problems.is_empty(), "{:#?}", fixed.problems);
 }
+
+/// Extra request headers, as (name, value).
+type Headers = &'static [(&'static str, &'static str)];
+
+/// Behind a trusted proxy (the app trusts `127.0.0.1` with `trust_proxy_ip`, and the
+/// suite connects from it): the URL's scheme is `https` when the proxy says so
+/// (`X-Forwarded-Proto`, or `Forwarded: proto=` of the client's hop) and `http`
+/// otherwise, and the client is the one the proxy names. An invalid incoming request
+/// id is replaced by a generated one, which the event carries too; a valid one is
+/// echoed.
+pub async fn proxies_and_request_ids(
+    framework: &str,
+    addr: SocketAddr,
+    client: &Client,
+    sink: &TestSink,
+) {
+    let http = reqwest::Client::new();
+    // The forwarding headers sent, then the scheme and client recorded.
+    let cases: [(Headers, &str, &str); 4] = [
+        (&[], "http", "127.0.0.1"),
+        (
+            &[
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-for", "203.0.113.9"),
+            ],
+            "https",
+            "203.0.113.9",
+        ),
+        (
+            &[("forwarded", "for=203.0.113.7;proto=https")],
+            "https",
+            "203.0.113.7",
+        ),
+        (
+            &[("forwarded", "for=\"[2001:db8::5]:4711\";proto=http")],
+            "http",
+            "2001:db8::5",
+        ),
+    ];
+    for (headers, scheme, client_ip) in cases {
+        sink.clear();
+        let mut request = http.get(format!("http://{addr}/bare500"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 500);
+        assert!(client.flush(Duration::from_secs(10)));
+        let events = sink.events();
+        assert_eq!(events.len(), 1, "{framework}: {headers:?}");
+        let request = events[0].request.as_ref().expect("the request context");
+        let url = request.url.as_deref().unwrap_or_default();
+        assert!(
+            url.starts_with(&format!("{scheme}://")) && url.ends_with("/bare500"),
+            "{framework}: {headers:?} gave {url}"
+        );
+        assert_eq!(
+            request.env["REMOTE_ADDR"], client_ip,
+            "{framework}: {headers:?}"
+        );
+    }
+
+    for invalid in ["<script>", "has space", &"x".repeat(200)] {
+        sink.clear();
+        let response = http
+            .get(format!("http://{addr}/bare500"))
+            .header("x-request-id", invalid)
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), 500, "{framework}: {invalid}");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            id.len(),
+            32,
+            "{framework}: a generated id replaces {invalid:?}"
+        );
+        assert!(
+            id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{framework}: {id}"
+        );
+        assert!(client.flush(Duration::from_secs(10)));
+        let events = sink.events();
+        assert_eq!(events.len(), 1, "{framework}");
+        let env = &events[0].request.as_ref().unwrap().env;
+        assert_eq!(
+            env["REQUEST_ID"], id,
+            "{framework}: the event carries the same id"
+        );
+    }
+    let response = http
+        .get(format!("http://{addr}/ok"))
+        .header("x-request-id", "edge-42:abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "edge-42:abc",
+        "{framework}"
+    );
+    assert_eq!(
+        response.text().await.unwrap(),
+        "ok",
+        "{framework}: still serving"
+    );
+}
+
+/// The debug page in development, served at `addr` by an app that trusts `127.0.0.1`
+/// as a proxy: a visitor on this machine sees the panic's details; a remote visitor
+/// (the trusted proxy naming a client elsewhere) gets the normal page. With
+/// `for_everyone` (the team opted in), the remote visitor sees them too.
+pub async fn debug_page_locality(framework: &str, addr: SocketAddr, for_everyone: bool) {
+    let http = reqwest::Client::new();
+    let page = |forwarded_for: Option<&'static str>| {
+        let mut request = http
+            .get(format!("http://{addr}/panic"))
+            .header("accept", "text/html");
+        if let Some(client) = forwarded_for {
+            request = request.header("x-forwarded-for", client);
+        }
+        async move {
+            let response = request.send().await.expect("the server answers");
+            assert_eq!(response.status(), 500, "{framework}");
+            response.text().await.unwrap()
+        }
+    };
+    let local = page(None).await;
+    assert!(
+        local.contains("parity panic"),
+        "{framework}: a local visitor sees the details"
+    );
+    let local_behind_proxy = page(Some("127.0.0.1")).await;
+    assert!(local_behind_proxy.contains("parity panic"), "{framework}");
+    let remote = page(Some("203.0.113.9")).await;
+    assert!(remote.contains("<h1"), "{framework}: a page");
+    assert_eq!(
+        remote.contains("parity panic"),
+        for_everyone,
+        "{framework}: a remote visitor sees the details only when the team opted in"
+    );
+}

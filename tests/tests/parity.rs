@@ -26,15 +26,35 @@ struct Item {
 }
 
 fn client(traces: f64) -> (BackstopGuard, TestSink) {
+    client_in("production", traces)
+}
+
+fn client_in(environment: &str, traces: f64) -> (BackstopGuard, TestSink) {
+    start(
+        Options::new()
+            .environment(environment)
+            .traces_sample_rate(traces),
+    )
+}
+
+fn start(options: Options) -> (BackstopGuard, TestSink) {
     let sink = TestSink::new();
-    let backstop = backstop_core::test::start(
+    let backstop = backstop_core::test::start(options.sink(sink.clone())).unwrap();
+    (backstop, sink)
+}
+
+/// A production client that keeps the client's address (`send_default_pii`).
+fn client_with_addresses() -> (BackstopGuard, TestSink) {
+    start(
         Options::new()
             .environment("production")
-            .traces_sample_rate(traces)
-            .sink(sink.clone()),
+            .send_default_pii(true),
     )
-    .unwrap();
-    (backstop, sink)
+}
+
+/// The loopback address the suite connects from, trusted as a proxy.
+fn loopback() -> std::net::IpAddr {
+    std::net::Ipv4Addr::LOCALHOST.into()
 }
 
 mod axum_app {
@@ -47,6 +67,10 @@ mod axum_app {
     use http::StatusCode;
 
     pub(super) async fn serve(client: &Client) -> SocketAddr {
+        serve_with(BackstopLayer::new(client)).await
+    }
+
+    pub(super) async fn serve_with(layer: BackstopLayer) -> SocketAddr {
         let app = Router::new()
             .route("/ok", get(|| async { "ok" }))
             .route(
@@ -87,7 +111,7 @@ mod axum_app {
                     StatusCode::INTERNAL_SERVER_ERROR.into_response()
                 }),
             )
-            .layer(BackstopLayer::new(client));
+            .layer(layer);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -114,6 +138,21 @@ async fn axum() {
     let transactions =
         backstop_parity::tracing_and_sampling("axum", addr, &backstop, &sink, true).await;
     assert_eq!(transactions[1].name, "GET /ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_behind_a_proxy() {
+    use backstop_tower::BackstopLayer;
+    let (backstop, sink) = client_with_addresses();
+    let addr = axum_app::serve_with(BackstopLayer::new(&backstop).trust_proxy_ip(loopback())).await;
+    backstop_parity::proxies_and_request_ids("axum", addr, &backstop, &sink).await;
+
+    let (backstop, _sink) = client_in("development", 0.0);
+    let layer = BackstopLayer::new(&backstop).trust_proxy_ip(loopback());
+    let addr = axum_app::serve_with(layer.clone()).await;
+    backstop_parity::debug_page_locality("axum", addr, false).await;
+    let addr = axum_app::serve_with(layer.debug_for_everyone(true)).await;
+    backstop_parity::debug_page_locality("axum", addr, true).await;
 }
 
 mod actix_app {
@@ -165,7 +204,11 @@ mod actix_app {
     }
 
     pub(super) fn serve(client: &Client) -> SocketAddr {
-        let middleware = BackstopMiddleware::new(client).error_type::<ParityError>();
+        serve_with(BackstopMiddleware::new(client))
+    }
+
+    pub(super) fn serve_with(middleware: BackstopMiddleware) -> SocketAddr {
+        let middleware = middleware.error_type::<ParityError>();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -194,4 +237,19 @@ async fn actix() {
     let transactions =
         backstop_parity::tracing_and_sampling("actix", addr, &backstop, &sink, true).await;
     assert_eq!(transactions[1].name, "GET /ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_behind_a_proxy() {
+    use backstop_actix::Backstop as BackstopMiddleware;
+    let (backstop, sink) = client_with_addresses();
+    let addr = actix_app::serve_with(BackstopMiddleware::new(&backstop).trust_proxy_ip(loopback()));
+    backstop_parity::proxies_and_request_ids("actix", addr, &backstop, &sink).await;
+
+    let (backstop, _sink) = client_in("development", 0.0);
+    let middleware = BackstopMiddleware::new(&backstop).trust_proxy_ip(loopback());
+    let addr = actix_app::serve_with(middleware.clone());
+    backstop_parity::debug_page_locality("actix", addr, false).await;
+    let addr = actix_app::serve_with(middleware.debug_for_everyone(true));
+    backstop_parity::debug_page_locality("actix", addr, true).await;
 }

@@ -2,22 +2,21 @@
 
 use std::fmt;
 use std::future::{Ready, ready};
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, ResponseError};
+use backstop_core::adapter::AdapterConfig;
 use backstop_core::{Client, User};
-use backstop_core::{HttpOptions, IpNet, PagePolicy};
 use backstop_pages::ErrorPages;
 
 use crate::errors::{ErrorType, ErrorTypes};
 use crate::service::BackstopMiddleware;
 
 /// Resolves the user of a request (from a session, an auth extension, a header...).
-pub type UserFrom = Arc<dyn Fn(&HttpRequest) -> Option<User> + Send + Sync>;
+pub type UserFrom = backstop_core::adapter::UserFrom<HttpRequest>;
 
 /// The one middleware: catches panics, records 5xx responses and sampled transactions,
 /// and turns error responses into branded pages.
@@ -37,41 +36,38 @@ pub struct Backstop {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// How the middleware is configured (the builder methods of [`Backstop`] set it).
+pub(crate) type Config = AdapterConfig<HttpRequest, ErrorPages>;
+
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub(crate) client: Client,
-    pub(crate) http: HttpOptions,
-    pub(crate) pages: ErrorPages,
-    pub(crate) user_from: Option<UserFrom>,
+    pub(crate) config: Config,
     pub(crate) errors: ErrorTypes,
-    /// `http.request_id_header_name()` as actix's (`http` 0.2) header name.
+    /// The request id header's name as actix's (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
 }
 
 impl fmt::Debug for Backstop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Backstop")
-            .field("client", &self.shared.client)
-            .field("http", &self.shared.http)
-            .field("user_from", &self.shared.user_from.is_some())
-            .finish_non_exhaustive()
+        f.debug_tuple("Backstop")
+            .field(&self.shared.config)
+            .finish()
     }
 }
 
 impl Backstop {
     /// A middleware reporting to `client` (the [`Backstop`](backstop_core::BackstopGuard)
     /// guard derefs to it), with the default HTTP options and pages. The debug page is
-    /// on when the client's environment is `development`.
+    /// on when the client's environment is `development`, for visitors on this
+    /// machine.
     pub fn new(client: &Client) -> Self {
-        let debug = client.environment() == "development";
-        let http = HttpOptions::new();
+        let config = Config::new(client, ErrorPages::default());
         Backstop {
             shared: Arc::new(Shared {
-                client: client.clone(),
-                request_id_header: actix_header_name(http.request_id_header_name()),
-                http,
-                pages: ErrorPages::default().debug(debug),
-                user_from: None,
+                request_id_header: actix_header_name(
+                    config.http_options().request_id_header_name(),
+                ),
+                config,
                 errors: ErrorTypes::default(),
             }),
         }
@@ -80,21 +76,16 @@ impl Backstop {
     fn with(mut self, f: impl FnOnce(&mut Shared)) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
         f(shared);
-        shared.request_id_header = actix_header_name(shared.http.request_id_header_name());
+        shared.request_id_header =
+            actix_header_name(shared.config.http_options().request_id_header_name());
         self
     }
 
-    /// Replaces all HTTP options at once.
-    #[must_use]
-    pub fn http(self, http: HttpOptions) -> Self {
-        self.with(|s| s.http = http)
+    fn configure(self, f: impl FnOnce(Config) -> Config) -> Self {
+        self.with(|s| s.config = f(s.config.clone()))
     }
 
-    /// The pages visitors see (theme, overrides, debug page).
-    #[must_use]
-    pub fn pages(self, pages: ErrorPages) -> Self {
-        self.with(|s| s.pages = pages)
-    }
+    backstop_core::adapter_builder!(ErrorPages);
 
     /// Resolves the user per request. A panic in `f` is contained: the request goes on
     /// without a user.
@@ -117,7 +108,7 @@ impl Backstop {
         self,
         f: impl Fn(&HttpRequest) -> Option<User> + Send + Sync + 'static,
     ) -> Self {
-        self.with(|s| s.user_from = Some(Arc::new(f)))
+        self.configure(|c| c.user_from(f))
     }
 
     /// Records errors of type `E` in 5xx responses with their real type and `source()`
@@ -148,32 +139,6 @@ impl Backstop {
     #[must_use]
     pub fn error_type<E: ResponseError + std::error::Error + 'static>(self) -> Self {
         self.with(|s| s.errors.add(ErrorType::of::<E>()))
-    }
-
-    /// Which statuses are recorded as errors (default: all 5xx).
-    #[must_use]
-    pub fn capture_statuses(self, ranges: impl IntoIterator<Item = RangeInclusive<u16>>) -> Self {
-        self.with(|s| s.http = s.http.clone().capture_statuses(ranges))
-    }
-
-    /// Which error responses become branded pages (default: empty and plain-text ones).
-    #[must_use]
-    pub fn page_policy(self, policy: PagePolicy) -> Self {
-        self.with(|s| s.http = s.http.clone().page_policy(policy))
-    }
-
-    /// Trusts a proxy's `X-Forwarded-For` / `Forwarded` (an address or a network).
-    #[must_use]
-    pub fn trust_proxy(self, net: impl Into<IpNet>) -> Self {
-        let net = net.into();
-        self.with(|s| s.http = s.http.clone().trust_proxy(net))
-    }
-
-    /// Captures JSON and form request bodies up to `max_bytes`, scrubbed. The handler
-    /// still receives the body intact.
-    #[must_use]
-    pub fn capture_bodies(self, max_bytes: usize) -> Self {
-        self.with(|s| s.http = s.http.clone().capture_bodies(max_bytes))
     }
 }
 

@@ -1,8 +1,10 @@
-//! The service the middleware wraps around the app, and its response future.
+//! The service the middleware wraps around the app, and its response future: the
+//! translation between actix's types and core's request lifecycle.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -13,14 +15,11 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-// Named for what it is here: actix has an `HttpRequest` of its own.
-use backstop_core::adapter::HttpRequest as RequestCopy;
+use backstop_core::EventId;
 use backstop_core::adapter::{
-    FlatRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS, new_request_id_bytes,
-    status_event, version_name,
+    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, REPLACED_HEADERS,
+    RequestHead, ResponseGlue, Step, Verdict, detail_text,
 };
-use backstop_core::{EventId, RequestScope, SpanStatus};
-use backstop_pages::{DebugDetails, PageContext, PageFormat};
 
 use crate::middleware::Shared;
 
@@ -93,42 +92,15 @@ impl std::ops::Deref for RouteName {
     }
 }
 
+impl AsRef<str> for RouteName {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
 impl<S> std::fmt::Debug for BackstopMiddleware<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("BackstopMiddleware")
-    }
-}
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
-/// What the response side needs to know about the request: its scope (which keeps the
-/// copy of its facts the request context is built from), its id and route. The request
-/// itself cannot be kept: actix routes by taking the only reference to it.
-struct RequestInfo {
-    /// Always there, but while a poll has moved it into the thread's current slot.
-    scope: Option<Arc<RequestScope>>,
-    /// The id the response carries (the request's own, or a new one).
-    request_id: HeaderValue,
-    /// The matched route pattern.
-    route: Option<RouteName>,
-    /// For a stand-in request, when the app took the real one (see
-    /// `detached_request`). The rest of the request's facts are in the scope.
-    version: Version,
-    peer: Option<SocketAddr>,
-}
-
-impl RequestInfo {
-    fn scope(&self) -> &Arc<RequestScope> {
-        self.scope
-            .as_ref()
-            .expect("the scope is back in its slot after each poll")
-    }
-
-    /// The request's facts (URI, headers), which the scope keeps.
-    fn http(&self) -> &RequestCopy {
-        self.scope()
-            .http_request()
-            .expect("the middleware starts every scope with the request's facts")
     }
 }
 
@@ -144,115 +116,93 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
-        let mut info = start(&self.shared, &self.routes, &mut request);
-        let called = {
-            let _entered = RequestScope::enter_moved(&mut info.scope);
-            catch_unwind(AssertUnwindSafe(|| self.service.call(request)))
+        let shared = &self.shared;
+        let config = &shared.config;
+        let route = self.routes.route(&request);
+        let headers = request.headers();
+        let body = config
+            .http_options()
+            .body_limit_with(|| headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
+            .map(|limit| {
+                let (payload, capture) = crate::body::tee(request.take_payload(), limit);
+                request.set_payload(payload);
+                capture
+            });
+        let head = Head {
+            request: &request,
+            id_header: &shared.request_id_header,
         };
-        let state = match called {
-            Ok(future) => State::Running { future },
-            Err(payload) => State::Ready {
-                response: Some(panic_response(&self.shared, &info, &*payload)),
-            },
+        // No copy goes into the request's extensions: the `BackstopScope` extractor
+        // finds the scope bound to the handler's future.
+        let exchange = Exchange::start(config, &head, request.request(), route, body);
+        let glue = Glue {
+            shared: shared.clone(),
+            version: request.version(),
+            peer: request.peer_addr(),
+            body: std::marker::PhantomData,
         };
         ResponseFuture {
-            state,
-            info: Some(info),
-            shared: self.shared.clone(),
+            inner: ExchangeFuture::call(exchange, glue, || self.service.call(request)),
         }
     }
 }
 
-/// Opens the request's scope: names it, continues the trace, decides sampling, and
-/// leaves the request context to be built on the worker if a record needs it.
-fn start(shared: &Shared, routes: &StaticRoutes, request: &mut ServiceRequest) -> RequestInfo {
-    let http = &shared.http;
-    let client = &shared.client;
-    let route = routes.route(request);
-    // One buffer, one allocation: a transaction carries a copy of it to the worker,
-    // and this one is freed here once the response is out.
-    let uri = request.uri();
-    let (mut flat, found) = FlatRequest::at_start(
-        uri.scheme_str(),
-        uri.authority().map(|a| a.as_str()),
-        uri.path_and_query().map(|p| p.as_str()),
-        shared.request_id_header.as_str(),
-        || {
-            request
-                .headers()
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        },
-    );
-    let trace = found.trace();
-    // Reuse a sane incoming id (the request's own header value, not a copy);
-    // otherwise make one.
-    let request_id = found
-        .request_id()
-        .and_then(|_| request.headers().get(&shared.request_id_header).cloned())
-        .unwrap_or_else(|| {
-            HeaderValue::from_maybe_shared(new_request_id_bytes())
-                .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-        });
-    flat.set_request_id(request_id.as_bytes());
-    let headers = request.headers();
-    let peer = request.peer_addr();
-    let client_ip = http.client_ip_with(peer.map(|p| p.ip()), || {
-        (
-            headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes),
-            headers.get(header::FORWARDED).map(HeaderValue::as_bytes),
-        )
-    });
-    // The traces sampler alone needs `http` 1 headers: convert only for it.
-    let sampler_headers = client.has_traces_sampler().then(|| http_headers(headers));
-    let body = http
-        .body_limit_with(|| headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
-        .map(|limit| {
-            let (payload, capture) = crate::body::tee(request.take_payload(), limit);
-            request.set_payload(payload);
-            capture
-        });
-    let method = request.method().clone();
-    let version = request.version();
-    let scope = RequestScope::http_builder(client, method.as_str(), route.as_deref())
-        .op("http.server")
-        .continue_trace(trace)
-        .sampling_input(
-            Some(method.as_str()),
-            route.as_deref(),
-            sampler_headers.as_ref(),
-        )
-        .http_request(RequestCopy {
-            method: http_method(&method),
-            scheme: if request.app_config().secure() {
-                "https"
-            } else {
-                "http"
-            },
-            version: version_name(http_version(version)),
-            client_ip,
-            flat,
-            body,
-        })
-        .start();
-    if let Some(user_from) = &shared.user_from {
-        // The team's code: a panic in it is contained, and the request goes on
-        // without a user.
-        let user = catch_unwind(AssertUnwindSafe(|| user_from(request.request())))
-            .ok()
-            .flatten();
-        if let Some(user) = user {
-            scope.configure(|s| s.set_user(Some(user)));
-        }
+/// The request as core's lifecycle reads it.
+struct Head<'a> {
+    request: &'a ServiceRequest,
+    id_header: &'a HeaderName,
+}
+
+impl RequestHead for Head<'_> {
+    type HeaderValue = HeaderValue;
+
+    fn method(&self) -> http::Method {
+        http_method(self.request.method())
     }
-    // No copy goes into the request's extensions: the `BackstopScope` extractor finds
-    // the scope bound to the handler's future, which saves an allocation per request.
-    RequestInfo {
-        scope: Some(scope),
-        request_id,
-        route,
-        version,
-        peer,
+
+    fn uri(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        let uri = self.request.uri();
+        let authority = uri.authority().map(|a| a.as_str());
+        (
+            uri.scheme_str(),
+            authority,
+            uri.path_and_query().map(|p| p.as_str()),
+        )
+    }
+
+    fn version(&self) -> http::Version {
+        http_version(self.request.version())
+    }
+
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let headers = self.request.headers().iter();
+        headers.map(|(name, value)| (name.as_str(), value.as_bytes()))
+    }
+
+    fn header(&self, name: &'static str) -> Option<&[u8]> {
+        self.request.headers().get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn incoming_request_id(&self) -> Option<HeaderValue> {
+        self.request.headers().get(self.id_header).cloned()
+    }
+
+    fn new_request_id(id: bytes::Bytes) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(id).ok()
+    }
+
+    fn peer(&self) -> Option<std::net::IpAddr> {
+        self.request.peer_addr().map(|peer| peer.ip())
+    }
+
+    /// A server bound with TLS (`bind_rustls`, `bind_openssl`) says so in its config.
+    fn is_tls(&self) -> bool {
+        self.request.app_config().secure()
+    }
+
+    /// The traces sampler alone needs `http` 1 headers: converted only for it.
+    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap> {
+        Cow::Owned(http_headers(self.request.headers()))
     }
 }
 
@@ -284,38 +234,19 @@ fn http_method(method: &Method) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
 }
 
-type Pending<B> = Pin<Box<dyn Future<Output = ServiceResponse<BackstopBody<B>>>>>;
-
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
-        Running { #[pin] future: F },
-        ReadingDetail { future: Pending<B> },
-        Ready { response: Option<ServiceResponse<BackstopBody<B>>> },
-    }
-}
-
 pin_project_lite::pin_project! {
     /// The response future of [`BackstopMiddleware`].
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F, B>
+    where
+        B: MessageBody,
+        B: 'static,
+    {
         #[pin]
-        state: State<F, B>,
-        info: Option<RequestInfo>,
-        shared: Arc<Shared>,
-    }
-
-    impl<F, B> PinnedDrop for ResponseFuture<F, B> {
-        fn drop(this: Pin<&mut Self>) {
-            // Dropped before it finished: the client went away. The transaction ends
-            // as aborted; nothing stays behind.
-            if let Some(info) = this.project().info.take() {
-                info.scope().finish(SpanStatus::Aborted);
-            }
-        }
+        inner: ExchangeFuture<F, Glue<B>>,
     }
 }
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F, B: MessageBody + 'static> std::fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResponseFuture")
     }
@@ -329,195 +260,92 @@ where
     type Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Running { future } => {
-                    let info = this.info.as_mut().expect("polled after completion");
-                    let polled = {
-                        let _entered = RequestScope::enter_moved(&mut info.scope);
-                        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
-                    };
-                    let next = match polled {
-                        Ok(Poll::Pending) => return Poll::Pending,
-                        Ok(Poll::Ready(Ok(response))) => on_response(
-                            this.shared,
-                            info,
-                            response,
-                            ServiceResponse::map_into_left_body,
-                        ),
-                        Ok(Poll::Ready(Err(error))) => {
-                            // An inner middleware failed without a response; the server
-                            // would answer with the error's own response. Make it here,
-                            // so it is recorded and paged like any other.
-                            let response = ServiceResponse::from_err(error, detached_request(info));
-                            on_response(
-                                this.shared,
-                                info,
-                                response,
-                                ServiceResponse::map_into_right_body,
-                            )
-                        }
-                        Err(payload) => State::Ready {
-                            response: Some(panic_response(this.shared, info, &*payload)),
-                        },
-                    };
-                    // This drops the app's future (a panicked one too).
-                    this.state.set(next);
-                }
-                StateProj::ReadingDetail { future } => {
-                    let response = std::task::ready!(future.as_mut().poll(cx));
-                    this.state.set(State::Ready {
-                        response: Some(response),
-                    });
-                }
-                StateProj::Ready { response } => {
-                    let mut response = response.take().expect("polled after completion");
-                    if let Some(info) = this.info.take() {
-                        info.scope().finish_http(response.status().as_u16());
-                        response
-                            .headers_mut()
-                            .insert(this.shared.request_id_header.clone(), info.request_id);
-                    }
-                    return Poll::Ready(Ok(response));
-                }
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
 
-/// The response is in: record it if it is an error, and decide whether the visitor
-/// gets a page instead.
-fn on_response<F, X, B>(
-    shared: &Arc<Shared>,
-    info: &RequestInfo,
-    response: ServiceResponse<X>,
-    keep: fn(ServiceResponse<X>) -> ServiceResponse<BackstopBody<B>>,
-) -> State<F, B>
-where
-    X: MessageBody + 'static,
-    B: MessageBody + 'static,
-{
-    let status = response.status();
-    let code = status.as_u16();
-    if code < 400 {
-        return State::Ready {
-            response: Some(keep(response)),
+/// actix's side of the lifecycle's response future.
+struct Glue<B> {
+    shared: Arc<Shared>,
+    /// For a stand-in request, when the app took the real one (see
+    /// `detached_request`). The rest of the request's facts are in the scope.
+    version: Version,
+    peer: Option<SocketAddr>,
+    body: std::marker::PhantomData<fn() -> B>,
+}
+
+type Ex = Exchange<HeaderValue, RouteName>;
+
+/// What a page waiting for its detail keeps of the response: the request and the
+/// response's head, whose headers and error stay.
+struct Held {
+    request: HttpRequest,
+    head: HttpResponse<()>,
+    event_id: Option<EventId>,
+}
+
+impl<B: MessageBody + 'static> Glue<B> {
+    /// The response is in: record it if it is an error, and decide whether the
+    /// visitor gets a page instead. `keep` sends it as it is.
+    fn respond_with<X: MessageBody + 'static>(
+        &self,
+        exchange: &Ex,
+        response: ServiceResponse<X>,
+        keep: fn(ServiceResponse<X>) -> ServiceResponse<BackstopBody<B>>,
+    ) -> Step<Self> {
+        let code = response.status().as_u16();
+        if code < 400 {
+            return Step::Ready(keep(response));
+        }
+        let error = response.response().error();
+        let body_len = match response.response().body().size() {
+            BodySize::None => Some(0),
+            BodySize::Sized(n) => Some(n),
+            BodySize::Stream => None,
         };
-    }
-    let error = response.response().error();
-    let event_id = shared.http.captures(&shared.client, code).then(|| {
-        let event = match error {
-            Some(error) => shared.errors.event(error, code),
-            None => status_event(code, info.http().method.as_str(), info.route.as_deref()),
+        let verdict = exchange.verdict(
+            &self.shared.config,
+            code,
+            |code| error.map(|error| self.shared.errors.event(error, code)),
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+            body_len,
+        );
+        let Verdict::Page {
+            event_id,
+            detail_from_body,
+        } = verdict
+        else {
+            return Step::Ready(keep(response));
         };
-        info.scope().capture_event(event)
-    });
-    let content_type = response.headers().get(header::CONTENT_TYPE);
-    let body_len = match response.response().body().size() {
-        BodySize::None => Some(0),
-        BodySize::Sized(n) => Some(n),
-        BodySize::Stream => None,
-    };
-    let decision =
-        shared
-            .http
-            .page_decision(code, content_type.map(HeaderValue::as_bytes), body_len);
-    if decision == PageDecision::Keep {
-        return State::Ready {
-            response: Some(keep(response)),
-        };
-    }
-    let mut context = page_context(info, event_id);
-    if shared.pages.is_debug()
-        && let Some(error) = error
-    {
-        let mut details = DebugDetails::new(error.to_string());
-        if let Some(error) = shared.errors.as_std(error) {
-            details = details.with_chain_of(error);
-        }
-        context = context.with_debug(details);
-    }
-    let is_head = info.http().method == http::Method::HEAD;
-    let format = page_format(info);
-    let (request, response) = response.into_parts();
-    let (head, body) = response.into_parts();
-    match decision {
-        PageDecision::Replace {
-            detail_from_body: true,
-        } => {
-            let shared = shared.clone();
-            State::ReadingDetail {
-                future: Box::pin(async move {
-                    let detail = match to_bytes_limited(body, MAX_DETAIL_BYTES).await {
-                        Ok(Ok(bytes)) => {
-                            let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-                            (!text.is_empty()).then_some(text)
-                        }
-                        // Too long or unreadable: the page goes without it.
-                        _ => None,
-                    };
-                    let context = match detail {
-                        Some(detail) => context.with_detail(detail),
-                        None => context,
-                    };
-                    render(&shared, request, head, status, context, format, is_head)
-                }),
-            }
-        }
-        _ => {
-            drop(body);
-            State::Ready {
-                response: Some(render(
-                    shared, request, head, status, context, format, is_head,
-                )),
-            }
-        }
+        let (request, response) = response.into_parts();
+        let (head, body) = response.into_parts();
+        let read = detail_from_body.then(|| {
+            // Too long or unreadable: the page goes without it.
+            let read = async move {
+                detail_text(&to_bytes_limited(body, MAX_DETAIL_BYTES).await.ok()?.ok()?)
+            };
+            Box::pin(read) as <Self as ResponseGlue>::Detail
+        });
+        Step::Page(
+            Held {
+                request,
+                head,
+                event_id,
+            },
+            read,
+        )
     }
 }
 
-fn page_format(info: &RequestInfo) -> PageFormat {
-    PageFormat::negotiate_str(
-        info.http()
-            .flat
-            .header("accept")
-            .and_then(|v| std::str::from_utf8(v).ok()),
-    )
-}
-
-fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let http = info.http();
-    let context = PageContext::new(http.method.clone(), http.path_and_query());
-    match event_id {
-        Some(id) => context.with_event_id(id.to_string()),
-        None => context,
-    }
-}
-
-/// Renders the page into the original response's head, keeping its headers (cookies,
-/// `Allow`, `Retry-After`, the team's own) except those that described its body, and
-/// its error, which outer middleware may log.
-fn render<B>(
-    shared: &Shared,
+/// Writes a rendered page into a response head.
+fn into_head<B>(
     request: HttpRequest,
     mut head: HttpResponse<()>,
-    status: StatusCode,
-    context: PageContext,
-    format: PageFormat,
-    is_head: bool,
+    page: http::Response<String>,
 ) -> ServiceResponse<BackstopBody<B>> {
-    let status = http::StatusCode::from_u16(status.as_u16())
-        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let mut status_headers = http::HeaderMap::new();
-    for name in backstop_pages::status_headers(status) {
-        for value in head.headers().get_all(name.as_str()) {
-            if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
-                status_headers.append(name.clone(), value);
-            }
-        }
-    }
-    let context = context.with_headers(status_headers);
-    let page = shared.pages.render_as(status, &context, format, is_head);
     let (parts, body) = page.into_parts();
     let headers = head.headers_mut();
     for name in REPLACED_HEADERS {
@@ -540,42 +368,99 @@ fn render<B>(
     ServiceResponse::new(request, response).map_into_right_body()
 }
 
-/// A panic was caught: record it, and answer with the 500 page.
-fn panic_response<B>(
-    shared: &Shared,
-    info: &RequestInfo,
-    payload: &(dyn std::any::Any + Send),
-) -> ServiceResponse<BackstopBody<B>> {
-    let debug = shared.pages.is_debug();
-    let (id, details) = info.scope().capture_panic_detailed(payload, debug);
-    let mut context = page_context(info, Some(id));
-    if debug {
-        context = context.with_debug(DebugDetails::from_panic(&details));
+impl<B: MessageBody + 'static> ResponseGlue for Glue<B> {
+    type Id = HeaderValue;
+    type Route = RouteName;
+    type Inner = ServiceResponse<B>;
+    type Response = ServiceResponse<BackstopBody<B>>;
+    type Detail = Pin<Box<dyn Future<Output = Option<String>>>>;
+    type Held = Held;
+
+    fn respond(&self, exchange: &Ex, response: ServiceResponse<B>) -> Step<Self> {
+        self.respond_with(exchange, response, ServiceResponse::map_into_left_body)
     }
-    let head = HttpResponse::new(StatusCode::INTERNAL_SERVER_ERROR).drop_body();
-    render(
-        shared,
-        detached_request(info),
-        head,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        context,
-        page_format(info),
-        info.http().method == http::Method::HEAD,
-    )
+
+    fn panicked(&self, exchange: &Ex, payload: &(dyn Any + Send)) -> Self::Response {
+        let page = exchange.panic_page(&self.shared.config, payload);
+        let head = HttpResponse::new(StatusCode::INTERNAL_SERVER_ERROR).drop_body();
+        into_head(self.detached_request(exchange), head, page)
+    }
+
+    /// The page, in the original response's head: its headers (cookies, `Allow`,
+    /// `Retry-After`, the team's own) but those that described its body, and its
+    /// error, which outer middleware may log.
+    fn page(&self, exchange: &Ex, held: Held, detail: Option<String>) -> Self::Response {
+        let Held {
+            request,
+            head,
+            event_id,
+        } = held;
+        let status = http::StatusCode::from_u16(head.status().as_u16())
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut status_headers = http::HeaderMap::new();
+        for name in backstop_pages::status_headers(status) {
+            for value in head.headers().get_all(name.as_str()) {
+                if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
+                    status_headers.append(name.clone(), value);
+                }
+            }
+        }
+        let debug = head
+            .error()
+            .map(|error| match self.shared.errors.as_std(error) {
+                Some(error) => PageDebug::Error(error),
+                None => PageDebug::Message(error),
+            });
+        let page = exchange.page(
+            &self.shared.config,
+            status,
+            event_id,
+            detail,
+            debug,
+            &status_headers,
+        );
+        into_head(request, head, page.unwrap_or_default())
+    }
+
+    fn status(response: &Self::Response) -> u16 {
+        response.status().as_u16()
+    }
+
+    fn set_request_id(&self, response: &mut Self::Response, id: HeaderValue) {
+        let name = self.shared.request_id_header.clone();
+        response.headers_mut().insert(name, id);
+    }
 }
 
-/// A stand-in for the request, for a response made after the app took the real one
-/// (a panic, an error instead of a response). actix's `HttpRequest` has no public
-/// constructor but its test builder's; this path is rare and not hot.
-fn detached_request(info: &RequestInfo) -> HttpRequest {
-    let mut request = actix_web::test::TestRequest::default()
-        .method(Method::from_bytes(info.http().method.as_str().as_bytes()).unwrap_or_default())
-        .uri(info.http().flat.uri())
-        .version(info.version);
-    if let Some(peer) = info.peer {
-        request = request.peer_addr(peer);
+impl<B: MessageBody + 'static> FailedGlue<actix_web::Error> for Glue<B> {
+    /// An inner middleware failed without a response; the server would answer with
+    /// the error's own response. Make it here, so it is recorded and paged like any
+    /// other.
+    fn failed(
+        &self,
+        exchange: &Ex,
+        error: actix_web::Error,
+    ) -> Result<Step<Self>, actix_web::Error> {
+        let response = ServiceResponse::from_err(error, self.detached_request(exchange));
+        Ok(self.respond_with(exchange, response, ServiceResponse::map_into_right_body))
     }
-    request.to_http_request()
+}
+
+impl<B> Glue<B> {
+    /// A stand-in for the request, for a response made after the app took the real
+    /// one (a panic, an error instead of a response). actix's `HttpRequest` has no
+    /// public constructor but its test builder's; this path is rare and not hot.
+    fn detached_request(&self, exchange: &Ex) -> HttpRequest {
+        let mut request = actix_web::test::TestRequest::default().version(self.version);
+        if let Some(http) = exchange.request() {
+            let method = Method::from_bytes(http.method.as_str().as_bytes()).unwrap_or_default();
+            request = request.method(method).uri(http.flat.uri());
+        }
+        if let Some(peer) = self.peer {
+            request = request.peer_addr(peer);
+        }
+        request.to_http_request()
+    }
 }
 
 #[cfg(test)]

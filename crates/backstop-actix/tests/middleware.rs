@@ -258,13 +258,20 @@ async fn the_debug_page_shows_the_panic_and_the_error_chain_only_in_development(
             .configure(routes),
     )
     .await;
-    let (_, _, body) = send(&app, get("/panic")).await;
+    // A visitor on this machine.
+    let local = |uri| get(uri).peer_addr(([127, 0, 0, 1], 50000).into());
+    let (_, _, body) = send(&app, local("/panic")).await;
     assert!(
         body.contains("payment exploded"),
         "the debug page shows the message"
     );
-    let (_, _, body) = send(&app, get("/error")).await;
+    let (_, _, body) = send(&app, local("/error")).await;
     assert!(body.contains("disk on fire"), "and the error's chain");
+    // A visitor of unknown address gets the normal page.
+    let (status, _, body) = send(&app, get("/panic")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("<h1"));
+    assert!(!body.contains("payment exploded"));
 }
 
 #[actix_web::test]
@@ -770,8 +777,10 @@ async fn an_error_from_an_inner_middleware_is_recorded_and_paged() {
             .configure(routes),
     )
     .await;
-    // The failing middleware is inside Backstop (registered first).
-    let (status, headers, body) = send(&app, get("/")).await;
+    // The failing middleware is inside Backstop (registered first). A 5xx page's
+    // detail is a debug detail: the visitor is on this machine.
+    let local = get("/").peer_addr(([127, 0, 0, 1], 50000).into());
+    let (status, headers, body) = send(&app, local).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert!(content_type(&headers).starts_with("text/html"));
     assert!(body.contains("upstream down"), "the text is the detail");

@@ -45,6 +45,8 @@
 
 mod context;
 mod css;
+#[cfg(feature = "core")]
+mod lifecycle;
 pub mod markup;
 mod negotiate;
 mod pages;

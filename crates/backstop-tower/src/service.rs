@@ -1,24 +1,26 @@
-//! The service the layer wraps around the application, its response future and body.
+//! The service the layer wraps around the application, its response future and body:
+//! the translation between tower's types and core's request lifecycle.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
+use backstop_core::EventId;
 use backstop_core::adapter::{
-    FlatRequest, HttpRequest, MAX_DETAIL_BYTES, PageDecision, REPLACED_HEADERS,
-    error_response_event, status_event, version_name,
+    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, RequestHead, ResponseGlue,
+    Step, Verdict, detail_text, error_response_event, merge_page_headers,
 };
-use backstop_core::{EventId, RequestScope, SpanStatus};
-use backstop_pages::{DebugDetails, PageContext};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::CapturedError;
-use crate::layer::Shared;
+use crate::layer::Config;
 
 /// An error from the response body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -27,59 +29,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Clone, Debug)]
 pub struct BackstopService<S> {
     pub(crate) inner: S,
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Shared")
-    }
-}
-
-/// What the response side needs to know about the request. Its facts (method, URI,
-/// headers) are in the scope (see `RequestScope::http_request`).
-struct RequestInfo {
-    /// Always there, but while a poll has moved it into the thread's current slot.
-    scope: Option<Arc<RequestScope>>,
-    route: RouteName,
-    /// The id the response carries (the request's own, or a new one).
-    request_id: HeaderValue,
-}
-
-/// What a page's rendering reads of the request: the format asked for, and whether
-/// the response has a body at all (on the error path only).
-struct Asked {
-    accept: Option<HeaderValue>,
-    head: bool,
-}
-
-impl Asked {
-    fn of(http: &HttpRequest) -> Self {
-        Asked {
-            accept: http
-                .flat
-                .header("accept")
-                .and_then(|v| HeaderValue::from_bytes(v).ok()),
-            head: http.method == Method::HEAD,
-        }
-    }
-}
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-
-impl RequestInfo {
-    fn scope(&self) -> &Arc<RequestScope> {
-        self.scope
-            .as_ref()
-            .expect("the scope is back in its slot after each poll")
-    }
-
-    fn http(&self) -> &HttpRequest {
-        self.scope()
-            .http_request()
-            .expect("the layer starts every scope with the request's facts")
-    }
+    pub(crate) config: Arc<Config>,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for BackstopService<S>
@@ -98,137 +48,99 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let shared = self.shared.clone();
-        let (mut parts, body) = request.into_parts();
-        let limit = shared.http.body_limit_with(|| {
-            parts
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .map(HeaderValue::as_bytes)
+        let config = self.config.clone();
+        let (parts, body) = request.into_parts();
+        let limit = config.http_options().body_limit_with(|| {
+            let content_type = parts.headers.get(http::header::CONTENT_TYPE);
+            content_type.map(HeaderValue::as_bytes)
         });
         let (body, captured) = match limit {
             Some(limit) => crate::capture::tee(body, limit),
             None => (body, None),
         };
-        let mut info = start(&shared, &mut parts, captured);
-        let request = Request::from_parts(parts, body);
-        let called = {
-            let _entered = RequestScope::enter_moved(&mut info.scope);
-            catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        let id_header = config.http_options().request_id_header_name();
+        let head = Head {
+            parts: &parts,
+            id_header,
         };
-        match called {
-            Ok(future) => ResponseFuture {
-                state: State::Running { future },
-                info: Some(info),
-                shared,
-            },
-            Err(payload) => {
-                let response = panic_response(&shared, &info, &*payload);
-                ResponseFuture {
-                    state: State::Ready {
-                        response: Some(response),
-                    },
-                    info: Some(info),
-                    shared,
-                }
-            }
+        let exchange = Exchange::start(&config, &head, &parts, matched_route(&parts), captured);
+        let request = Request::from_parts(parts, body);
+        let glue = Glue {
+            config,
+            body: PhantomData,
+        };
+        let inner = &mut self.inner;
+        ResponseFuture {
+            inner: ExchangeFuture::call(exchange, glue, || inner.call(request)),
         }
     }
 }
 
-/// Opens the request's scope: names it, continues the trace, decides sampling, and
-/// leaves the request context to be built on the worker if a record needs it.
-fn start(
-    shared: &Shared,
-    request: &mut http::request::Parts,
-    body: Option<crate::capture::Captured>,
-) -> RequestInfo {
-    let http = &shared.http;
-    let headers = &request.headers;
-    let route = matched_route(request).map_or_else(RouteName::none, Route::into_name);
-    let method = &request.method;
-    let id_header = http.request_id_header_name();
-    let uri = &request.uri;
-    let (mut flat, found) = FlatRequest::at_start(
-        uri.scheme_str(),
-        uri.authority().map(|a| a.as_str()),
-        uri.path_and_query().map(|p| p.as_str()),
-        id_header.as_str(),
-        || headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
-    );
-    let trace = found.trace();
-    // Reuse a sane incoming id (the request's own header value, not a copy);
-    // otherwise make one.
-    let request_id = found
-        .request_id()
-        .and_then(|_| headers.get(id_header).cloned())
-        .unwrap_or_else(|| {
-            HeaderValue::from_maybe_shared(backstop_core::adapter::new_request_id_bytes())
-                .expect("hex digits are a valid header value")
-        });
-    flat.set_request_id(request_id.as_bytes());
-    let client_ip = http.client_ip_with(peer_ip(request), || {
-        (
-            headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes),
-            headers.get(&FORWARDED).map(HeaderValue::as_bytes),
-        )
-    });
-    let client = &shared.client;
-    let sampler_headers = client.has_traces_sampler().then_some(headers);
-    let scope = RequestScope::http_builder(client, method.as_str(), route.as_deref())
-        .op("http.server")
-        .continue_trace(trace)
-        .sampling_input(Some(method.as_str()), route.as_deref(), sampler_headers)
-        .http_request(HttpRequest {
-            method: method.clone(),
-            scheme: "http",
-            version: version_name(request.version),
-            client_ip,
-            flat,
-            body,
-        })
-        .start();
-    if let Some(user_from) = &shared.user_from {
-        // The team's code: a panic in it is contained, and the request goes on
-        // without a user.
-        let user = catch_unwind(AssertUnwindSafe(|| user_from(request)))
-            .ok()
-            .flatten();
-        if let Some(user) = user {
-            scope.configure(|s| s.set_user(Some(user)));
-        }
+/// The request as core's lifecycle reads it.
+struct Head<'a> {
+    parts: &'a http::request::Parts,
+    id_header: &'a HeaderName,
+}
+
+impl RequestHead for Head<'_> {
+    type HeaderValue = HeaderValue;
+
+    fn method(&self) -> http::Method {
+        self.parts.method.clone()
     }
-    RequestInfo {
-        scope: Some(scope),
-        route,
-        request_id,
+
+    fn uri(&self) -> (Option<&str>, Option<&str>, Option<&str>) {
+        let uri = &self.parts.uri;
+        let path = uri.path_and_query().map(|p| p.as_str());
+        (uri.scheme_str(), uri.authority().map(|a| a.as_str()), path)
+    }
+
+    fn version(&self) -> http::Version {
+        self.parts.version
+    }
+
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+    }
+
+    fn header(&self, name: &'static str) -> Option<&[u8]> {
+        self.parts.headers.get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn incoming_request_id(&self) -> Option<HeaderValue> {
+        self.parts.headers.get(self.id_header).cloned()
+    }
+
+    fn new_request_id(id: Bytes) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(id).ok()
+    }
+
+    fn peer(&self) -> Option<std::net::IpAddr> {
+        peer_ip(self.parts)
+    }
+
+    /// A server terminating TLS itself gives HTTP/2 requests an `https` URI.
+    fn is_tls(&self) -> bool {
+        self.parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS)
+    }
+
+    fn sampler_headers(&self) -> Cow<'_, HeaderMap> {
+        Cow::Borrowed(&self.parts.headers)
     }
 }
 
-/// The matched route, borrowed from axum's `MatchedPath` (an `Arc<str>` inside).
+/// The matched route, kept for the response side without copying it (axum's
+/// `MatchedPath` is an `Arc<str>` inside).
 #[cfg(feature = "axum")]
-struct Route(axum::extract::MatchedPath);
+pub(crate) struct Route(axum::extract::MatchedPath);
 
 #[cfg(feature = "axum")]
-impl Route {
-    fn into_name(self) -> RouteName {
-        RouteName(Some(self.0))
-    }
-}
-
-/// The route kept for the response side, without copying it.
-#[cfg(feature = "axum")]
-#[derive(Clone)]
-struct RouteName(Option<axum::extract::MatchedPath>);
-
-#[cfg(feature = "axum")]
-impl RouteName {
-    fn none() -> Self {
-        RouteName(None)
-    }
-
-    fn as_deref(&self) -> Option<&str> {
-        self.0.as_ref().map(|m| m.as_str())
+impl AsRef<str> for Route {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
     }
 }
 
@@ -241,30 +153,9 @@ fn matched_route(request: &http::request::Parts) -> Option<Route> {
         .map(Route)
 }
 
+/// Without axum, no route is known.
 #[cfg(not(feature = "axum"))]
-struct Route(std::convert::Infallible);
-
-#[cfg(not(feature = "axum"))]
-impl Route {
-    fn into_name(self) -> RouteName {
-        match self.0 {}
-    }
-}
-
-#[cfg(not(feature = "axum"))]
-#[derive(Clone)]
-struct RouteName;
-
-#[cfg(not(feature = "axum"))]
-impl RouteName {
-    fn none() -> Self {
-        RouteName
-    }
-
-    fn as_deref(&self) -> Option<&str> {
-        None
-    }
-}
+type Route = &'static str;
 
 #[cfg(not(feature = "axum"))]
 fn matched_route(_request: &http::request::Parts) -> Option<Route> {
@@ -286,36 +177,23 @@ fn peer_ip(_request: &http::request::Parts) -> Option<std::net::IpAddr> {
 
 pin_project_lite::pin_project! {
     /// The response future of [`BackstopService`].
-    pub struct ResponseFuture<F, B> {
+    pub struct ResponseFuture<F, B>
+    where
+        B: Body<Data = Bytes>,
+        B: Send,
+        B: 'static,
+        B::Error: Into<BoxError>,
+    {
         #[pin]
-        state: State<F, B>,
-        info: Option<RequestInfo>,
-        shared: Arc<Shared>,
-    }
-
-    impl<F, B> PinnedDrop for ResponseFuture<F, B> {
-        fn drop(this: Pin<&mut Self>) {
-            // Dropped before it finished: the client went away. The transaction ends
-            // as aborted; nothing stays behind.
-            if let Some(info) = this.project().info.take() {
-                info.scope().finish(SpanStatus::Aborted);
-            }
-        }
+        inner: ExchangeFuture<F, Glue<B>>,
     }
 }
 
-type Pending<B> = Pin<Box<dyn Future<Output = Response<BackstopBody<B>>> + Send>>;
-
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
-        Running { #[pin] future: F },
-        ReadingDetail { future: Pending<B> },
-        Ready { response: Option<Response<BackstopBody<B>>> },
-    }
-}
-
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResponseFuture")
     }
@@ -330,208 +208,142 @@ where
     type Output = Result<Response<BackstopBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Running { future } => {
-                    let info = this.info.as_mut().expect("polled after completion");
-                    let polled = {
-                        let _entered = RequestScope::enter_moved(&mut info.scope);
-                        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
-                    };
-                    let response = match polled {
-                        Ok(Poll::Pending) => return Poll::Pending,
-                        Ok(Poll::Ready(Err(error))) => {
-                            // The service failed without a response (not an HTTP
-                            // status): the server decides what the client sees.
-                            if let Some(info) = this.info.take() {
-                                info.scope().finish(SpanStatus::InternalError);
-                            }
-                            return Poll::Ready(Err(error));
-                        }
-                        Ok(Poll::Ready(Ok(response))) => response,
-                        Err(payload) => {
-                            let response = panic_response(this.shared, info, &*payload);
-                            this.state.set(State::Ready {
-                                response: Some(response),
-                            });
-                            continue;
-                        }
-                    };
-                    match on_response(this.shared, info, response) {
-                        Outcome::Done(response) => {
-                            this.state.set(State::Ready {
-                                response: Some(response),
-                            });
-                        }
-                        Outcome::ReadDetail(future) => {
-                            this.state.set(State::ReadingDetail { future });
-                        }
-                    }
-                }
-                StateProj::ReadingDetail { future } => {
-                    let response = ready!(future.as_mut().poll(cx));
-                    this.state.set(State::Ready {
-                        response: Some(response),
-                    });
-                }
-                StateProj::Ready { response } => {
-                    let mut response = response.take().expect("polled after completion");
-                    if let Some(info) = this.info.take() {
-                        info.scope().finish_http(response.status().as_u16());
-                        response.headers_mut().insert(
-                            this.shared.http.request_id_header_name().clone(),
-                            info.request_id,
-                        );
-                    }
-                    return Poll::Ready(Ok(response));
-                }
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
 
-enum Outcome<B> {
-    Done(Response<BackstopBody<B>>),
-    ReadDetail(Pending<B>),
+/// tower's side of the lifecycle's response future.
+struct Glue<B> {
+    config: Arc<Config>,
+    body: PhantomData<fn() -> B>,
 }
 
-/// The response is in: record it if it is an error, and decide whether the visitor
-/// gets a page instead.
-fn on_response<B>(shared: &Arc<Shared>, info: &RequestInfo, response: Response<B>) -> Outcome<B>
+/// What a page waiting for its detail keeps of the response.
+struct Held {
+    parts: http::response::Parts,
+    error: Option<CapturedError>,
+    event_id: Option<EventId>,
+}
+
+impl<B> ResponseGlue for Glue<B>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let status = response.status();
-    if status.as_u16() < 400 {
-        return Outcome::Done(response.map(BackstopBody::inner));
-    }
-    let code = status.as_u16();
-    let error = response.extensions().get::<CapturedError>().cloned();
-    let event_id = shared.http.captures(&shared.client, code).then(|| {
-        let event = match &error {
-            Some(error) => error_response_event(&*error.0, code),
-            None => status_event(code, info.http().method.as_str(), info.route.as_deref()),
+    type Id = HeaderValue;
+    type Route = Route;
+    type Inner = Response<B>;
+    type Response = Response<BackstopBody<B>>;
+    type Detail = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+    type Held = Held;
+
+    fn respond(
+        &self,
+        exchange: &Exchange<HeaderValue, Route>,
+        response: Response<B>,
+    ) -> Step<Self> {
+        let code = response.status().as_u16();
+        if code < 400 {
+            return Step::Ready(response.map(BackstopBody::inner));
+        }
+        let error = response.extensions().get::<CapturedError>().cloned();
+        let verdict = exchange.verdict(
+            &self.config,
+            code,
+            |code| error.as_ref().map(|e| error_response_event(&*e.0, code)),
+            response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes),
+            response.body().size_hint().exact(),
+        );
+        let Verdict::Page {
+            event_id,
+            detail_from_body,
+        } = verdict
+        else {
+            return Step::Ready(response.map(BackstopBody::inner));
         };
-        info.scope().capture_event(event)
-    });
-    let content_type = response.headers().get(http::header::CONTENT_TYPE);
-    let decision = shared.http.page_decision(
-        code,
-        content_type.map(HeaderValue::as_bytes),
-        response.body().size_hint().exact(),
-    );
-    let PageDecision::Replace { detail_from_body } = decision else {
-        return Outcome::Done(response.map(BackstopBody::inner));
-    };
-    // Only a response that becomes a page needs the page's context.
-    let mut context = page_context(info, event_id);
-    if shared.pages.is_debug()
-        && let Some(error) = &error
-    {
-        context =
-            context.with_debug(DebugDetails::new(error.0.to_string()).with_chain_of(&*error.0));
+        let (parts, body) = response.into_parts();
+        let read = detail_from_body.then(|| {
+            let limited = http_body_util::Limited::new(body, MAX_DETAIL_BYTES);
+            // Too long or unreadable: the page goes without it.
+            let read = async move { detail_text(&limited.collect().await.ok()?.to_bytes()) };
+            Box::pin(read) as Self::Detail
+        });
+        Step::Page(
+            Held {
+                parts,
+                error,
+                event_id,
+            },
+            read,
+        )
     }
-    match detail_from_body {
-        false => Outcome::Done(page(shared, info, status, context, response.into_parts().0)),
-        true => {
-            let shared = shared.clone();
-            let asked = Asked::of(info.http());
-            let (parts, body) = response.into_parts();
-            Outcome::ReadDetail(Box::pin(async move {
-                let limited = http_body_util::Limited::new(body, MAX_DETAIL_BYTES);
-                let detail = match limited.collect().await {
-                    Ok(collected) => {
-                        let bytes = collected.to_bytes();
-                        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-                        (!text.is_empty()).then_some(text)
-                    }
-                    // Too long or unreadable: the page goes without it.
-                    Err(_) => None,
-                };
-                let context = match detail {
-                    Some(detail) => context.with_detail(detail),
-                    None => context,
-                };
-                render(&shared, &asked, status, &context, parts)
-            }))
-        }
+
+    fn panicked(
+        &self,
+        exchange: &Exchange<HeaderValue, Route>,
+        payload: &(dyn Any + Send),
+    ) -> Self::Response {
+        let page = exchange.panic_page(&self.config, payload);
+        page.map(|body| BackstopBody::full(Bytes::from(body)))
+    }
+
+    /// The page, in the original response's head (its headers, but those that
+    /// described its body, and its extensions stay).
+    fn page(
+        &self,
+        exchange: &Exchange<HeaderValue, Route>,
+        held: Held,
+        detail: Option<String>,
+    ) -> Self::Response {
+        let Held {
+            mut parts,
+            error,
+            event_id,
+        } = held;
+        let debug = error.as_ref().map(|e| PageDebug::Error(&*e.0));
+        let page = exchange.page(
+            &self.config,
+            parts.status,
+            event_id,
+            detail,
+            debug,
+            &parts.headers,
+        );
+        let body = match page {
+            Some(page) => {
+                let (page, body) = page.into_parts();
+                merge_page_headers(&mut parts.headers, page.headers);
+                parts.status = page.status;
+                Bytes::from(body)
+            }
+            None => Bytes::new(),
+        };
+        Response::from_parts(parts, BackstopBody::full(body))
+    }
+
+    fn status(response: &Self::Response) -> u16 {
+        response.status().as_u16()
+    }
+
+    fn set_request_id(&self, response: &mut Self::Response, id: HeaderValue) {
+        let name = self.config.http_options().request_id_header_name().clone();
+        response.headers_mut().insert(name, id);
     }
 }
 
-fn page_context(info: &RequestInfo, event_id: Option<EventId>) -> PageContext {
-    let http = info.http();
-    let context = PageContext::new(http.method.clone(), http.path_and_query());
-    match event_id {
-        Some(id) => context.with_event_id(id.to_string()),
-        None => context,
+impl<B, E> FailedGlue<E> for Glue<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// The service failed without a response (not an HTTP status): the server
+    /// decides what the client sees.
+    fn failed(&self, _: &Exchange<HeaderValue, Route>, error: E) -> Result<Step<Self>, E> {
+        Err(error)
     }
-}
-
-fn page<B>(
-    shared: &Shared,
-    info: &RequestInfo,
-    status: StatusCode,
-    context: PageContext,
-    parts: http::response::Parts,
-) -> Response<BackstopBody<B>> {
-    render(shared, &Asked::of(info.http()), status, &context, parts)
-}
-
-/// Renders the page, keeping the original response's headers except those that
-/// described its body.
-fn render<B>(
-    shared: &Shared,
-    asked: &Asked,
-    status: StatusCode,
-    context: &PageContext,
-    original: http::response::Parts,
-) -> Response<BackstopBody<B>> {
-    let context = context.clone().with_headers(original.headers.clone());
-    let page = shared
-        .pages
-        .render(status, &context, asked.accept.as_ref(), asked.head);
-    let (mut parts, body) = page.into_parts();
-    let page_headers = std::mem::take(&mut parts.headers);
-    let mut headers = HeaderMap::with_capacity(original.headers.len() + page_headers.len());
-    for (name, value) in &original.headers {
-        if !REPLACED_HEADERS.contains(&name.as_str()) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    for name in page_headers.keys() {
-        headers.remove(name);
-    }
-    for (name, value) in &page_headers {
-        headers.append(name.clone(), value.clone());
-    }
-    parts.headers = headers;
-    parts.extensions = original.extensions;
-    parts.version = original.version;
-    Response::from_parts(parts, BackstopBody::full(Bytes::from(body)))
-}
-
-/// A panic was caught: record it, and answer with the 500 page.
-fn panic_response<B>(
-    shared: &Shared,
-    info: &RequestInfo,
-    payload: &(dyn std::any::Any + Send),
-) -> Response<BackstopBody<B>> {
-    let debug = shared.pages.is_debug();
-    let (id, details) = info.scope().capture_panic_detailed(payload, debug);
-    let mut context = page_context(info, Some(id));
-    if debug {
-        context = context.with_debug(DebugDetails::from_panic(&details));
-    }
-    let parts = Response::new(()).into_parts().0;
-    render(
-        shared,
-        &Asked::of(info.http()),
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &context,
-        parts,
-    )
 }
 
 pin_project_lite::pin_project! {

@@ -244,11 +244,22 @@ async fn a_panic_in_the_services_call_is_caught_too() {
 async fn the_debug_page_shows_the_panic_only_in_development() {
     let (backstop, _sink) = start_client(Options::new().environment("development"));
     let app = app(BackstopLayer::new(&backstop));
-    let (_, _, body) = send(&app, get_req("/panic")).await;
+    // A visitor on this machine.
+    let mut local = get_req("/panic");
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 50000));
+    local
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let (_, _, body) = send(&app, local).await;
     assert!(
         body.contains("payment exploded"),
         "the debug page shows the message"
     );
+    // A visitor of unknown address gets the normal page.
+    let (status, _, body) = send(&app, get_req("/panic")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("<h1"));
+    assert!(!body.contains("payment exploded"));
 }
 
 #[tokio::test]
