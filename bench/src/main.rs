@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use backstop::{Options, SqliteStore};
-use backstop_core::test::{hello, query};
+use backstop_bench_support::{hello, query};
 use tracing_subscriber::prelude::*;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn serve_axum(
     addr: SocketAddr,
     mode: Mode,
-    backstop: Option<&backstop::Backstop>,
+    backstop: Option<&backstop::BackstopGuard>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use axum::Router;
     use axum::routing::get;
@@ -130,7 +130,7 @@ fn serve_axum(
 fn serve_actix(
     addr: SocketAddr,
     mode: Mode,
-    backstop: Option<&backstop::Backstop>,
+    backstop: Option<&backstop::BackstopGuard>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use actix_web::{App, HttpServer, web};
 

@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use backstop_core::detect::Thresholds;
-use backstop_core::{Backstop, Client, Event, EventId, Level, Options, RequestScope, User};
+use backstop_core::{BackstopGuard, Event, EventId, Level, Options, RequestScope, User};
 use backstop_store::SqliteStore;
 
 /// How long anything may take on a loaded machine before a test gives up.
@@ -22,7 +22,7 @@ pub const N_PLUS_ONE: &str = "SELECT * FROM posts WHERE user_id = ?";
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub path: PathBuf,
-    pub backstop: Backstop,
+    pub backstop: BackstopGuard,
 }
 
 /// What [`seeded`] captured.
@@ -40,7 +40,7 @@ pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backstop.db");
     let store = SqliteStore::open(&path).unwrap();
-    let backstop = Client::start(
+    let backstop = backstop_core::test::start(
         Options::new()
             .sink(store)
             .console(false)

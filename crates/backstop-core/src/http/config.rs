@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{HttpOptions, HttpRequest, IpNet, PagePolicy};
 use crate::client::Client;
-use crate::panic::PanicDetails;
+use crate::capture::panic::PanicDetails;
 use crate::protocol::{EventId, User};
 
 /// Resolves the user of a request from the framework's view of it (its parts in tower,
@@ -176,7 +176,7 @@ macro_rules! adapter_builder {
     ($pages:ty) => {
         /// Replaces all HTTP options at once.
         #[must_use]
-        pub fn http(self, http: $crate::http::HttpOptions) -> Self {
+        pub fn http(self, http: $crate::adapter::HttpOptions) -> Self {
             self.configure(|c| c.http(http))
         }
 
@@ -206,14 +206,14 @@ macro_rules! adapter_builder {
         /// Which error responses become branded pages (default: empty and plain-text
         /// ones).
         #[must_use]
-        pub fn page_policy(self, policy: $crate::http::PagePolicy) -> Self {
+        pub fn page_policy(self, policy: $crate::adapter::PagePolicy) -> Self {
             self.configure(|c| c.page_policy(policy))
         }
 
         /// Trusts a proxy's `X-Forwarded-For` / `Forwarded` / `X-Forwarded-Proto` (an
         /// address or a network).
         #[must_use]
-        pub fn trust_proxy(self, net: impl Into<$crate::http::IpNet>) -> Self {
+        pub fn trust_proxy(self, net: impl Into<$crate::adapter::IpNet>) -> Self {
             self.configure(|c| c.trust_proxy(net))
         }
 
