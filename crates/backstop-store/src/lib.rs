@@ -46,10 +46,10 @@ mod store;
 
 pub use error::StoreError;
 pub use reader::{
-    EventSummary, InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery,
-    IssueSort, IssueStatus, PerfIssue, PerfIssueDetail, PerfIssueQuery, PerfOccurrence,
-    ReleaseSummary, RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats,
-    StoreReader, StoredEvent,
+    Cursor, EventSummary, Filter, InvalidCursor, InvalidStatus, Issue, IssueCategory, IssueDetail,
+    IssueId, IssueKind, IssueQuery, IssueSort, IssueStatus, PerfIssue, PerfIssueDetail,
+    PerfIssueQuery, PerfOccurrence, Query, ReleaseSummary, RequestDetail, RequestQuery,
+    RequestSummary, RouteQuery, RouteSort, RouteStats, StoreReader, StoredEvent,
 };
 pub use stats::{StoreCounters, StoreStats};
 pub use store::{Retention, SqliteStore, StoreBuilder};
