@@ -16,6 +16,7 @@
 //! assert!(open.is_empty());
 //! ```
 
+mod aggregates;
 mod models;
 mod query;
 mod rows;
@@ -26,8 +27,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use backstop_core::protocol::EventId;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+pub use aggregates::{
+    Buckets, EventLinks, ReleaseStats, SeriesPoint, StatementRun, StatementStats, StoreHealth,
+    TagDistribution,
+};
 pub use models::{
     EventSummary, InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueSort,
     IssueStatus, PerfIssue, PerfIssueDetail, PerfOccurrence, ReleaseSummary, RequestDetail,
@@ -44,8 +50,8 @@ use crate::stats::{StoreCounters, StoreStats};
 use crate::store::millis;
 use query::Sql;
 use rows::{
-    ISSUE_COLUMNS, OCCURRENCE_COLUMNS, OCCURRENCE_TABLES, REQUEST_COLUMNS, conversion, issue_row,
-    occurrence_row, parse, perf_issue_row, request_row, route_row, time,
+    EVENT_COLUMNS, ISSUE_COLUMNS, OCCURRENCE_COLUMNS, OCCURRENCE_TABLES, REQUEST_COLUMNS,
+    conversion, event_row, issue_row, occurrence_row, perf_issue_row, request_row, route_row, time,
 };
 
 /// Reads the store. Cheap to clone. Each call opens its own read-only connection, so
@@ -167,25 +173,10 @@ impl StoreReader {
                 return Ok(None);
             };
             let latest_events = c
-                .prepare_cached(
-                    "SELECT event_id, issue_id, timestamp, level, title, culprit,
-                        transaction_name, release, environment, user_key
-                     FROM events WHERE issue_id = ?1 ORDER BY id DESC LIMIT ?2",
-                )?
-                .query_map(params![id.0, events as i64], |r| {
-                    Ok(EventSummary {
-                        event_id: parse(&r.get::<_, String>(0)?)?,
-                        issue_id: IssueId(r.get(1)?),
-                        timestamp: time(r.get(2)?),
-                        level: parse(&r.get::<_, String>(3)?)?,
-                        title: r.get(4)?,
-                        culprit: r.get(5)?,
-                        transaction: r.get(6)?,
-                        release: r.get(7)?,
-                        environment: r.get(8)?,
-                        user: r.get(9)?,
-                    })
-                })?
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE issue_id = ?1 ORDER BY id DESC LIMIT ?2"
+                ))?
+                .query_map(params![id.0, events as i64], event_row)?
                 .collect::<Result<_, _>>()?;
             let releases = c
                 .prepare_cached("SELECT release FROM issue_releases WHERE issue_id = ?1 ORDER BY release")?
@@ -299,34 +290,76 @@ impl StoreReader {
     /// Sets an issue's status (the dashboard's resolve and ignore buttons). Resolving
     /// clears the regressed flag. Returns whether the issue exists.
     ///
-    /// This is the one write a reader makes; it uses its own short-lived connection and
-    /// waits for the writer's lock like any other connection.
+    /// The reader's writes (this, [`delete_issue`](Self::delete_issue) and
+    /// [`clear`](Self::clear)) use their own short-lived connection and wait for the
+    /// writer's lock like any other connection.
     pub fn set_issue_status(&self, id: IssueId, status: IssueStatus) -> Result<bool, StoreError> {
-        let update = |c: &Connection| {
+        let changed = self.write(|c| {
             c.prepare_cached(
                 "UPDATE issues SET status = ?2, status_changed = ?3,
                     regressed = CASE WHEN ?2 = 'unresolved' THEN regressed ELSE 0 END
                  WHERE id = ?1",
             )?
             .execute(params![id.0, status.as_str(), millis(SystemTime::now())])
-        };
+        })?;
+        Ok(changed > 0)
+    }
+
+    /// Deletes an issue with its events and its performance occurrences (the
+    /// transactions stay). Returns whether the issue existed.
+    pub fn delete_issue(&self, id: IssueId) -> Result<bool, StoreError> {
+        let changed = self.write(|c| {
+            let tx = c.unchecked_transaction()?;
+            for table in [
+                "transaction_problems",
+                "events",
+                "issue_users",
+                "issue_releases",
+                "issue_environments",
+            ] {
+                tx.execute(&format!("DELETE FROM {table} WHERE issue_id = ?1"), [id.0])?;
+            }
+            let n = tx.execute("DELETE FROM issues WHERE id = ?1", [id.0])?;
+            tx.commit()?;
+            Ok(n)
+        })?;
+        Ok(changed > 0)
+    }
+
+    /// Deletes everything recorded: issues, events, transactions and releases. The
+    /// schema stays.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.write(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute_batch(
+                "DELETE FROM transaction_problems; DELETE FROM spans; DELETE FROM transactions;
+                 DELETE FROM events; DELETE FROM issue_users; DELETE FROM issue_releases;
+                 DELETE FROM issue_environments; DELETE FROM issues; DELETE FROM releases;",
+            )?;
+            tx.commit()
+        })
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let path = &self.inner.path;
-        let changed = match &self.inner.memory {
-            Some(shared) => update(&shared.lock().unwrap_or_else(PoisonError::into_inner)),
+        match &self.inner.memory {
+            Some(shared) => f(&shared.lock().unwrap_or_else(PoisonError::into_inner)),
             None => Connection::open_with_flags(
                 path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .and_then(|c| {
                 c.busy_timeout(self.inner.busy_timeout)?;
-                update(&c)
+                f(&c)
             }),
         }
         .map_err(|source| StoreError::Sqlite {
             path: path.clone(),
             source,
-        })?;
-        Ok(changed > 0)
+        })
     }
 
     /// Transactions grouped by route: count, error rate, p50/p95/p99 duration and mean
@@ -347,14 +380,23 @@ impl StoreReader {
         );
         query::transaction_conditions(&mut sql, &query.filter, None);
         // Nearest rank: the k-th smallest with k = ceil(p * n), in integer arithmetic.
-        sql.then(&format!(
-            ")
-             SELECT name, count(*) AS n, sum(is_error) AS errors, avg(query_count) AS queries,
-                    max(CASE WHEN rn = (50 * total + 99) / 100 THEN duration_us END) AS p50,
-                    max(CASE WHEN rn = (95 * total + 99) / 100 THEN duration_us END) AS p95,
-                    max(CASE WHEN rn = (99 * total + 99) / 100 THEN duration_us END) AS p99
-             FROM t GROUP BY name ORDER BY {order}"
-        ));
+        let t = query
+            .select
+            .apdex
+            .map_or(Value::Null, |t| Value::Integer(t.as_micros() as i64));
+        sql.then_with(
+            &format!(
+                ")
+                 SELECT name, count(*) AS n, sum(is_error) AS errors, avg(query_count) AS queries,
+                        max(CASE WHEN rn = (50 * total + 99) / 100 THEN duration_us END) AS p50,
+                        max(CASE WHEN rn = (95 * total + 99) / 100 THEN duration_us END) AS p95,
+                        max(CASE WHEN rn = (99 * total + 99) / 100 THEN duration_us END) AS p99,
+                        (sum(duration_us <= ?) + sum(duration_us <= 4 * ?)) * 0.5 / count(*)
+                            AS apdex
+                 FROM t GROUP BY name ORDER BY {order}"
+            ),
+            [t.clone(), t],
+        );
         sql.page(&query.filter);
         self.with_conn(|c| {
             c.prepare_cached(sql.text())?

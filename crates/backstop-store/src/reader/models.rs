@@ -267,6 +267,9 @@ pub struct RouteStats {
     pub p99: Duration,
     /// Mean database queries (spans whose op starts with `db`) per request.
     pub mean_queries: f64,
+    /// The Apdex score (0 to 1), when the query asked for it with
+    /// [`RouteQuery::apdex`](super::RouteQuery::apdex).
+    pub apdex: Option<f64>,
 }
 
 /// One request (transaction) as lists show it.

@@ -342,6 +342,7 @@ impl PerfIssueQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RouteSelect {
     pub(crate) sort: RouteSort,
+    pub(crate) apdex: Option<std::time::Duration>,
 }
 
 /// Which transactions to summarise by route, and how. The default covers everything
@@ -366,6 +367,13 @@ impl RouteQuery {
     /// The order.
     pub fn sort(mut self, sort: RouteSort) -> Self {
         self.select.sort = sort;
+        self
+    }
+
+    /// Computes each route's Apdex with this threshold `T` (satisfied at most `T`,
+    /// tolerating at most `4T`), in [`RouteStats::apdex`](super::RouteStats::apdex).
+    pub fn apdex(mut self, threshold: std::time::Duration) -> Self {
+        self.select.apdex = Some(threshold);
         self
     }
 }
@@ -441,8 +449,14 @@ impl Sql {
 
     /// Appends text after the conditions (`GROUP BY`, `ORDER BY`).
     pub(crate) fn then(&mut self, tail: &str) {
+        self.then_with(tail, []);
+    }
+
+    /// Appends text whose `?`s take `values` in order.
+    pub(crate) fn then_with<const N: usize>(&mut self, tail: &str, values: [Value; N]) {
         self.text.push(' ');
         self.text.push_str(tail);
+        self.values.extend(values);
     }
 
     /// Appends `LIMIT ? OFFSET ?`.

@@ -8,7 +8,7 @@ use backstop_core::protocol::ProblemKind;
 use rusqlite::Row;
 
 use super::models::{
-    Issue, IssueId, IssueKind, PerfIssue, PerfOccurrence, RequestSummary, RouteStats,
+    EventSummary, Issue, IssueId, IssueKind, PerfIssue, PerfOccurrence, RequestSummary, RouteStats,
 };
 
 pub(crate) fn time(ms: i64) -> SystemTime {
@@ -165,5 +165,24 @@ pub(crate) fn route_row(r: &Row<'_>) -> rusqlite::Result<RouteStats> {
         p50: micros(r.get(4)?),
         p95: micros(r.get(5)?),
         p99: micros(r.get(6)?),
+        apdex: r.get(7)?,
+    })
+}
+
+pub(crate) const EVENT_COLUMNS: &str = "event_id, issue_id, timestamp, level, title, culprit, \
+    transaction_name, release, environment, user_key";
+
+pub(crate) fn event_row(r: &Row<'_>) -> rusqlite::Result<EventSummary> {
+    Ok(EventSummary {
+        event_id: parse(&r.get::<_, String>(0)?)?,
+        issue_id: IssueId(r.get(1)?),
+        timestamp: time(r.get(2)?),
+        level: parse(&r.get::<_, String>(3)?)?,
+        title: r.get(4)?,
+        culprit: r.get(5)?,
+        transaction: r.get(6)?,
+        release: r.get(7)?,
+        environment: r.get(8)?,
+        user: r.get(9)?,
     })
 }
