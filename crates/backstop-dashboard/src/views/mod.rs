@@ -232,6 +232,8 @@ pub(crate) fn layout(ctx: &Ctx<'_>, section: Section, title: &str, body: Markup)
                 meta name="robots" content="noindex, nofollow";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · Backstop" }
+                // No favicon request: outside the mount it would be a stray 404.
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(ctx.href("/assets/dashboard.css"));
             }
             body {
