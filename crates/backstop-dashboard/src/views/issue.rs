@@ -127,6 +127,7 @@ fn error_body(
             section.panel {
                 h2 { "Events · " (ctx.range().label()) }
                 (charts::bars(series, 90.0, "red"))
+                div.axis { span { (ctx.range().start_label()) } span { "now" } }
             }
             section.panel {
                 h2 { "Tags" }

@@ -143,6 +143,15 @@ impl Range {
         }
     }
 
+    /// Where a chart over the range starts.
+    pub(crate) fn start_label(self) -> &'static str {
+        match self {
+            Range::Hour => "1 h ago",
+            Range::Day => "24 h ago",
+            Range::Week => "7 d ago",
+        }
+    }
+
     pub(crate) fn duration(self) -> Duration {
         match self {
             Range::Hour => Duration::from_secs(3600),

@@ -72,15 +72,16 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreErr
         .collect();
     let p95s: Vec<f64> = series.iter().map(|p| p.p95.as_secs_f64()).collect();
 
+    let axis = html! { div.axis { span { (range.start_label()) } span { "now" } } };
     let body = html! {
         div.head {
             h1 { "Overview" }
             (range_picker(ctx, "/"))
         }
         section.cards {
-            (card("Requests", &count(requests), range.label(), charts::area(&counts, 80.0, "blue")))
-            (card("Error rate", &pct(error_rate), &format!("{} failed", count(errors)), charts::area(&rates, 80.0, "red")))
-            (card("p95 latency", &dur(p95), "95% of requests were faster", charts::area(&p95s, 80.0, "violet")))
+            (card("Requests", &count(requests), range.label(), html! { (charts::area(&counts, 80.0, "blue")) (axis) }))
+            (card("Error rate", &pct(error_rate), &format!("{} failed", count(errors)), html! { (charts::area(&rates, 80.0, "red")) (axis) }))
+            (card("p95 latency", &dur(p95), "95% of requests were faster", html! { (charts::area(&p95s, 80.0, "violet")) (axis) }))
         }
         div.grid2 {
             section.panel {

@@ -118,6 +118,7 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
     let p95s: Vec<f64> = series.iter().map(|p| p.p95.as_secs_f64()).collect();
     let counts: Vec<u64> = series.iter().map(|p| p.count).collect();
     let here = format!("/performance/route?name={}", enc(name));
+    let axis = html! { div.axis { span { (range.start_label()) } span { "now" } } };
     let body = html! {
         div.head {
             div {
@@ -140,8 +141,8 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
             (empty("No requests for this route in this range."))
         }
         div.grid2 {
-            section.panel { h2 { "p95 over time" } (charts::area(&p95s, 90.0, "violet")) }
-            section.panel { h2 { "Requests over time" } (charts::bars(&counts, 90.0, "blue")) }
+            section.panel { h2 { "p95 over time" } (charts::area(&p95s, 90.0, "violet")) (axis) }
+            section.panel { h2 { "Requests over time" } (charts::bars(&counts, 90.0, "blue")) (axis) }
             section.panel {
                 h2 { "Duration histogram" }
                 (charts::bars(&histogram, 90.0, "teal"))

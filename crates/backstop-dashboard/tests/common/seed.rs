@@ -77,6 +77,8 @@ pub fn seed(store: &mut SqliteStore, size: Size, text: &str) {
         batch.clear();
     };
     let mut rng = fastrand::Rng::with_seed(7);
+    // Failed requests' traces, so some errors link to their request and back.
+    let mut failed_traces: Vec<TraceId> = Vec::new();
 
     for i in 0..size.transactions {
         let route = format!("{}{text}", ROUTES[i % ROUTES.len()]);
@@ -98,6 +100,9 @@ pub fn seed(store: &mut SqliteStore, size: Size, text: &str) {
         );
         t.release = Some(releases[(i * 2 / size.transactions.max(1)).min(1)].clone());
         t.environment = Some("production".into());
+        if status == 500 {
+            failed_traces.push(t.trace.trace_id);
+        }
         if route.starts_with("GET /users") && !route.starts_with("GET /users/fixed") {
             t = with_n_plus_one(t, &format!("SELECT * FROM posts WHERE user_id = ?{text}"));
         }
@@ -125,6 +130,13 @@ pub fn seed(store: &mut SqliteStore, size: Size, text: &str) {
         event
             .contexts
             .insert("os".into(), serde_json::json!({"type": "os", "name": os}));
+        if i % 3 == 0 && !failed_traces.is_empty() {
+            let trace = failed_traces[(i / 3) % failed_traces.len()];
+            event.contexts.insert(
+                "trace".into(),
+                serde_json::json!({"trace_id": trace.to_string(), "span_id": SpanId::new().to_string()}),
+            );
+        }
         event.user = Some(User {
             id: Some(format!("user-{}{text}", i % 97)),
             email: Some(format!("user{}@example.com{text}", i % 97)),
