@@ -115,12 +115,12 @@ fn a_version_1_file_is_upgraded_in_place_and_keeps_its_rows() {
         .query_row(
             "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN
              ('events_issue_time', 'events_trace', 'events_release', 'transactions_release',
-              'spans_description', 'events_transaction')",
+              'spans_description', 'events_transaction', 'transactions_trace')",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(indexes, 6);
+    assert_eq!(indexes, 7);
 
     // The old rows read as before: the issue is an error issue.
     let issues = reader.issues(&IssueQuery::new()).unwrap();

@@ -38,7 +38,7 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreErr
             .limit(100),
     )?;
     let minutes = range.duration().as_secs_f64() / 60.0;
-    let sort_link = |key: &str, label: &str| {
+    let sort_link = |key: &str, label: &&str| {
         html! {
             a.current[key == sort_key] href={ (ctx.href("/performance")) "?" (ctx.params.with("sort", key)) } { (label) }
         }
@@ -51,7 +51,7 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreErr
         @if routes.is_empty() {
             (empty("No requests recorded in this range."))
         } @else {
-            p.meta { "Sort by " @for (k, _, label) in SORTS { (sort_link(k, label)) " " }
+            p.meta.sorts { "Sort by " @for (i, (k, _, label)) in SORTS.iter().enumerate() { @if i > 0 { " · " } (sort_link(k, label)) }
                 "· Apdex threshold " (dur(ctx.config.apdex_threshold)) }
             div.table-wrap { table.routes {
                 thead { tr {

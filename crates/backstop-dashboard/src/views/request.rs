@@ -117,7 +117,7 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>, id: &str) -> Result<Page
                     li.(class) {
                         div.label {
                             span.op { (span.op.as_deref().unwrap_or("span")) }
-                            span.desc { (desc) }
+                            span.desc title=(desc) { (desc) }
                             span.took { (dur(span.timestamp.duration_since(span.start_timestamp).unwrap_or_default())) }
                         }
                         svg.bar viewBox="0 0 1000 8" preserveAspectRatio="none" aria-hidden="true" {
