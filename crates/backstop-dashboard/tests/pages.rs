@@ -41,6 +41,12 @@ fn every_page_answers_and_stays_under_200_kb() {
     assert!(issue.contains("Breadcrumbs"));
     assert!(issue.contains("Raw JSON"));
     assert!(!issue.contains("Bearer"), "filtered headers stay filtered");
+    let health = body("health");
+    assert!(
+        health.contains("7 days, 10,000 transactions, 10,000 events per issue"),
+        "{health}"
+    );
+    assert!(health.contains("Last prune"));
     let queries = body("queries");
     assert!(queries.contains("SELECT * FROM posts WHERE user_id = ?"));
 

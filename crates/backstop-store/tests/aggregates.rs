@@ -119,6 +119,12 @@ fn series_histograms_statements_and_releases_add_up() {
     assert_eq!(health.spans, 12);
     assert!(health.file_bytes > 0);
 
+    // The health page's retention and last prune come from the writer.
+    assert_eq!(reader.retention(), Some(store.retention()));
+    store.prune_now().unwrap();
+    let pruned = reader.write_stats().unwrap().last_prune.unwrap();
+    assert!(pruned >= now);
+
     assert!(reader.delete_issue(issue).unwrap());
     assert!(!reader.delete_issue(issue).unwrap());
     assert_eq!(reader.event_count().unwrap(), 0);

@@ -44,6 +44,13 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreErr
                     dt { "Spans" } dd { (count(health.spans)) }
                     dt { "Oldest event" } dd { (health.oldest_event.map_or("–".to_owned(), |t| ago(t, ctx.now))) }
                     dt { "Oldest transaction" } dd { (health.oldest_transaction.map_or("–".to_owned(), |t| ago(t, ctx.now))) }
+                    @if let Some(r) = reader.retention() {
+                        dt { "Retention" } dd {
+                            (r.max_age.map_or("no age limit".to_owned(), |a| format!("{} days", a.as_secs() / 86_400)))
+                            ", " (r.max_transactions.map_or("every".to_owned(), count)) " transactions, "
+                            (r.max_events_per_issue.map_or("every".to_owned(), count)) " events per issue"
+                        }
+                    }
                 }
             }
             section.panel {
@@ -58,6 +65,7 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreErr
                         dt { "Events dropped" } dd.bad[w.events_dropped > 0] { (count(w.events_dropped)) }
                         dt { "Transactions dropped" } dd.bad[w.transactions_dropped > 0] { (count(w.transactions_dropped)) }
                         dt { "Pruned by retention" } dd { (count(w.events_pruned)) " events, " (count(w.transactions_pruned)) " transactions, " (count(w.issues_pruned)) " issues" }
+                        dt { "Last prune" } dd { (w.last_prune.map_or("not yet".to_owned(), |t| ago(t, ctx.now))) }
                         dt { "Reopens" } dd { (count(w.reopens)) }
                         @if let Some(e) = &w.last_error { dt { "Last error" } dd.mono { (e) } }
                     },

@@ -47,6 +47,7 @@ pub use query::{
 use crate::error::StoreError;
 use crate::schema::{self, Mode};
 use crate::stats::{StoreCounters, StoreStats};
+use crate::store::Retention;
 use crate::store::millis;
 use query::Sql;
 use rows::{
@@ -66,7 +67,8 @@ struct ReaderInner {
     busy_timeout: Duration,
     /// For `:memory:`: the writer's own connection, shared.
     memory: Option<Arc<Mutex<Connection>>>,
-    counters: Option<StoreCounters>,
+    /// The writer's counters and retention, for a reader from the writer itself.
+    writer: Option<(StoreCounters, Retention)>,
 }
 
 impl fmt::Debug for StoreReader {
@@ -82,14 +84,14 @@ impl StoreReader {
         path: PathBuf,
         busy_timeout: Duration,
         memory: Option<Arc<Mutex<Connection>>>,
-        counters: Option<StoreCounters>,
+        writer: Option<(StoreCounters, Retention)>,
     ) -> Self {
         StoreReader {
             inner: Arc::new(ReaderInner {
                 path,
                 busy_timeout,
                 memory,
-                counters,
+                writer,
             }),
         }
     }
@@ -118,7 +120,13 @@ impl StoreReader {
     /// The writer's counters, when this reader came from
     /// [`SqliteStore::reader`](crate::SqliteStore::reader).
     pub fn write_stats(&self) -> Option<StoreStats> {
-        self.inner.counters.as_ref().map(StoreCounters::snapshot)
+        self.inner.writer.as_ref().map(|(c, _)| c.snapshot())
+    }
+
+    /// The writer's retention policy, when this reader came from
+    /// [`SqliteStore::reader`](crate::SqliteStore::reader).
+    pub fn retention(&self) -> Option<Retention> {
+        self.inner.writer.as_ref().map(|(_, r)| *r)
     }
 
     fn with_conn<T>(
