@@ -41,6 +41,42 @@ pub(crate) fn area(values: &[f64], h: f64, class: &str) -> Markup {
     }
 }
 
+/// Several lines on one scale, each with its CSS class (`p50`, `p95`...).
+pub(crate) fn lines(series: &[(&[f64], &str)], h: f64) -> Markup {
+    let max = series
+        .iter()
+        .flat_map(|(values, _)| values.iter().cloned())
+        .fold(0.0_f64, f64::max);
+    let path = |values: &[f64]| {
+        let n = values.len().max(2);
+        let step = W / (n - 1) as f64;
+        let mut d = String::new();
+        for (i, v) in values.iter().enumerate() {
+            let y = if max > 0.0 {
+                h - 2.0 - v / max * (h - 6.0)
+            } else {
+                h - 2.0
+            };
+            d.push_str(&format!(
+                "{}{:.1} {:.1} ",
+                if i == 0 { 'M' } else { 'L' },
+                i as f64 * step,
+                y
+            ));
+        }
+        d
+    };
+    html! {
+        svg.chart.multi viewBox={ "0 0 " (W) " " (h) } preserveAspectRatio="none"
+            role="img" aria-hidden="true" {
+            line.grid x1="0" y1=(h - 1.0) x2=(W) y2=(h - 1.0) vector-effect="non-scaling-stroke" {}
+            @for (values, class) in series {
+                path.line.(class) d=(path(values)) fill="none" vector-effect="non-scaling-stroke" {}
+            }
+        }
+    }
+}
+
 /// A bar chart of `values`, `h` units high.
 pub(crate) fn bars(values: &[u64], h: f64, class: &str) -> Markup {
     let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;

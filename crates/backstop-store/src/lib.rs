@@ -50,7 +50,8 @@ pub use reader::{
     IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery, IssueSort, IssueStatus, PerfIssue,
     PerfIssueDetail, PerfIssueQuery, PerfOccurrence, Query, ReleaseStats, ReleaseSummary,
     RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats, SeriesPoint,
-    StatementRun, StatementStats, StoreHealth, StoreReader, StoredEvent, TagDistribution,
+    SpanTotal, StatementRun, StatementStats, StoreHealth, StoreReader, StoredEvent,
+    TagDistribution,
 };
 pub use stats::{StoreCounters, StoreStats};
 pub use store::{Retention, SqliteStore, StoreBuilder};

@@ -60,7 +60,9 @@ fn series_histograms_statements_and_releases_add_up() {
         .unwrap();
     assert_eq!(series.len(), 2);
     assert_eq!((series[0].count, series[0].errors), (3, 1));
+    assert_eq!(series[0].p50, Duration::from_millis(20));
     assert_eq!(series[0].p95, Duration::from_millis(300));
+    assert_eq!(series[0].p99, Duration::from_millis(300));
     assert_eq!((series[1].count, series[1].errors), (1, 0));
     let only = reader
         .request_series(&RequestQuery::new().route("GET /nowhere"), buckets)
@@ -98,6 +100,16 @@ fn series_histograms_statements_and_releases_add_up() {
     assert_eq!(statements.len(), 2);
     assert!(statements.iter().all(|s| s.count == 4 && s.requests == 4));
     assert_eq!(statements[0].routes, ["GET /users"]);
+    // Every span kind, queries and renders alike.
+    let spans = reader
+        .span_totals(RequestQuery::new().filter(), Some("GET /users"))
+        .unwrap();
+    assert_eq!(spans.len(), 3);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.op.as_deref() == Some("function") && s.count == 4)
+    );
     let runs = reader.statement_runs(&statements[0].statement, 10).unwrap();
     assert_eq!(runs.len(), 4);
     assert_eq!(

@@ -111,11 +111,14 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
     let slowest = reader.slowest_requests(&requests.clone().limit(10))?;
     let recent = reader.recent_requests(&requests.clone().limit(10))?;
     let top = RouteQuery::new().since(buckets.since).limit(10);
-    let statements = reader.statements(top.filter(), Some(name))?;
+    let spans = reader.span_totals(top.filter(), Some(name))?;
     let issues = reader.route_issues(name, 8)?;
     let problems = reader.performance_issue_count(&PerfIssueQuery::new().route(name))?;
 
+    let p50s: Vec<f64> = series.iter().map(|p| p.p50.as_secs_f64()).collect();
     let p95s: Vec<f64> = series.iter().map(|p| p.p95.as_secs_f64()).collect();
+    let p99s: Vec<f64> = series.iter().map(|p| p.p99.as_secs_f64()).collect();
+    let peak = series.iter().map(|p| p.p99).max().unwrap_or_default();
     let counts: Vec<u64> = series.iter().map(|p| p.count).collect();
     let here = format!("/performance/route?name={}", enc(name));
     let axis = html! { div.axis { span { (range.start_label()) } span { "now" } } };
@@ -141,7 +144,12 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
             (empty("No requests for this route in this range."))
         }
         div.grid2 {
-            section.panel { h2 { "p95 over time" } (charts::area(&p95s, 90.0, "violet")) (axis) }
+            section.panel {
+                h2 { "Percentiles over time" }
+                div.legend { span.key.p50 { "p50" } span.key.p95 { "p95" } span.key.p99 { "p99" } span { "peak " (dur(peak)) } }
+                (charts::lines(&[(&p50s, "p50"), (&p95s, "p95"), (&p99s, "p99")], 90.0))
+                (axis)
+            }
             section.panel { h2 { "Requests over time" } (charts::bars(&counts, 90.0, "blue")) (axis) }
             section.panel {
                 h2 { "Duration histogram" }
@@ -161,9 +169,28 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
             section.panel { h2 { "Recent requests" } (request_table(ctx, &recent)) }
         }
         section.panel {
-            h2 { "Queries taking the most time" }
-            @if statements.is_empty() { (empty("No queries recorded on this route.")) }
-            @else { (super::queries::statement_table(ctx, &statements)) }
+            h2 { "Spans and queries taking the most time" }
+            @if spans.is_empty() { (empty("No spans recorded on this route.")) }
+            @else {
+                div.table-wrap { table.statements {
+                    thead { tr { th { "Span" } th.num { "Runs" } th.num { "Total" } th.num.wide { "Mean" } } }
+                    tbody {
+                        @for s in &spans {
+                            tr {
+                                td.sqlcell {
+                                    span.op { (s.op.as_deref().unwrap_or("span")) } " "
+                                    @if s.op.as_deref().is_some_and(|op| op.starts_with("db")) {
+                                        a href={ (ctx.href("/queries/statement")) "?sql=" (enc(&s.description)) } { code { (s.description) } }
+                                    } @else { code { (s.description) } }
+                                }
+                                td.num { (count(s.count)) }
+                                td.num { (dur(s.total)) }
+                                td.num.wide { (dur(s.mean)) }
+                            }
+                        }
+                    }
+                } }
+            }
         }
     };
     Ok(Page::Html(layout(ctx, Section::Performance, name, body)))

@@ -31,8 +31,12 @@ pub struct SeriesPoint {
     pub count: u64,
     /// Failed requests among them.
     pub errors: u64,
-    /// Their 95th percentile duration (nearest rank); zero for an empty bucket.
+    /// Their median duration (nearest rank); zero for an empty bucket.
+    pub p50: Duration,
+    /// Their 95th percentile duration.
     pub p95: Duration,
+    /// Their 99th percentile duration.
+    pub p99: Duration,
 }
 
 /// The bucket boundaries of a series: `buckets` equal slices of `[since, until)`.
@@ -103,6 +107,22 @@ pub struct StatementStats {
     pub max: Duration,
     /// The routes that ran it (up to five).
     pub routes: Vec<String>,
+}
+
+/// Spans of one operation and description across requests (a query, a template
+/// render, an outgoing call).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanTotal {
+    /// The span's operation (`db.sql.query`, `http.client`...).
+    pub op: Option<String>,
+    /// Its description (for a query, the normalised statement).
+    pub description: String,
+    /// How many times it ran.
+    pub count: u64,
+    /// Its total time.
+    pub total: Duration,
+    /// Its mean time.
+    pub mean: Duration,
 }
 
 /// One request that ran a statement, with how often and how long.
@@ -196,7 +216,7 @@ fn nearest_rank(sorted: &[i64], p: u64) -> i64 {
 }
 
 impl StoreReader {
-    /// Requests per bucket: count, errors and p95, over the query's route,
+    /// Requests per bucket: count, errors and p50/p95/p99, over the query's route,
     /// environment and release (its own time range is replaced by the buckets').
     pub fn request_series(
         &self,
@@ -231,7 +251,9 @@ impl StoreReader {
                     start,
                     count: d.len() as u64,
                     errors,
+                    p50: micros(nearest_rank(&d, 50)),
                     p95: micros(nearest_rank(&d, 95)),
+                    p99: micros(nearest_rank(&d, 99)),
                 }
             })
             .collect())
@@ -480,6 +502,42 @@ impl StoreReader {
             ))?
             .query_map(rusqlite::params![route, limit as i64], issue_row)?
             .collect()
+        })
+    }
+
+    /// Spans of every kind grouped by operation and description, over the kept
+    /// requests in `filter`'s range, environment and release (and `route`), the most
+    /// total time first.
+    pub fn span_totals(
+        &self,
+        filter: &Filter,
+        route: Option<&str>,
+    ) -> Result<Vec<SpanTotal>, StoreError> {
+        let mut sql = Sql::new(
+            "SELECT s.op, s.description, count(*), sum(s.duration_us)
+             FROM spans s JOIN transactions t ON t.id = s.transaction_id",
+        );
+        sql.and("s.description IS NOT NULL", []);
+        sql.and_some("t.name = ?", route.map(str::to_owned));
+        sql.range("t.timestamp", filter);
+        sql.and_some("t.environment = ?", filter.environment.clone());
+        sql.and_some("t.release = ?", filter.release.clone());
+        sql.then("GROUP BY s.op, s.description ORDER BY sum(s.duration_us) DESC");
+        sql.page(filter);
+        self.with_conn(|c| {
+            c.prepare_cached(sql.text())?
+                .query_map(sql.values(), |r| {
+                    let count = r.get::<_, i64>(2)?.max(1);
+                    let total: i64 = r.get(3)?;
+                    Ok(SpanTotal {
+                        op: r.get(0)?,
+                        description: r.get(1)?,
+                        count: count as u64,
+                        total: micros(total),
+                        mean: micros(total / count),
+                    })
+                })?
+                .collect()
         })
     }
 

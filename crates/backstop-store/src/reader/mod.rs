@@ -31,8 +31,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub use aggregates::{
-    Buckets, EventLinks, ReleaseStats, SeriesPoint, StatementRun, StatementStats, StoreHealth,
-    TagDistribution,
+    Buckets, EventLinks, ReleaseStats, SeriesPoint, SpanTotal, StatementRun, StatementStats,
+    StoreHealth, TagDistribution,
 };
 pub use models::{
     EventSummary, InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueSort,
