@@ -68,6 +68,8 @@ fn every_page_answers_and_stays_under_200_kb() {
         "/_backstop/issues?q=%25_%5C&level=nope&range=9y",
         "/_backstop/releases/compare?a=nope&b=&route=x",
         "/_backstop/queries/statement?sql=nothing",
+        "/_backstop/releases/compare?period=day",
+        "/_backstop/releases/compare?period=week&route=GET%20/",
     ] {
         assert_eq!(get(server.addr, &cookie, path).status, 200, "{path}");
     }

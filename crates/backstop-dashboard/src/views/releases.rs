@@ -52,23 +52,50 @@ fn delta(now: f64, before: f64) -> Markup {
     html! { span.bad[change > 0.1].good[change < -0.1] { (format!("{:+.0}% p95", change * 100.0)) } }
 }
 
+/// Two time windows of the same length, the later one ending now.
+const PERIODS: [(&str, &str, u64); 2] = [
+    ("day", "Last 24 hours vs the 24 hours before", 86_400),
+    ("week", "Last 3.5 days vs the 3.5 days before", 302_400),
+];
+
 pub(crate) fn compare(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreError> {
     let releases = reader.release_stats(50)?;
+    let period = ctx
+        .params
+        .get("period")
+        .and_then(|p| PERIODS.iter().find(|(k, _, _)| *k == p));
     let a = ctx.params.get("a");
     let b = ctx.params.get("b");
     let route = ctx.params.get("route");
-    let side = |release: Option<&str>| -> Result<Vec<RouteStats>, StoreError> {
-        let Some(release) = release else {
-            return Ok(Vec::new());
-        };
-        reader.routes(
-            &RouteQuery::new()
-                .release(release)
-                .apdex(ctx.config.apdex_threshold)
-                .limit(200),
-        )
+    let query = || {
+        RouteQuery::new()
+            .apdex(ctx.config.apdex_threshold)
+            .limit(200)
     };
-    let (left, right) = (side(a)?, side(b)?);
+    let (left, right, labels) = match period {
+        Some((_, _, secs)) => {
+            let len = std::time::Duration::from_secs(*secs);
+            let mid = ctx.now - len;
+            (
+                reader.routes(&query().since(mid - len).until(mid))?,
+                reader.routes(&query().since(mid))?,
+                ("Before".to_owned(), "Latest".to_owned()),
+            )
+        }
+        None => {
+            let side = |release: Option<&str>| -> Result<Vec<RouteStats>, StoreError> {
+                match release {
+                    Some(release) => reader.routes(&query().release(release)),
+                    None => Ok(Vec::new()),
+                }
+            };
+            (
+                side(a)?,
+                side(b)?,
+                (a.unwrap_or("").to_owned(), b.unwrap_or("").to_owned()),
+            )
+        }
+    };
     let mut names: Vec<&str> = left.iter().chain(&right).map(|r| r.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -78,20 +105,26 @@ pub(crate) fn compare(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, Store
     let find = |side: &[RouteStats], name: &str| side.iter().find(|r| r.name == name).cloned();
     let body = html! {
         div.crumbs { a href=(ctx.href("/releases")) { "Releases" } " / compare" }
-        h1 { "Compare releases" }
-        form.filters method="get" action=(ctx.href("/releases/compare") ) {
+        h1 { "Compare" }
+        form.filters method="get" action=(ctx.href("/releases/compare")) {
             label { span { "Before" } select name="a" { @for r in &releases { option value=(r.version) selected[Some(r.version.as_str()) == a] { (r.version) } } } }
             label { span { "After" } select name="b" { @for r in &releases { option value=(r.version) selected[Some(r.version.as_str()) == b] { (r.version) } } } }
+            label { span { "Or time ranges" }
+                select name="period" {
+                    option value="" { "Releases above" }
+                    @for (key, label, _) in PERIODS { option value=(key) selected[period.is_some_and(|p| p.0 == key)] { (label) } }
+                }
+            }
             label.grow { span { "Route" } input type="text" name="route" value=[route] placeholder="every route"; }
             button type="submit" { "Compare" }
         }
-        @if names.is_empty() { (empty("Pick two releases with recorded requests.")) }
+        @if names.is_empty() { (empty("Pick two releases, or two time ranges, with recorded requests.")) }
         @for name in &names {
             @let (l, r) = (find(&left, name), find(&right, name));
             section.panel.compare {
                 h2.mono { (name) }
                 div.table-wrap { table {
-                    thead { tr { th { "" } th.num { (a.unwrap_or("")) } th.num { (b.unwrap_or("")) } } }
+                    thead { tr { th { "" } th.num { (labels.0) } th.num { (labels.1) } } }
                     tbody {
                         (row("Requests", &l, &r, |s| count(s.count)))
                         (row("Error rate", &l, &r, |s| pct(s.error_rate)))
@@ -104,12 +137,7 @@ pub(crate) fn compare(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, Store
             }
         }
     };
-    Ok(Page::Html(layout(
-        ctx,
-        Section::Releases,
-        "Compare releases",
-        body,
-    )))
+    Ok(Page::Html(layout(ctx, Section::Releases, "Compare", body)))
 }
 
 fn row(
