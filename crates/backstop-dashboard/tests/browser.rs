@@ -246,7 +246,10 @@ fn screenshot_dirs() -> Vec<PathBuf> {
 
 #[test]
 fn every_page_in_headless_chromium_at_desktop_and_phone_width() {
-    let server = start(Size::SMALL, "", DashboardConfig::new().token(TOKEN));
+    let config = DashboardConfig::new()
+        .token(TOKEN)
+        .pipeline_stats(busy_pipeline);
+    let server = start(Size::SMALL, "", config);
     let cookie = login(server.addr);
     let pages = every_page(server.addr, &cookie);
     let base = format!("http://127.0.0.1:{}", server.addr.port());

@@ -43,6 +43,10 @@ fn every_page_answers_and_stays_under_200_kb() {
     assert!(!issue.contains("Bearer"), "filtered headers stay filtered");
     let health = body("health");
     assert!(
+        !health.contains("role=\"alert\""),
+        "nothing is dropped: {health}"
+    );
+    assert!(
         health.contains("7 days, 10,000 transactions, 10,000 events per issue"),
         "{health}"
     );
@@ -133,4 +137,18 @@ fn recorded_text_is_escaped_on_every_page() {
         });
         assert!(found, "{field}: {shown}");
     }
+}
+
+#[test]
+fn the_health_page_warns_when_records_are_dropped() {
+    let config = DashboardConfig::new()
+        .token(TOKEN)
+        .pipeline_stats(busy_pipeline);
+    let server = start(Size::SMALL, "", config);
+    let cookie = login(server.addr);
+    let health = get(server.addr, &cookie, "/_backstop/health").body;
+    assert!(health.contains("role=\"alert\""), "{health}");
+    assert!(health.contains("Records are being dropped"));
+    assert!(health.contains("Dropped: queue full"));
+    assert!(health.contains(">42<"), "the count by reason");
 }

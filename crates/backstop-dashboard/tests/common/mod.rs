@@ -139,6 +139,20 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// Pipeline counters as a busy app would report them, with some events lost to a full
+/// queue: what the health page shows and warns about.
+pub fn busy_pipeline() -> backstop_core::Stats {
+    let mut stats = backstop_core::Stats::default();
+    stats.events.captured = 1_250;
+    stats.events.sent = 1_180;
+    stats.events.dropped_queue_full = 42;
+    stats.events.dropped_ignored = 28;
+    stats.transactions.captured = 48_000;
+    stats.transactions.sent = 48_000;
+    stats.queued = 3;
+    stats
+}
+
 /// Logs in with the token and returns the session cookie (`name=value`).
 pub fn login(addr: SocketAddr) -> String {
     let reply = send(addr, "GET", &format!("/_backstop/?token={TOKEN}"), &[], "");
