@@ -147,7 +147,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_trace ON events (trace_id) WHERE trace_id IS NOT NULL;
     CREATE INDEX events_release ON events (release);
     CREATE INDEX transactions_release ON transactions (release, duration_us);
-    CREATE INDEX spans_description ON spans (description);
+    CREATE INDEX spans_description ON spans (description, transaction_id, duration_us);
     CREATE INDEX events_transaction ON events (transaction_name, issue_id);
     CREATE INDEX transactions_trace ON transactions (trace_id) WHERE trace_id IS NOT NULL;
     "#,

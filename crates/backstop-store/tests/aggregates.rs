@@ -55,9 +55,13 @@ fn series_histograms_statements_and_releases_add_up() {
     store.write(&batch).unwrap();
 
     let buckets = Buckets::new(t0, t0 + Duration::from_secs(3600), 2);
-    let series = reader
+    let all = reader
         .request_series(&RequestQuery::new(), buckets)
         .unwrap();
+    assert_eq!((all.total.count, all.total.errors), (4, 1));
+    assert_eq!(all.total.p50, Duration::from_millis(20));
+    assert_eq!(all.total.p99, Duration::from_millis(300));
+    let series = all.points;
     assert_eq!(series.len(), 2);
     assert_eq!((series[0].count, series[0].errors), (3, 1));
     assert_eq!(series[0].p50, Duration::from_millis(20));
@@ -67,7 +71,7 @@ fn series_histograms_statements_and_releases_add_up() {
     let only = reader
         .request_series(&RequestQuery::new().route("GET /nowhere"), buckets)
         .unwrap();
-    assert!(only.iter().all(|p| p.count == 0));
+    assert!(only.points.iter().all(|p| p.count == 0));
 
     let bins = reader
         .duration_histogram(
@@ -116,6 +120,26 @@ fn series_histograms_statements_and_releases_add_up() {
         runs[0].request.duration,
         Duration::from_millis(300),
         "the most time in it first"
+    );
+
+    // The route table, and one route of it.
+    let routes = reader
+        .routes(&backstop_store::RouteQuery::new().apdex(Duration::from_millis(50)))
+        .unwrap();
+    assert_eq!(routes.len(), 1);
+    let users = &routes[0];
+    assert_eq!((users.count, users.errors), (4, 1));
+    assert_eq!(
+        (users.p50, users.p95),
+        (Duration::from_millis(20), Duration::from_millis(300))
+    );
+    // Three of four within T, the 300 ms one over 4T: (3 + 3) / 2 / 4.
+    assert_eq!(users.apdex, Some(0.75));
+    assert_eq!(
+        reader
+            .routes(&backstop_store::RouteQuery::new().route("GET /nowhere"))
+            .unwrap(),
+        []
     );
 
     let releases = reader.release_stats(10).unwrap();

@@ -1,11 +1,9 @@
 //! The overview: traffic, errors and latency for the range, what is new or back, the
 //! slowest routes and the worst performance problems.
 
-use std::time::Duration;
-
 use backstop_store::{
-    Buckets, Issue, IssueQuery, IssueSort, IssueStatus, PerfIssueQuery, RequestQuery, RouteQuery,
-    RouteSort, StoreError, StoreReader,
+    Issue, IssueQuery, IssueSort, IssueStatus, PerfIssueQuery, RequestQuery, RouteQuery, RouteSort,
+    StoreError, StoreReader,
 };
 use maud::{Markup, html};
 
@@ -17,16 +15,8 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreErr
     let range = ctx.range();
     let buckets = range.buckets(ctx.now);
     let series = reader.request_series(&RequestQuery::new(), buckets)?;
-    let total = reader
-        .request_series(
-            &RequestQuery::new(),
-            Buckets::new(buckets.since, buckets.until, 1),
-        )?
-        .pop();
-    let (requests, errors, p95) =
-        total
-            .map(|t| (t.count, t.errors, t.p95))
-            .unwrap_or((0, 0, Duration::ZERO));
+    let (requests, errors, p95) = (series.total.count, series.total.errors, series.total.p95);
+    let series = series.points;
     let error_rate = if requests == 0 {
         0.0
     } else {

@@ -96,13 +96,12 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
     let stats = reader
         .routes(
             &RouteQuery::new()
+                .route(name)
                 .since(buckets.since)
-                .apdex(ctx.config.apdex_threshold)
-                .limit(1000),
+                .apdex(ctx.config.apdex_threshold),
         )?
-        .into_iter()
-        .find(|r| r.name == name);
-    let series = reader.request_series(&requests, buckets)?;
+        .pop();
+    let series = reader.request_series(&requests, buckets)?.points;
     let bounds: Vec<Duration> = HISTOGRAM
         .iter()
         .map(|ms| Duration::from_millis(*ms))

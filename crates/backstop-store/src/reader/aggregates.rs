@@ -6,7 +6,7 @@
 //! functions so that they can switch to per-minute route metrics without the callers
 //! changing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use backstop_core::protocol::{EventId, TraceId};
@@ -37,6 +37,15 @@ pub struct SeriesPoint {
     pub p95: Duration,
     /// Their 99th percentile duration.
     pub p99: Duration,
+}
+
+/// Requests over time, and over the whole range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// One point per bucket.
+    pub points: Vec<SeriesPoint>,
+    /// The whole range as one point.
+    pub total: SeriesPoint,
 }
 
 /// The bucket boundaries of a series: `buckets` equal slices of `[since, until)`.
@@ -207,7 +216,7 @@ const TAG_SOURCES: &[(&str, &str)] = &[
 ];
 
 /// The p-th percentile of sorted values by nearest rank.
-fn nearest_rank(sorted: &[i64], p: u64) -> i64 {
+pub(crate) fn nearest_rank(sorted: &[i64], p: u64) -> i64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -216,13 +225,14 @@ fn nearest_rank(sorted: &[i64], p: u64) -> i64 {
 }
 
 impl StoreReader {
-    /// Requests per bucket: count, errors and p50/p95/p99, over the query's route,
-    /// environment and release (its own time range is replaced by the buckets').
+    /// Requests per bucket: count, errors and p50/p95/p99, and the same over the
+    /// whole range, for the query's route, environment and release (its own time range
+    /// is replaced by the buckets').
     pub fn request_series(
         &self,
         query: &RequestQuery,
         buckets: Buckets,
-    ) -> Result<Vec<SeriesPoint>, StoreError> {
+    ) -> Result<Series, StoreError> {
         let mut filter = query.filter.clone();
         filter.since = Some(buckets.since);
         filter.until = Some(buckets.until);
@@ -241,22 +251,26 @@ impl StoreReader {
             }
             Ok(())
         })?;
-        Ok(buckets
+        let point = |start: SystemTime, d: &mut Vec<i64>, errors: u64| {
+            d.sort_unstable();
+            SeriesPoint {
+                start,
+                count: d.len() as u64,
+                errors,
+                p50: micros(nearest_rank(d, 50)),
+                p95: micros(nearest_rank(d, 95)),
+                p99: micros(nearest_rank(d, 99)),
+            }
+        };
+        let mut all: Vec<i64> = durations.iter().flatten().copied().collect();
+        let total = point(buckets.since, &mut all, errors.iter().sum());
+        let points = buckets
             .starts()
-            .zip(durations)
+            .zip(durations.iter_mut())
             .zip(errors)
-            .map(|((start, mut d), errors)| {
-                d.sort_unstable();
-                SeriesPoint {
-                    start,
-                    count: d.len() as u64,
-                    errors,
-                    p50: micros(nearest_rank(&d, 50)),
-                    p95: micros(nearest_rank(&d, 95)),
-                    p99: micros(nearest_rank(&d, 99)),
-                }
-            })
-            .collect())
+            .map(|((start, d), errors)| point(start, d, errors))
+            .collect();
+        Ok(Series { points, total })
     }
 
     /// The durations of the query's requests counted into histogram bins whose upper
@@ -446,19 +460,24 @@ impl StoreReader {
     }
 
     /// Normalised SQL statements across the kept requests in `filter`'s range,
-    /// environment and release, the most total time first.
+    /// environment and release (and `route`), the most total time first.
+    ///
+    /// The spans are read once and grouped here: one pass, no sort of the whole table.
     pub fn statements(
         &self,
         filter: &Filter,
         route: Option<&str>,
     ) -> Result<Vec<StatementStats>, StoreError> {
+        #[derive(Default)]
+        struct Group {
+            count: u64,
+            total: i64,
+            max: i64,
+            requests: HashSet<i64>,
+            routes: Vec<String>,
+        }
         let mut sql = Sql::new(
-            "SELECT s.description, count(*), count(DISTINCT s.transaction_id),
-                    sum(s.duration_us), max(s.duration_us),
-                    (SELECT group_concat(name, char(31)) FROM (
-                        SELECT DISTINCT t2.name FROM spans s2
-                        JOIN transactions t2 ON t2.id = s2.transaction_id
-                        WHERE s2.description = s.description LIMIT 5))
+            "SELECT s.description, s.transaction_id, s.duration_us, t.name
              FROM spans s JOIN transactions t ON t.id = s.transaction_id",
         );
         sql.and("s.op LIKE 'db%' AND s.description IS NOT NULL", []);
@@ -466,28 +485,52 @@ impl StoreReader {
         sql.range("t.timestamp", filter);
         sql.and_some("t.environment = ?", filter.environment.clone());
         sql.and_some("t.release = ?", filter.release.clone());
-        sql.then("GROUP BY s.description ORDER BY sum(s.duration_us) DESC");
-        sql.page(filter);
+        let mut groups: HashMap<String, Group> = HashMap::new();
         self.with_conn(|c| {
-            c.prepare_cached(sql.text())?
-                .query_map(sql.values(), |r| {
-                    let count = r.get::<_, i64>(1)?.max(1) as u64;
-                    let total: i64 = r.get(3)?;
-                    let routes: Option<String> = r.get(5)?;
-                    Ok(StatementStats {
-                        statement: r.get(0)?,
-                        count,
-                        requests: r.get::<_, i64>(2)? as u64,
-                        total: micros(total),
-                        mean: micros(total / count as i64),
-                        max: micros(r.get(4)?),
-                        routes: routes
-                            .map(|s| s.split('\u{1f}').map(str::to_owned).collect())
-                            .unwrap_or_default(),
-                    })
-                })?
-                .collect()
-        })
+            let mut stmt = c.prepare_cached(sql.text())?;
+            let mut rows = stmt.query(sql.values())?;
+            while let Some(r) = rows.next()? {
+                let statement = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                if !groups.contains_key(statement) {
+                    groups.insert(statement.to_owned(), Group::default());
+                }
+                let group = groups.get_mut(statement).expect("inserted above");
+                let duration: i64 = r.get(2)?;
+                group.count += 1;
+                group.total += duration;
+                group.max = group.max.max(duration);
+                group.requests.insert(r.get(1)?);
+                if group.routes.len() < 5 {
+                    let name = r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+                    if !group.routes.iter().any(|n| n == name) {
+                        group.routes.push(name.to_owned());
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let mut out: Vec<StatementStats> = groups
+            .into_iter()
+            .map(|(statement, g)| StatementStats {
+                statement,
+                count: g.count,
+                requests: g.requests.len() as u64,
+                total: micros(g.total),
+                mean: micros(g.total / g.count.max(1) as i64),
+                max: micros(g.max),
+                routes: g.routes,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.total
+                .cmp(&a.total)
+                .then_with(|| a.statement.cmp(&b.statement))
+        });
+        Ok(out
+            .into_iter()
+            .skip(filter.offset)
+            .take(filter.limit)
+            .collect())
     }
 
     /// The issues seen on a route: errors whose event happened in it, and
@@ -547,27 +590,33 @@ impl StoreReader {
         statement: &str,
         limit: usize,
     ) -> Result<Vec<StatementRun>, StoreError> {
-        let columns: Vec<String> = REQUEST_COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{}", c.trim()))
-            .collect();
-        let sql = format!(
-            "SELECT {}, count(*), sum(s.duration_us) FROM spans s
-             JOIN transactions t ON t.id = s.transaction_id
-             WHERE s.description = ?
-             GROUP BY s.transaction_id ORDER BY sum(s.duration_us) DESC LIMIT ?",
-            columns.join(", ")
-        );
         self.with_conn(|c| {
-            c.prepare_cached(&sql)?
+            // The index on (description, transaction_id, duration_us) answers this
+            // without touching the spans themselves.
+            let top: Vec<(i64, i64, i64)> = c
+                .prepare_cached(
+                    "SELECT transaction_id, count(*), sum(duration_us) FROM spans
+                     WHERE description = ? GROUP BY transaction_id
+                     ORDER BY sum(duration_us) DESC, transaction_id DESC LIMIT ?",
+                )?
                 .query_map(rusqlite::params![statement, limit as i64], |r| {
-                    Ok(StatementRun {
-                        request: request_row(r)?,
-                        count: r.get::<_, i64>(13)? as u64,
-                        total: micros(r.get(14)?),
-                    })
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?
-                .collect()
+                .collect::<Result<_, _>>()?;
+            let mut request = c.prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM transactions WHERE id = ?"
+            ))?;
+            let mut runs = Vec::with_capacity(top.len());
+            for (id, count, total) in top {
+                if let Some(summary) = request.query_row([id], request_row).optional()? {
+                    runs.push(StatementRun {
+                        request: summary,
+                        count: count as u64,
+                        total: micros(total),
+                    });
+                }
+            }
+            Ok(runs)
         })
     }
 

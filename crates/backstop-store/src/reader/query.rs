@@ -341,6 +341,7 @@ impl PerfIssueQuery {
 /// What only the route table selects on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RouteSelect {
+    pub(crate) route: Option<String>,
     pub(crate) sort: RouteSort,
     pub(crate) apdex: Option<std::time::Duration>,
 }
@@ -367,6 +368,12 @@ impl RouteQuery {
     /// The order.
     pub fn sort(mut self, sort: RouteSort) -> Self {
         self.select.sort = sort;
+        self
+    }
+
+    /// Only this route.
+    pub fn route(mut self, route: impl Into<String>) -> Self {
+        self.select.route = Some(route.into());
         self
     }
 

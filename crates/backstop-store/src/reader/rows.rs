@@ -8,7 +8,7 @@ use backstop_core::protocol::ProblemKind;
 use rusqlite::Row;
 
 use super::models::{
-    EventSummary, Issue, IssueId, IssueKind, PerfIssue, PerfOccurrence, RequestSummary, RouteStats,
+    EventSummary, Issue, IssueId, IssueKind, PerfIssue, PerfOccurrence, RequestSummary,
 };
 
 pub(crate) fn time(ms: i64) -> SystemTime {
@@ -146,26 +146,6 @@ pub(crate) fn request_row(r: &Row<'_>) -> rusqlite::Result<RequestSummary> {
         query_count: r.get::<_, i64>(10)? as u64,
         release: r.get(11)?,
         environment: r.get(12)?,
-    })
-}
-
-pub(crate) fn route_row(r: &Row<'_>) -> rusqlite::Result<RouteStats> {
-    let count = r.get::<_, i64>(1)? as u64;
-    let errors = r.get::<_, i64>(2)? as u64;
-    Ok(RouteStats {
-        name: r.get(0)?,
-        count,
-        errors,
-        error_rate: if count == 0 {
-            0.0
-        } else {
-            errors as f64 / count as f64
-        },
-        mean_queries: r.get(3)?,
-        p50: micros(r.get(4)?),
-        p95: micros(r.get(5)?),
-        p99: micros(r.get(6)?),
-        apdex: r.get(7)?,
     })
 }
 
