@@ -476,20 +476,39 @@ impl StoreReader {
             requests: HashSet<i64>,
             routes: Vec<String>,
         }
-        let mut sql = Sql::new(
-            "SELECT s.description, s.transaction_id, s.duration_us, t.name
-             FROM spans s JOIN transactions t ON t.id = s.transaction_id",
-        );
-        sql.and("s.op LIKE 'db%' AND s.description IS NOT NULL", []);
-        sql.and_some("t.name = ?", route.map(str::to_owned));
-        sql.range("t.timestamp", filter);
-        sql.and_some("t.environment = ?", filter.environment.clone());
-        sql.and_some("t.release = ?", filter.release.clone());
+        // The requests in range first (from a covering index), then one pass over the
+        // query spans: no lookup into the transaction rows, which carry their JSON.
+        let mut sql = Sql::new("SELECT id, name FROM transactions");
+        query::transaction_conditions(&mut sql, filter, route);
         let mut groups: HashMap<String, Group> = HashMap::new();
         self.with_conn(|c| {
+            let mut names: Vec<String> = Vec::new();
+            let mut requests: HashMap<i64, usize> = HashMap::new();
             let mut stmt = c.prepare_cached(sql.text())?;
             let mut rows = stmt.query(sql.values())?;
             while let Some(r) = rows.next()? {
+                let name = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                let at = match names.iter().position(|n| n == name) {
+                    Some(at) => at,
+                    None => {
+                        names.push(name.to_owned());
+                        names.len() - 1
+                    }
+                };
+                requests.insert(r.get(0)?, at);
+            }
+            if requests.is_empty() {
+                return Ok(());
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT description, transaction_id, duration_us FROM spans
+                 WHERE op LIKE 'db%' AND description IS NOT NULL",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let Some(&route) = requests.get(&r.get::<_, i64>(1)?) else {
+                    continue;
+                };
                 let statement = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
                 if !groups.contains_key(statement) {
                     groups.insert(statement.to_owned(), Group::default());
@@ -500,11 +519,9 @@ impl StoreReader {
                 group.total += duration;
                 group.max = group.max.max(duration);
                 group.requests.insert(r.get(1)?);
-                if group.routes.len() < 5 {
-                    let name = r.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
-                    if !group.routes.iter().any(|n| n == name) {
-                        group.routes.push(name.to_owned());
-                    }
+                let name = &names[route];
+                if group.routes.len() < 5 && !group.routes.contains(name) {
+                    group.routes.push(name.clone());
                 }
             }
             Ok(())
