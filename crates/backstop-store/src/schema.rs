@@ -151,6 +151,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX transactions_release ON transactions (release, name, duration_us, is_error, query_count);
     CREATE INDEX transactions_cover ON transactions
         (timestamp, name, duration_us, is_error, query_count, environment, release);
+    CREATE INDEX transactions_route ON transactions
+        (name, timestamp, duration_us, is_error, query_count, environment, release);
     CREATE INDEX spans_description ON spans (description, transaction_id, duration_us);
     CREATE INDEX events_transaction ON events (transaction_name, issue_id);
     CREATE INDEX transactions_trace ON transactions (trace_id) WHERE trace_id IS NOT NULL;

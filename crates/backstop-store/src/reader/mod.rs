@@ -453,7 +453,8 @@ impl StoreReader {
 
     /// The most recent requests, newest first.
     pub fn recent_requests(&self, query: &RequestQuery) -> Result<Vec<RequestSummary>, StoreError> {
-        self.requests(query, "ORDER BY id DESC")
+        // By start time, so a route's index gives the newest without a sort.
+        self.requests(query, "ORDER BY timestamp DESC, id DESC")
     }
 
     fn requests(
