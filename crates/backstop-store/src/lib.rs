@@ -46,10 +46,12 @@ mod store;
 
 pub use error::StoreError;
 pub use reader::{
-    EventSummary, InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery,
-    IssueSort, IssueStatus, PerfIssue, PerfIssueDetail, PerfIssueQuery, PerfOccurrence,
-    ReleaseSummary, RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats,
-    StoreReader, StoredEvent,
+    Buckets, Cursor, EventLinks, EventSummary, Filter, InvalidCursor, InvalidStatus, Issue,
+    IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery, IssueSort, IssueStatus, PerfIssue,
+    PerfIssueDetail, PerfIssueQuery, PerfOccurrence, Query, ReleaseStats, ReleaseSummary,
+    RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats, SeriesPoint,
+    SpanTotal, StatementRun, StatementStats, StoreHealth, StoreReader, StoredEvent,
+    TagDistribution,
 };
 pub use stats::{StoreCounters, StoreStats};
 pub use store::{Retention, SqliteStore, StoreBuilder};

@@ -140,6 +140,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX transaction_problems_issue ON transaction_problems (issue_id, transaction_id);
     "#,
+    // Version 3: indexes for the dashboard's reads. A transaction row carries its JSON,
+    // so the route table and the request series read covering indexes instead of the
+    // rows. Also: an issue's events over time, the
+    // errors of one trace, one release's events and requests, one statement's spans.
+    r#"
+    CREATE INDEX events_issue_time ON events (issue_id, timestamp);
+    CREATE INDEX events_trace ON events (trace_id) WHERE trace_id IS NOT NULL;
+    CREATE INDEX events_release ON events (release);
+    CREATE INDEX transactions_release ON transactions (release, name, duration_us, is_error, query_count);
+    CREATE INDEX transactions_cover ON transactions
+        (timestamp, name, duration_us, is_error, query_count, environment, release);
+    CREATE INDEX transactions_route ON transactions
+        (name, timestamp, duration_us, is_error, query_count, environment, release);
+    CREATE INDEX spans_description ON spans (description, transaction_id, duration_us);
+    CREATE INDEX events_transaction ON events (transaction_name, issue_id);
+    CREATE INDEX transactions_trace ON transactions (trace_id) WHERE trace_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 /// A shared handle to the store's counters. Keep one (from
 /// [`SqliteStore::counters`](crate::SqliteStore::counters) or
@@ -25,6 +26,7 @@ struct Inner {
     issues_pruned: AtomicU64,
     reopens: AtomicU64,
     last_error: Mutex<Option<String>>,
+    last_prune: Mutex<Option<SystemTime>>,
 }
 
 /// A snapshot of what the store wrote, dropped and pruned.
@@ -54,6 +56,8 @@ pub struct StoreStats {
     pub reopens: u64,
     /// The latest write failure, if any.
     pub last_error: Option<String>,
+    /// When retention last finished a pass.
+    pub last_prune: Option<SystemTime>,
 }
 
 impl StoreCounters {
@@ -77,6 +81,7 @@ impl StoreCounters {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            last_prune: *i.last_prune.lock().unwrap_or_else(PoisonError::into_inner),
         }
     }
 
@@ -103,6 +108,14 @@ impl StoreCounters {
         i.transactions_pruned
             .fetch_add(transactions, Ordering::Relaxed);
         i.issues_pruned.fetch_add(issues, Ordering::Relaxed);
+    }
+
+    pub(crate) fn prune_finished(&self, at: SystemTime) {
+        *self
+            .inner
+            .last_prune
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(at);
     }
 
     pub(crate) fn reopened(&self) {

@@ -225,7 +225,7 @@ impl SqliteStore {
             self.path.clone(),
             self.busy_timeout,
             self.memory.clone(),
-            Some(self.counters.clone()),
+            Some((self.counters.clone(), self.retention)),
         )
     }
 
@@ -346,6 +346,9 @@ impl SqliteStore {
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         let now = SystemTime::now();
         let result = prune(&conn, &self.retention, now, deadline, &self.counters);
+        if result.is_ok() {
+            self.counters.prune_finished(now);
+        }
         result.map_err(|e| self.sqlite_err(e))
     }
 

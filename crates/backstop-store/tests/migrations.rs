@@ -108,7 +108,19 @@ fn a_version_1_file_is_upgraded_in_place_and_keeps_its_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    const { assert!(SCHEMA_VERSION >= 3) };
+    // Version 3's indexes for the dashboard's reads are there.
+    let indexes: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN
+             ('events_issue_time', 'events_trace', 'events_release', 'transactions_release',
+              'spans_description', 'events_transaction', 'transactions_trace')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 7);
 
     // The old rows read as before: the issue is an error issue.
     let issues = reader.issues(&IssueQuery::new()).unwrap();

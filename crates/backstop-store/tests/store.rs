@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use backstop_core::{Level, Options, RequestScope};
 use backstop_store::{
-    IssueQuery, IssueSort, IssueStatus, RequestQuery, RouteQuery, RouteSort, SqliteStore,
+    Cursor, IssueQuery, IssueSort, IssueStatus, RequestQuery, RouteQuery, RouteSort, SqliteStore,
     StoreError, StoreReader,
 };
 use common::*;
@@ -307,6 +307,34 @@ fn issue_lists_filter_sort_and_page() {
         reader
             .issue_count(&IssueQuery::new().release("v1"))
             .unwrap(),
+        2
+    );
+    // Keyset paging walks every sort to the end, each issue once, in the same order
+    // as one big page.
+    for sort in [
+        IssueSort::LastSeen,
+        IssueSort::FirstSeen,
+        IssueSort::Count,
+        IssueSort::Users,
+    ] {
+        let whole = titles(IssueQuery::new().sort(sort));
+        let mut walked = Vec::new();
+        let mut query = IssueQuery::new().sort(sort).limit(1);
+        loop {
+            let page = reader.issues(&query).unwrap();
+            let Some(last) = page.last() else { break };
+            query = query.after(Cursor::after_issue(last, sort));
+            walked.extend(page.into_iter().map(|i| i.title));
+        }
+        assert_eq!(walked, whole, "{sort:?}");
+    }
+    // The time range: seen at or after `since`, first seen before `until`.
+    assert_eq!(
+        titles(IssueQuery::new().since(t0 + Duration::from_secs(50))),
+        ["AppError: late one"]
+    );
+    assert_eq!(
+        titles(IssueQuery::new().until(t0 + Duration::from_secs(50))).len(),
         2
     );
 
