@@ -140,6 +140,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX transaction_problems_issue ON transaction_problems (issue_id, transaction_id);
     "#,
+    // Version 3: the export outbox. Envelope items waiting for delivery to a
+    // Sentry-protocol server, oldest first; `size` is the payload's length, kept so the
+    // byte bound needs no scan.
+    r#"
+    CREATE TABLE outbox (
+        id        INTEGER PRIMARY KEY,
+        created   INTEGER NOT NULL,
+        kind      TEXT NOT NULL,
+        event_id  TEXT NOT NULL,
+        spans     INTEGER NOT NULL DEFAULT 0,
+        size      INTEGER NOT NULL,
+        payload   BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
