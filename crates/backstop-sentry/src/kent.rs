@@ -52,6 +52,25 @@ impl Kent {
     /// Starts Kent and waits until it answers. Panics, saying how to install it, when it
     /// is not installed: a test that needs it must not pass without it.
     pub fn start() -> Kent {
+        Kent::start_on(Kent::free_port())
+    }
+
+    /// A loopback port nothing listens on now: a DSN for it points at a server that is
+    /// down until [`Kent::start_on`] starts one there.
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port()
+    }
+
+    /// The DSN for project 1 of a Kent on `port` (started or not).
+    pub fn dsn_for(port: u16) -> String {
+        format!("http://public@127.0.0.1:{port}/1")
+    }
+
+    /// Starts Kent on `port`, as [`Kent::start`] does.
+    pub fn start_on(port: u16) -> Kent {
         let path = kent_server_path();
         assert!(
             path.exists(),
@@ -59,10 +78,6 @@ impl Kent {
              target/venv/bin/pip install kent aiosmtpd` in the workspace root",
             path.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
         let child = Command::new(&path)
             .args([
                 "run",
@@ -99,7 +114,7 @@ impl Kent {
 
     /// A DSN for project 1 on this server.
     pub fn dsn(&self) -> String {
-        format!("http://public@{}/1", self.addr)
+        Kent::dsn_for(self.addr.port())
     }
 
     fn get(&self, path: &str) -> Result<Value, ureq::Error> {
