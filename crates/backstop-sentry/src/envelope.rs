@@ -95,18 +95,28 @@ pub enum ItemError {
 impl Item {
     /// Serialises a record, trimming it to fit [`MAX_ITEM_BYTES`].
     pub fn from_record(record: &Record) -> Result<Item, ItemError> {
-        let (kind, event_id, payload) = match record {
+        let (kind, event_id, spans, payload) = match record {
             Record::Event(event) => (
                 Kind::Event,
                 event.event_id.to_string(),
+                0,
                 serde_json::to_vec(event)?,
             ),
             Record::Transaction(t) => (
                 Kind::Transaction,
                 t.event_id.to_string(),
+                t.spans.len() as u64,
                 serde_json::to_vec(t)?,
             ),
         };
+        if payload.len() <= MAX_ITEM_BYTES {
+            return Ok(Item {
+                kind,
+                event_id,
+                spans,
+                payload,
+            });
+        }
         Item::from_payload(kind, event_id, payload)
     }
 

@@ -71,11 +71,14 @@ impl ExportStats {
     }
 }
 
+/// Counts by reason and category.
+pub(crate) type Counts = BTreeMap<(Reason, Category), u64>;
+
 /// Drops not yet reported, and the totals.
 #[derive(Default)]
 pub(crate) struct Outcomes {
-    pending: Mutex<BTreeMap<(Reason, Category), u64>>,
-    totals: Mutex<BTreeMap<(Reason, Category), u64>>,
+    pending: Mutex<Counts>,
+    totals: Mutex<Counts>,
     pub(crate) events_sent: AtomicU64,
     pub(crate) transactions_sent: AtomicU64,
     pub(crate) retries: AtomicU64,
@@ -112,7 +115,7 @@ impl Outcomes {
 
     /// The pending drops as a client report payload, taken out of pending; `None` when
     /// there are none. [`Outcomes::restore`] puts them back if the report is not sent.
-    pub(crate) fn take_report(&self) -> Option<(Vec<u8>, BTreeMap<(Reason, Category), u64>)> {
+    pub(crate) fn take_report(&self) -> Option<(Vec<u8>, Counts)> {
         let pending = std::mem::take(&mut *lock(&self.pending));
         if pending.is_empty() {
             return None;
@@ -138,7 +141,7 @@ impl Outcomes {
         Some((payload, pending))
     }
 
-    pub(crate) fn restore(&self, counts: BTreeMap<(Reason, Category), u64>) {
+    pub(crate) fn restore(&self, counts: Counts) {
         let mut pending = lock(&self.pending);
         for (key, n) in counts {
             *pending.entry(key).or_default() += n;

@@ -324,3 +324,29 @@ fn a_bad_dsn_is_an_init_error_naming_the_setting() {
     assert!(handle.is_none(), "no DSN, no exporter");
     drop(options);
 }
+
+#[test]
+fn an_event_over_a_mebibyte_arrives_trimmed_with_what_was_removed_in_meta() {
+    let receiver = Receiver::start(|_| ok());
+    let (backstop, export) = start(exporter(&receiver).build().unwrap());
+    let mut big = Event::new(Level::Error);
+    big.message = Some("too many crumbs".into());
+    for i in 0..90 {
+        big.breadcrumbs.values.push(backstop_core::Breadcrumb::new(
+            "log",
+            format!("{i} {}", "x".repeat(15_000)),
+        ));
+    }
+    let id = backstop.capture_event(big);
+    let received = receiver.wait_for(PATIENCE, |r| !r.is_empty());
+    let event = received[0].item("event").unwrap();
+    assert_eq!(event["event_id"], id.to_string());
+    assert_eq!(event["message"], "too many crumbs");
+    assert!(event.get("breadcrumbs").is_none());
+    assert_eq!(event["_meta"]["breadcrumbs"][""]["len"], 90);
+    assert!(
+        received[0].items[0].0["length"].as_u64().unwrap()
+            <= backstop_sentry::MAX_ITEM_BYTES as u64
+    );
+    assert!(export.wait_delivered(PATIENCE));
+}
