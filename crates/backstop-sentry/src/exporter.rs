@@ -75,6 +75,14 @@ impl ExporterBuilder {
         self
     }
 
+    /// How many envelopes may be in flight at once, each on its own keep-alive
+    /// connection (default 4). Sentry takes one event or transaction per envelope, so
+    /// this is what lets the sender keep up with a busy service.
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.timing.connections = connections.max(1);
+        self
+    }
+
     /// How long delivery may go on when the exporter is dropped at shutdown (default
     /// 2 s, like [`Options::shutdown_timeout`](backstop_core::Options::shutdown_timeout)).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -91,7 +99,11 @@ impl ExporterBuilder {
         let shared = Arc::new(Shared::new(queue));
         let sender = Sender::new(
             shared.clone(),
-            Transport::new(&self.dsn, self.timing.request_timeout),
+            Transport::new(
+                &self.dsn,
+                self.timing.request_timeout,
+                self.timing.connections,
+            ),
             self.timing,
         );
         std::thread::Builder::new()
@@ -147,6 +159,7 @@ impl SentryExporter {
                 min_backoff: Duration::from_secs(1),
                 max_backoff: Duration::from_secs(300),
                 report_interval: Duration::from_secs(30),
+                connections: 4,
             },
             shutdown_timeout: Duration::from_secs(2),
         }
@@ -197,7 +210,7 @@ impl Sink for SentryExporter {
         // The outbox is durable the moment `consume` returns; an in-memory queue is
         // given until the shutdown timeout to be delivered.
         if !self.shared.queue.is_durable() {
-            self.shared.wait_idle(self.shutdown_timeout);
+            self.shared.wait_idle(self.shutdown_timeout, false);
         }
         Ok(())
     }
@@ -228,10 +241,10 @@ impl ExportHandle {
         self.shared.outcomes.snapshot(self.shared.queue.len().items)
     }
 
-    /// Waits until nothing is queued, for at most `timeout`. Returns early, with
-    /// `false`, while the server is failing.
+    /// Waits until nothing is queued, for at most `timeout`; returns whether that
+    /// happened.
     pub fn wait_delivered(&self, timeout: Duration) -> bool {
-        self.shared.wait_idle(timeout)
+        self.shared.wait_idle(timeout, true)
     }
 
     /// Reports the drops of `client`'s pipeline (queue full, `before_send`, sampling,

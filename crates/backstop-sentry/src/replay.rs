@@ -80,7 +80,7 @@ pub fn replay(
         .and_then(|s| SystemTime::now().checked_sub(s))
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map_or(i64::MIN, |d| d.as_millis() as i64);
-    let transport = Transport::new(&dsn, Duration::from_secs(30));
+    let transport = Transport::new(&dsn, Duration::from_secs(30), 1);
     let mut report = ReplayReport::default();
     let mut limits = RateLimits::default();
     for (kind, table) in [(Kind::Event, "events"), (Kind::Transaction, "transactions")] {

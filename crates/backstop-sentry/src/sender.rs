@@ -23,6 +23,8 @@ pub(crate) struct Timing {
     pub(crate) min_backoff: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) report_interval: Duration,
+    /// How many envelopes may be in flight at once, each on its own connection.
+    pub(crate) connections: usize,
 }
 
 /// What the exporter and the sender thread share.
@@ -99,9 +101,9 @@ impl Shared {
         true
     }
 
-    /// Waits until the queue is empty, for at most `timeout`; gives up early while the
-    /// server is failing (the items wait for it, in the outbox if there is one).
-    pub(crate) fn wait_idle(&self, timeout: Duration) -> bool {
+    /// Waits until the queue is empty, for at most `timeout`; with `patient` false,
+    /// gives up early while the server is failing (the items wait for it).
+    pub(crate) fn wait_idle(&self, timeout: Duration, patient: bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut signal = self.lock();
         loop {
@@ -109,7 +111,8 @@ impl Shared {
                 return true;
             }
             let now = Instant::now();
-            if now >= deadline || signal.stopped || self.backing_off.load(Ordering::Relaxed) {
+            let failing = !patient && self.backing_off.load(Ordering::Relaxed);
+            if now >= deadline || signal.stopped || failing {
                 return false;
             }
             let seen = signal.batches;
@@ -147,7 +150,7 @@ pub(crate) struct Answer {
 }
 
 impl Transport {
-    pub(crate) fn new(dsn: &Dsn, timeout: Duration) -> Transport {
+    pub(crate) fn new(dsn: &Dsn, timeout: Duration, connections: usize) -> Transport {
         let client = format!("{}/{}", envelope::SDK_NAME, envelope::SDK_VERSION);
         let mut auth = format!(
             "Sentry sentry_version=7, sentry_client={client}, sentry_key={}",
@@ -160,6 +163,7 @@ impl Transport {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
+            .max_idle_connections_per_host(connections.max(1))
             .user_agent(client.as_str())
             .build()
             .into();
@@ -351,9 +355,13 @@ impl Sender {
         self.shared.wake.notify_all();
     }
 
-    fn fail(&mut self) {
+    /// `sends` sends failed in a way worth retrying: wait before the next.
+    fn fail(&mut self, sends: u64) {
         self.failures += 1;
-        self.shared.outcomes.retries.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .outcomes
+            .retries
+            .fetch_add(sends, Ordering::Relaxed);
         let wait = backoff(
             self.failures,
             self.timing.min_backoff,
@@ -369,12 +377,15 @@ impl Sender {
         self.shared.backing_off.store(false, Ordering::Relaxed);
     }
 
+    /// Sends the oldest items, each in its own envelope (Sentry takes one event or
+    /// transaction per envelope), over up to `connections` connections at once; applies
+    /// the answers in the queue's order.
     fn send_batch(&mut self) -> Batch {
         let items = match self.shared.queue.oldest(BATCH) {
             Ok(items) => items,
             Err(error) => {
                 tracing::warn!(target: "backstop", "cannot read the export outbox: {error}");
-                self.fail();
+                self.fail(1);
                 return Batch::Failed;
             }
         };
@@ -382,31 +393,36 @@ impl Sender {
             return Batch::Empty;
         }
         let mut done = Vec::with_capacity(items.len());
-        let mut result = Batch::Progress;
+        let now = Instant::now();
+        let mut to_send = Vec::with_capacity(items.len());
         for item in &items {
             let Some(kind) = Kind::from_item_type(&item.kind) else {
                 done.push(item.id);
                 continue;
             };
-            let now = Instant::now();
             if self.limits.limited(kind.category(), now).is_some() {
                 self.shared
                     .outcomes
                     .dropped(Reason::RatelimitBackoff, kind, item.spans);
                 done.push(item.id);
-                continue;
+            } else {
+                to_send.push((kind, item));
             }
-            let report = if self.last_report.elapsed() >= self.timing.report_interval {
+        }
+        let report =
+            if !to_send.is_empty() && self.last_report.elapsed() >= self.timing.report_interval {
                 self.shared.outcomes.take_report()
             } else {
                 None
             };
-            let body = envelope::write(
-                Some((kind, &item.event_id, &item.payload)),
-                report.as_ref().map(|(payload, _)| &payload[..]),
-                SystemTime::now(),
-            );
-            let answer = self.transport.send(&body);
+        let answers = self.send_all(&to_send, report.as_ref().map(|(payload, _)| &payload[..]));
+        let mut result = Batch::Progress;
+        let mut failures = 0;
+        let mut report_delivered = false;
+        for (index, answer) in answers.into_iter().enumerate() {
+            // `None`: not sent, its lane stopped at a failure; it stays queued.
+            let Some(answer) = answer else { continue };
+            let (kind, item) = to_send[index];
             let delivered = match answer {
                 Ok(answer) => {
                     self.limits.update(
@@ -417,13 +433,11 @@ impl Sender {
                     );
                     match answer.status {
                         200..=299 => {
-                            self.succeed();
                             self.shared.outcomes.sent(kind);
                             done.push(item.id);
                             true
                         }
                         429 => {
-                            self.succeed();
                             self.shared
                                 .outcomes
                                 .rejected_rate_limited
@@ -432,13 +446,11 @@ impl Sender {
                             false
                         }
                         500..=599 => {
-                            self.fail();
-                            result = Batch::Failed;
+                            failures += 1;
                             false
                         }
                         _ => {
                             // 400, 401, 403, 413...: sending it again gets the same answer.
-                            self.succeed();
                             self.shared
                                 .outcomes
                                 .dropped(Reason::SendError, kind, item.spans);
@@ -449,24 +461,29 @@ impl Sender {
                 }
                 Err(error) => {
                     tracing::debug!(target: "backstop", "sending to Sentry failed: {error}");
-                    self.fail();
-                    result = Batch::Failed;
+                    failures += 1;
                     false
                 }
             };
-            if let Some((_, counts)) = report {
-                if delivered {
-                    self.last_report = Instant::now();
-                    self.shared
-                        .outcomes
-                        .client_reports_sent
-                        .fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.shared.outcomes.restore(counts);
-                }
+            if index == 0 {
+                report_delivered = delivered;
             }
-            if matches!(result, Batch::Failed) {
-                break;
+        }
+        if failures > 0 {
+            self.fail(failures);
+            result = Batch::Failed;
+        } else if !to_send.is_empty() {
+            self.succeed();
+        }
+        if let Some((_, counts)) = report {
+            if report_delivered {
+                self.last_report = Instant::now();
+                self.shared
+                    .outcomes
+                    .client_reports_sent
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.shared.outcomes.restore(counts);
             }
         }
         if let Err(error) = self.shared.queue.remove(&done) {
@@ -474,6 +491,67 @@ impl Sender {
         }
         self.progress();
         result
+    }
+
+    /// Sends each item; the report rides with the first. Lane `i` of `n` sends items
+    /// `i`, `i + n`, ... and stops at its first failure worth retrying.
+    fn send_all(
+        &self,
+        to_send: &[(Kind, &backstop_store::OutboxItem)],
+        report: Option<&[u8]>,
+    ) -> Vec<Option<Result<Answer, ureq::Error>>> {
+        let transport = &self.transport;
+        let send = |index: usize| {
+            let (kind, item) = to_send[index];
+            let report = if index == 0 { report } else { None };
+            transport.send(&envelope::write(
+                Some((kind, &item.event_id, &item.payload)),
+                report,
+                SystemTime::now(),
+            ))
+        };
+        let retry = |answer: &Result<Answer, ureq::Error>| {
+            answer.as_ref().map_or(true, |a| a.status >= 500)
+        };
+        let mut answers: Vec<Option<Result<Answer, ureq::Error>>> =
+            (0..to_send.len()).map(|_| None).collect();
+        let lanes = self.timing.connections.clamp(1, to_send.len().max(1));
+        if lanes == 1 {
+            for (index, slot) in answers.iter_mut().enumerate() {
+                let answer = send(index);
+                let stop = retry(&answer);
+                *slot = Some(answer);
+                if stop {
+                    break;
+                }
+            }
+            return answers;
+        }
+        std::thread::scope(|scope| {
+            let lanes: Vec<_> = (0..lanes)
+                .map(|lane| {
+                    scope.spawn(move || {
+                        let mut sent = Vec::new();
+                        for index in (lane..to_send.len()).step_by(lanes) {
+                            let answer = send(index);
+                            let stop = retry(&answer);
+                            sent.push((index, answer));
+                            if stop {
+                                break;
+                            }
+                        }
+                        sent
+                    })
+                })
+                .collect();
+            for lane in lanes {
+                // A lane that panicked sent nothing that counts: its items stay queued.
+                for (index, answer) in lane.join().unwrap_or_default() {
+                    answers[index] = Some(answer);
+                }
+            }
+        });
+        answers
     }
 
     /// Sends pending drops in an envelope of their own, when no event carried them.
