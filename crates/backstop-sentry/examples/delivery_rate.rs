@@ -112,10 +112,10 @@ fn template() -> Transaction {
     t
 }
 
-fn run(label: &str, outbox: Option<&std::path::Path>, records: Vec<Record>) {
+fn run(label: &str, connections: usize, outbox: Option<&std::path::Path>, records: Vec<Record>) {
     let (port, count) = receiver();
     let dsn = format!("http://public@127.0.0.1:{port}/1").parse().unwrap();
-    let mut builder = SentryExporter::builder(dsn);
+    let mut builder = SentryExporter::builder(dsn).connections(connections);
     if let Some(path) = outbox {
         builder = builder.outbox(path);
     }
@@ -150,21 +150,28 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5_000);
+    let c: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(4);
     let dir = tempfile::tempdir().unwrap();
     let template = template();
-    run("events, in memory", None, (0..n).map(event).collect());
+    run("events, in memory", c, None, (0..n).map(event).collect());
     run(
         "transactions, in memory",
+        c,
         None,
         (0..n).map(|_| transaction(&template)).collect(),
     );
     run(
         "events, SQLite outbox",
+        c,
         Some(&dir.path().join("events.db")),
         (0..n).map(event).collect(),
     );
     run(
         "transactions, SQLite outbox",
+        c,
         Some(&dir.path().join("transactions.db")),
         (0..n).map(|_| transaction(&template)).collect(),
     );
