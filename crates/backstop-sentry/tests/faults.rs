@@ -350,3 +350,37 @@ fn an_event_over_a_mebibyte_arrives_trimmed_with_what_was_removed_in_meta() {
     );
     assert!(export.wait_delivered(PATIENCE));
 }
+
+#[test]
+fn the_pipelines_own_drops_are_reported_too() {
+    let receiver = Receiver::start(|_| ok());
+    let exporter = exporter(&receiver).build().unwrap();
+    let export = exporter.handle();
+    let backstop = Client::start(
+        Options::new()
+            .sink(exporter)
+            .before_send(|event| (event.message.as_deref() != Some("secret")).then_some(event))
+            .max_spans(2)
+            .console(false)
+            .install_panic_hook(false),
+    )
+    .unwrap();
+    export.attach(&backstop);
+    event(&backstop, "secret");
+    event(&backstop, "kept");
+    transaction(&backstop, 5);
+    let received = receiver.wait_for(PATIENCE, |r| {
+        support::reported(r, "before_send", "error") == 1
+            && support::reported(r, "buffer_overflow", "span") == 3
+    });
+    assert_eq!(support::reported(&received, "before_send", "error"), 1);
+    assert_eq!(support::reported(&received, "buffer_overflow", "span"), 3);
+    let kept = received
+        .iter()
+        .filter_map(|r| r.item("event"))
+        .collect::<Vec<_>>();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["message"], "kept");
+    let spans = received.iter().find_map(|r| r.item("transaction")).unwrap()["spans"].clone();
+    assert_eq!(spans.as_array().unwrap().len(), 2);
+}
