@@ -60,7 +60,7 @@ fn stored_ids(db: &std::path::Path) -> (BTreeSet<String>, BTreeSet<String>) {
     (events, transactions)
 }
 
-fn ids_of<'a>(items: &'a [KentItem], ty: &str) -> BTreeSet<String> {
+fn ids_of(items: &[KentItem], ty: &str) -> BTreeSet<String> {
     items
         .iter()
         .filter(|i| i.item_type() == ty)
