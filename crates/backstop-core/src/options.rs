@@ -406,6 +406,31 @@ impl Options {
         self
     }
 
+    /// The DSN as configured (by [`dsn`](Self::dsn) or the environment), parsed: `None`
+    /// when none is set, an error naming `dsn` when it is malformed. `init` checks it
+    /// the same way.
+    pub fn parsed_dsn(&self) -> Result<Option<Dsn>, InitError> {
+        match self.dsn.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse::<Dsn>()
+                .map(Some)
+                .map_err(|e| invalid("dsn", e.to_string())),
+        }
+    }
+
+    /// The shutdown timeout as configured: what a sink's own final flush is bounded by.
+    pub fn configured_shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
+    }
+
+    /// The first sink of type `S` added so far, if any.
+    pub fn find_sink<S: Sink>(&self) -> Option<&S> {
+        self.sinks
+            .iter()
+            .find_map(|sink| (&**sink as &dyn std::any::Any).downcast_ref::<S>())
+    }
+
     /// Whether to print a line per event to stderr. By default the console is used
     /// only when no other sink is configured, so nothing is lost silently.
     pub fn console(mut self, on: bool) -> Self {
@@ -511,13 +536,7 @@ fn parse_rate(setting: &'static str, raw: &RawRate) -> Result<f64, InitError> {
 impl Options {
     /// Checks every setting; splits off the sinks for the worker.
     pub(crate) fn validate(mut self) -> Result<Validated, InitError> {
-        let dsn = match self.dsn.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(text) => Some(
-                text.parse::<Dsn>()
-                    .map_err(|e| invalid("dsn", e.to_string()))?,
-            ),
-        };
+        let dsn = self.parsed_dsn()?;
         let sample_rate = parse_rate("sample_rate", &self.sample_rate)?;
         let traces_sample_rate = parse_rate("traces_sample_rate", &self.traces_sample_rate)?;
         if self.queue_capacity == 0 {

@@ -39,12 +39,14 @@
 //! are described in `docs/store.md`.
 
 mod error;
+pub mod outbox;
 pub mod reader;
 mod schema;
 mod stats;
 mod store;
 
 pub use error::StoreError;
+pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
 pub use reader::{
     Buckets, Cursor, EventLinks, EventSummary, Filter, InvalidCursor, InvalidStatus, Issue,
     IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery, IssueSort, IssueStatus, PerfIssue,

@@ -3,7 +3,7 @@
 // Starting Backstop, and the running client.
 pub use backstop_core::{
     BackstopGuard, Client, DEFAULT_MAX_BREADCRUMBS, DEFAULT_MAX_SPANS, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_SHUTDOWN_TIMEOUT, Dsn, InitError, InvalidDsn, Options, SamplingContext, init,
+    DEFAULT_SHUTDOWN_TIMEOUT, Dsn, InitError, InvalidDsn, Options, SamplingContext,
 };
 // The current request's context, and capturing from handler code.
 pub use backstop_core::{
@@ -45,6 +45,24 @@ pub use backstop_store::SqliteStore;
 
 #[cfg(feature = "actix")]
 pub use backstop_actix as actix;
+
+#[cfg(feature = "sentry")]
+pub use backstop_sentry as sentry;
+
+/// Starts Backstop, as [`backstop_core::init`] does; with the `sentry` feature, a
+/// configured DSN (`BACKSTOP_DSN`, else `SENTRY_DSN`) also adds the Sentry exporter,
+/// whose outbox is the store's file when a `SqliteStore` is among the sinks (see
+/// `backstop_sentry::install` and `docs/sentry.md`).
+pub fn init(options: Options) -> Result<BackstopGuard, InitError> {
+    #[cfg(feature = "sentry")]
+    let (options, export) = backstop_sentry::install(options)?;
+    let backstop = backstop_core::init(options)?;
+    #[cfg(feature = "sentry")]
+    if let Some(export) = export {
+        export.attach(&backstop);
+    }
+    Ok(backstop)
+}
 
 // The guides compile: each code block in them is a doctest of this crate.
 #[cfg(doctest)]

@@ -8,8 +8,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use super::{HttpOptions, HttpRequest, IpNet, PagePolicy};
-use crate::client::Client;
 use crate::capture::panic::PanicDetails;
+use crate::client::Client;
 use crate::protocol::{EventId, User};
 
 /// Resolves the user of a request from the framework's view of it (its parts in tower,

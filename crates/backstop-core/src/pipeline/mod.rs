@@ -74,7 +74,11 @@ pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 ///     }
 /// }
 /// ```
-pub trait Sink: Send + 'static {
+///
+/// Every sink is also [`Any`](std::any::Any), so code that assembles the sinks can find
+/// a particular one among them ([`Options::find_sink`](crate::Options::find_sink)): the
+/// Sentry exporter keeps its outbox in the store's file.
+pub trait Sink: std::any::Any + Send + 'static {
     /// A short name for logs (`sqlite`, `sentry`).
     fn name(&self) -> &str {
         std::any::type_name::<Self>()

@@ -1,0 +1,645 @@
+//! The sender thread: takes the oldest items from the queue, sends each in its own
+//! envelope, and applies what the server answered (rate limits, retries, drops).
+//! Request threads and the pipeline's worker never wait on it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use backstop_core::{Client, Dsn};
+
+use crate::envelope::{self, Kind};
+use crate::queue::Queue;
+use crate::ratelimit::RateLimits;
+use crate::report::{Outcomes, Reason};
+
+/// Items taken from the queue at once.
+const BATCH: usize = 64;
+
+/// Delivery settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) request_timeout: Duration,
+    pub(crate) min_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) report_interval: Duration,
+    /// How many envelopes may be in flight at once, each on its own connection.
+    pub(crate) connections: usize,
+}
+
+/// What the exporter and the sender thread share.
+pub(crate) struct Shared {
+    pub(crate) queue: Queue,
+    pub(crate) outcomes: Outcomes,
+    signal: Mutex<Signal>,
+    wake: Condvar,
+    /// Whether the last send failed and the sender waits before the next.
+    pub(crate) backing_off: AtomicBool,
+    /// The running client, whose pipeline drops are reported too.
+    client: Mutex<Option<Client>>,
+}
+
+#[derive(Default)]
+struct Signal {
+    work: bool,
+    /// Set when the exporter is dropped: deliver until then, then stop.
+    closing: Option<Instant>,
+    /// Set by the sender when it has stopped.
+    stopped: bool,
+    /// Bumped after each batch, so a flush can wait for progress.
+    batches: u64,
+}
+
+impl Shared {
+    pub(crate) fn new(queue: Queue) -> Shared {
+        Shared {
+            queue,
+            outcomes: Outcomes::default(),
+            signal: Mutex::new(Signal {
+                // Items left from a previous run are delivered at once.
+                work: true,
+                ..Signal::default()
+            }),
+            wake: Condvar::new(),
+            backing_off: AtomicBool::new(false),
+            client: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Signal> {
+        self.signal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn notify(&self) {
+        self.lock().work = true;
+        self.wake.notify_all();
+    }
+
+    pub(crate) fn attach(&self, client: Client) {
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(client);
+    }
+
+    /// Asks the sender to deliver what it can until `deadline`, then stop; waits for it
+    /// to stop, at most until `deadline` and a little more.
+    pub(crate) fn close(&self, deadline: Instant) -> bool {
+        let mut signal = self.lock();
+        signal.closing = Some(deadline);
+        signal.work = true;
+        self.wake.notify_all();
+        let give_up = deadline + Duration::from_millis(200);
+        while !signal.stopped {
+            let now = Instant::now();
+            if now >= give_up {
+                return false;
+            }
+            signal = self
+                .wake
+                .wait_timeout(signal, give_up - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Waits until the queue is empty, for at most `timeout`; with `patient` false,
+    /// gives up early while the server is failing (the items wait for it).
+    pub(crate) fn wait_idle(&self, timeout: Duration, patient: bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut signal = self.lock();
+        loop {
+            if self.queue.len().items == 0 {
+                return true;
+            }
+            let now = Instant::now();
+            let failing = !patient && self.backing_off.load(Ordering::Relaxed);
+            if now >= deadline || signal.stopped || failing {
+                return false;
+            }
+            let seen = signal.batches;
+            while signal.batches == seen && !signal.stopped {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                signal = self
+                    .wake
+                    .wait_timeout(signal, (deadline - now).min(Duration::from_millis(50)))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                if self.queue.len().items == 0 {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// The HTTP side: one keep-alive agent, rustls with the web PKI roots, and the proxy
+/// from `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` (minus `NO_PROXY`).
+pub(crate) struct Transport {
+    agent: ureq::Agent,
+    url: String,
+    auth: String,
+}
+
+/// What the server answered.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) rate_limits: Option<String>,
+    pub(crate) retry_after: Option<String>,
+}
+
+impl Transport {
+    pub(crate) fn new(dsn: &Dsn, timeout: Duration, connections: usize) -> Transport {
+        let client = format!("{}/{}", envelope::SDK_NAME, envelope::SDK_VERSION);
+        let mut auth = format!(
+            "Sentry sentry_version=7, sentry_client={client}, sentry_key={}",
+            dsn.public_key()
+        );
+        if let Some(secret) = dsn.secret_key() {
+            auth.push_str(", sentry_secret=");
+            auth.push_str(secret);
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .max_idle_connections_per_host(connections.max(1))
+            .user_agent(client.as_str())
+            .build()
+            .into();
+        Transport {
+            agent,
+            url: dsn.envelope_url(),
+            auth,
+        }
+    }
+
+    pub(crate) fn send(&self, envelope: &[u8]) -> Result<Answer, ureq::Error> {
+        let body = envelope::gzip(envelope);
+        let mut response = self
+            .agent
+            .post(&self.url)
+            .header("X-Sentry-Auth", &self.auth)
+            .header("Content-Type", "application/x-sentry-envelope")
+            .header("Content-Encoding", "gzip")
+            .send(&body[..])?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let answer = Answer {
+            status: response.status().as_u16(),
+            rate_limits: header("x-sentry-rate-limits"),
+            retry_after: header("retry-after"),
+        };
+        // Read the (small) body, so the connection can be used again.
+        let _ = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_vec();
+        Ok(answer)
+    }
+}
+
+/// The exponential backoff after `failures` failures in a row, with jitter (between
+/// half and all of it), never over `max`.
+pub(crate) fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
+    let exp = min.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
+    let full = exp.min(max);
+    full.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// Drops the pipeline reported since the last look, to be reported as well.
+#[derive(Default)]
+struct Seen {
+    before_send: [u64; 2],
+    sampled: [u64; 2],
+    queue_full: [u64; 2],
+    spans_dropped: u64,
+}
+
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+    transport: Transport,
+    timing: Timing,
+    limits: RateLimits,
+    failures: u32,
+    next_try: Option<Instant>,
+    last_report: Instant,
+    seen: Seen,
+}
+
+enum Batch {
+    Empty,
+    Progress,
+    Failed,
+}
+
+impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>, transport: Transport, timing: Timing) -> Sender {
+        Sender {
+            shared,
+            transport,
+            timing,
+            limits: RateLimits::default(),
+            failures: 0,
+            next_try: None,
+            last_report: Instant::now(),
+            seen: Seen::default(),
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        while let Some(closing) = self.wait() {
+            self.collect_pipeline_drops();
+            loop {
+                if closing.is_some_and(|deadline| Instant::now() >= deadline) {
+                    break;
+                }
+                match self.send_batch() {
+                    Batch::Progress => continue,
+                    Batch::Empty | Batch::Failed => break,
+                }
+            }
+            if closing.is_some() || self.last_report.elapsed() >= self.timing.report_interval {
+                self.send_report_alone();
+            }
+            if let Some(deadline) = closing {
+                let failing = self.next_try.is_some_and(|t| t > Instant::now());
+                if Instant::now() >= deadline || failing || self.shared.queue.len().items == 0 {
+                    break;
+                }
+            }
+        }
+        self.stop();
+    }
+
+    /// Waits for work (or a report, or the end of a backoff). `None` means stop now;
+    /// otherwise the closing deadline, if closing.
+    fn wait(&mut self) -> Option<Option<Instant>> {
+        let shared = self.shared.clone();
+        let mut signal = shared.lock();
+        loop {
+            let now = Instant::now();
+            if let Some(deadline) = signal.closing {
+                if now >= deadline {
+                    return None;
+                }
+                // Closing: one more round, unless the server is failing past the deadline.
+                if self.next_try.is_none_or(|t| t <= now) {
+                    signal.work = false;
+                    return Some(Some(deadline));
+                }
+            }
+            let ready = self.next_try.is_none_or(|t| t <= now);
+            if ready && signal.work {
+                signal.work = false;
+                return Some(None);
+            }
+            let report_at = self.last_report + self.timing.report_interval;
+            if now >= report_at {
+                // Time to report: a round with nothing to send does it.
+                return Some(None);
+            }
+            let mut until = report_at;
+            if let Some(t) = self.next_try.filter(|t| *t > now) {
+                until = until.min(t);
+            }
+            if let Some(deadline) = signal.closing {
+                until = until.min(deadline);
+            }
+            signal = shared
+                .wake
+                .wait_timeout(signal, until.saturating_duration_since(now))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            if self.next_try.is_some_and(|t| t <= Instant::now()) {
+                // The backoff is over: try again whether or not new work came.
+                signal.work = true;
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        if !self.shared.queue.is_durable() {
+            // Nowhere to keep them: they are lost with the process.
+            if let Ok(left) = self.shared.queue.oldest(usize::MAX) {
+                for item in left {
+                    if let Some(kind) = Kind::from_item_type(&item.kind) {
+                        self.shared
+                            .outcomes
+                            .dropped(Reason::NetworkError, kind, item.spans);
+                    }
+                }
+                let ids: Vec<i64> = self
+                    .shared
+                    .queue
+                    .oldest(usize::MAX)
+                    .map(|l| l.iter().map(|i| i.id).collect())
+                    .unwrap_or_default();
+                let _ = self.shared.queue.remove(&ids);
+            }
+        }
+        let mut signal = self.shared.lock();
+        signal.stopped = true;
+        self.shared.wake.notify_all();
+    }
+
+    fn progress(&self) {
+        let mut signal = self.shared.lock();
+        signal.batches += 1;
+        self.shared.wake.notify_all();
+    }
+
+    /// `sends` sends failed in a way worth retrying: wait before the next.
+    fn fail(&mut self, sends: u64) {
+        self.failures += 1;
+        self.shared
+            .outcomes
+            .retries
+            .fetch_add(sends, Ordering::Relaxed);
+        let wait = backoff(
+            self.failures,
+            self.timing.min_backoff,
+            self.timing.max_backoff,
+        );
+        self.next_try = Some(Instant::now() + wait);
+        self.shared.backing_off.store(true, Ordering::Relaxed);
+    }
+
+    fn succeed(&mut self) {
+        self.failures = 0;
+        self.next_try = None;
+        self.shared.backing_off.store(false, Ordering::Relaxed);
+    }
+
+    /// Sends the oldest items, each in its own envelope (Sentry takes one event or
+    /// transaction per envelope), over up to `connections` connections at once; applies
+    /// the answers in the queue's order.
+    fn send_batch(&mut self) -> Batch {
+        let items = match self.shared.queue.oldest(BATCH) {
+            Ok(items) => items,
+            Err(error) => {
+                tracing::warn!(target: "backstop", "cannot read the export outbox: {error}");
+                self.fail(1);
+                return Batch::Failed;
+            }
+        };
+        if items.is_empty() {
+            return Batch::Empty;
+        }
+        let mut done = Vec::with_capacity(items.len());
+        let now = Instant::now();
+        let mut to_send = Vec::with_capacity(items.len());
+        for item in &items {
+            let Some(kind) = Kind::from_item_type(&item.kind) else {
+                done.push(item.id);
+                continue;
+            };
+            if self.limits.limited(kind.category(), now).is_some() {
+                self.shared
+                    .outcomes
+                    .dropped(Reason::RatelimitBackoff, kind, item.spans);
+                done.push(item.id);
+            } else {
+                to_send.push((kind, item));
+            }
+        }
+        let report =
+            if !to_send.is_empty() && self.last_report.elapsed() >= self.timing.report_interval {
+                self.shared.outcomes.take_report()
+            } else {
+                None
+            };
+        let answers = self.send_all(&to_send, report.as_ref().map(|(payload, _)| &payload[..]));
+        let mut result = Batch::Progress;
+        let mut failures = 0;
+        let mut report_delivered = false;
+        for (index, answer) in answers.into_iter().enumerate() {
+            // `None`: not sent, its lane stopped at a failure; it stays queued.
+            let Some(answer) = answer else { continue };
+            let (kind, item) = to_send[index];
+            let delivered = match answer {
+                Ok(answer) => {
+                    self.limits.update(
+                        answer.status,
+                        answer.rate_limits.as_deref(),
+                        answer.retry_after.as_deref(),
+                        Instant::now(),
+                    );
+                    match answer.status {
+                        200..=299 => {
+                            self.shared.outcomes.sent(kind);
+                            done.push(item.id);
+                            true
+                        }
+                        429 => {
+                            self.shared
+                                .outcomes
+                                .rejected_rate_limited
+                                .fetch_add(1, Ordering::Relaxed);
+                            done.push(item.id);
+                            false
+                        }
+                        500..=599 => {
+                            failures += 1;
+                            false
+                        }
+                        _ => {
+                            // 400, 401, 403, 413...: sending it again gets the same answer.
+                            self.shared
+                                .outcomes
+                                .dropped(Reason::SendError, kind, item.spans);
+                            done.push(item.id);
+                            false
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(target: "backstop", "sending to Sentry failed: {error}");
+                    failures += 1;
+                    false
+                }
+            };
+            if index == 0 {
+                report_delivered = delivered;
+            }
+        }
+        if failures > 0 {
+            self.fail(failures);
+            result = Batch::Failed;
+        } else if !to_send.is_empty() {
+            self.succeed();
+        }
+        if let Some((_, counts)) = report {
+            if report_delivered {
+                self.last_report = Instant::now();
+                self.shared
+                    .outcomes
+                    .client_reports_sent
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.shared.outcomes.restore(counts);
+            }
+        }
+        if let Err(error) = self.shared.queue.remove(&done) {
+            tracing::warn!(target: "backstop", "cannot update the export outbox: {error}");
+        }
+        self.progress();
+        result
+    }
+
+    /// Sends each item; the report rides with the first. Lane `i` of `n` sends items
+    /// `i`, `i + n`, ... and stops at its first failure worth retrying.
+    fn send_all(
+        &self,
+        to_send: &[(Kind, &backstop_store::OutboxItem)],
+        report: Option<&[u8]>,
+    ) -> Vec<Option<Result<Answer, ureq::Error>>> {
+        let transport = &self.transport;
+        let send = |index: usize| {
+            let (kind, item) = to_send[index];
+            let report = if index == 0 { report } else { None };
+            transport.send(&envelope::write(
+                Some((kind, &item.event_id, &item.payload)),
+                report,
+                SystemTime::now(),
+            ))
+        };
+        let retry = |answer: &Result<Answer, ureq::Error>| {
+            answer.as_ref().map_or(true, |a| a.status >= 500)
+        };
+        let mut answers: Vec<Option<Result<Answer, ureq::Error>>> =
+            (0..to_send.len()).map(|_| None).collect();
+        let lanes = self.timing.connections.clamp(1, to_send.len().max(1));
+        if lanes == 1 {
+            for (index, slot) in answers.iter_mut().enumerate() {
+                let answer = send(index);
+                let stop = retry(&answer);
+                *slot = Some(answer);
+                if stop {
+                    break;
+                }
+            }
+            return answers;
+        }
+        std::thread::scope(|scope| {
+            let lanes: Vec<_> = (0..lanes)
+                .map(|lane| {
+                    scope.spawn(move || {
+                        let mut sent = Vec::new();
+                        for index in (lane..to_send.len()).step_by(lanes) {
+                            let answer = send(index);
+                            let stop = retry(&answer);
+                            sent.push((index, answer));
+                            if stop {
+                                break;
+                            }
+                        }
+                        sent
+                    })
+                })
+                .collect();
+            for lane in lanes {
+                // A lane that panicked sent nothing that counts: its items stay queued.
+                for (index, answer) in lane.join().unwrap_or_default() {
+                    answers[index] = Some(answer);
+                }
+            }
+        });
+        answers
+    }
+
+    /// Sends pending drops in an envelope of their own, when no event carried them.
+    fn send_report_alone(&mut self) {
+        self.collect_pipeline_drops();
+        self.last_report = Instant::now();
+        let now = Instant::now();
+        if self.next_try.is_some_and(|t| t > now) || self.limits.all_limited(now) {
+            return;
+        }
+        let Some((payload, counts)) = self.shared.outcomes.take_report() else {
+            return;
+        };
+        let body = envelope::write(None, Some(&payload), SystemTime::now());
+        match self.transport.send(&body) {
+            Ok(answer) if (200..300).contains(&answer.status) => {
+                self.shared
+                    .outcomes
+                    .client_reports_sent
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(answer) if answer.status < 500 => {
+                // Refused: a report is not worth retrying.
+            }
+            _ => self.shared.outcomes.restore(counts),
+        }
+    }
+
+    /// Adds what the pipeline dropped since the last look.
+    fn collect_pipeline_drops(&mut self) {
+        let client = self
+            .shared
+            .client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(client) = client else { return };
+        let stats = client.stats();
+        let outcomes = &self.shared.outcomes;
+        for (i, (kind, category)) in [
+            (stats.events, crate::Category::Error),
+            (stats.transactions, crate::Category::Transaction),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let delta = |seen: &mut u64, now: u64, reason: Reason| {
+                outcomes.record(reason, category, now.saturating_sub(*seen));
+                *seen = now;
+            };
+            delta(
+                &mut self.seen.before_send[i],
+                kind.dropped_before_send,
+                Reason::BeforeSend,
+            );
+            delta(
+                &mut self.seen.sampled[i],
+                kind.dropped_sampled,
+                Reason::SampleRate,
+            );
+            delta(
+                &mut self.seen.queue_full[i],
+                kind.dropped_queue_full,
+                Reason::QueueOverflow,
+            );
+        }
+        outcomes.record(
+            Reason::BufferOverflow,
+            crate::Category::Span,
+            stats.spans_dropped.saturating_sub(self.seen.spans_dropped),
+        );
+        self.seen.spans_dropped = stats.spans_dropped;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stops_at_the_cap() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(300));
+        for failures in 1..40 {
+            let wait = backoff(failures, min, max);
+            let full = (min * 2u32.pow((failures - 1).min(20))).min(max);
+            assert!(wait >= full / 2 && wait <= full, "{failures}: {wait:?}");
+        }
+        assert!(backoff(30, min, max) <= max);
+    }
+}
