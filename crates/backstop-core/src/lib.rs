@@ -52,6 +52,7 @@ pub use capture::{fingerprint, trace::TraceParent};
 pub use performance::diesel;
 pub use performance::{detect, sql, tracing};
 
+pub use capture::error::error_event;
 pub use capture::panic::PanicDetails;
 pub use client::{BackstopGuard, Client, init};
 pub use http::{HttpOptions, IpNet, PagePolicy, PageRule};
@@ -69,7 +70,7 @@ pub use protocol::{
 };
 pub use scope::{
     Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
-    bind, error_event,
+    bind,
 };
 
 /// What the two adapters (backstop-tower, backstop-actix) share of the request
@@ -118,7 +119,7 @@ pub fn capture_message(message: impl Into<String>, level: Level) -> EventId {
     let message = message.into();
     match RequestScope::current() {
         Some(scope) => scope.capture_message(message, level),
-        None => capture_event(scope::message_event(message, level)),
+        None => capture_event(capture::error::message_event(message, level)),
     }
 }
 

@@ -378,7 +378,7 @@ pub const REPLACED_HEADERS: &[&str] = &[
 /// The event for an error response whose handler attached its error: the error and
 /// its `source()` chain, unhandled, with the status as a tag.
 pub fn error_response_event<E: std::error::Error + ?Sized>(error: &E, status: u16) -> Event {
-    let mut event = crate::scope::error_event(error);
+    let mut event = crate::capture::error::error_event(error);
     if let Some(top) = event.exception.values.last_mut() {
         top.mechanism = Some(Mechanism::new("http", false));
     }

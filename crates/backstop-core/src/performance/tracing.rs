@@ -379,7 +379,7 @@ where
             event.record(&mut visitor);
             let mut captured = match visitor.error {
                 Some(error) => error,
-                None => crate::scope::message_event(String::new(), crate::Level::Error),
+                None => crate::capture::error::message_event(String::new(), crate::Level::Error),
             };
             captured.level = level_of(level);
             captured.logger = Some(meta.target().to_owned());
@@ -603,7 +603,7 @@ impl Visit for EventVisitor {
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         if self.error.is_none() {
-            self.error = Some(crate::scope::error_event(value));
+            self.error = Some(crate::capture::error::error_event(value));
         }
         self.data
             .insert(field.name().into(), value.to_string().into());
