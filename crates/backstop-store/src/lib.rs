@@ -38,12 +38,14 @@
 //! The schema, how to query it with the `sqlite3` shell, retention and fault handling
 //! are described in `docs/store.md`.
 
+pub mod alerts;
 mod error;
 pub mod reader;
 mod schema;
 mod stats;
 mod store;
 
+pub use alerts::{AlertHistory, AlertRecord, AlertStatus, BatchObserver, IssueOutcome, NewAlert};
 pub use error::StoreError;
 pub use reader::{
     EventSummary, InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery,

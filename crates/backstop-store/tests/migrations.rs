@@ -108,7 +108,7 @@ fn a_version_1_file_is_upgraded_in_place_and_keeps_its_rows() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
 
     // The old rows read as before: the issue is an error issue.
     let issues = reader.issues(&IssueQuery::new()).unwrap();
