@@ -17,3 +17,6 @@ pub use backstop_store::SqliteStore;
 
 #[cfg(feature = "actix")]
 pub use backstop_actix as actix;
+
+#[cfg(feature = "alerts")]
+pub use backstop_alerts as alerts;
