@@ -441,6 +441,20 @@ fn a_test_notification_goes_to_the_channel_asked_for() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].alert.rule, "test");
     let err = alerts.send_test(Some("sms"), None).unwrap_err();
+    // PagerDuty: a test triggers and resolves one incident, so nobody stays paged.
+    let pd = Alerts::new().notify(
+        Channel::pagerduty("R0123")
+            .unwrap()
+            .pagerduty_endpoint(&receiver.url("/pd"))
+            .unwrap(),
+    );
+    assert_eq!(pd.send_test(None, None).unwrap()[0].error, None);
+    let events: Vec<_> = receiver.received("/pd").iter().map(|r| r.json()).collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["event_action"], "trigger");
+    assert_eq!(events[1]["event_action"], "resolve");
+    assert_eq!(events[0]["dedup_key"], events[1]["dedup_key"]);
+    assert_eq!(events[1]["routing_key"], "R0123");
     assert_eq!(
         err.to_string(),
         "no alert channel named \"sms\" (configured: slack, webhook)"

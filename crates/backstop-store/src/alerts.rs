@@ -272,3 +272,87 @@ impl AlertHistory {
         rows.map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use backstop_core::{Event, Level, Record};
+
+    use super::*;
+    use crate::SqliteStore;
+
+    fn alert(title: &str, status: AlertStatus) -> NewAlert {
+        NewAlert {
+            at: SystemTime::now(),
+            rule: "new-issue".into(),
+            channel: Some("slack".into()),
+            status,
+            issue: Some(IssueId(1)),
+            title: title.into(),
+            attempts: 1,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn history_pages_newest_first_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("b.db")).unwrap();
+        let history = store.alert_history();
+        for i in 0..5 {
+            history
+                .record(&alert(&format!("alert {i}"), AlertStatus::Sent))
+                .unwrap();
+        }
+        history
+            .record(&alert("quiet", AlertStatus::Suppressed))
+            .unwrap();
+        let first = history.history(4, None).unwrap();
+        let titles: Vec<_> = first.iter().map(|r| r.alert.title.as_str()).collect();
+        assert_eq!(titles, ["quiet", "alert 4", "alert 3", "alert 2"]);
+        assert_eq!(first[0].alert.status, AlertStatus::Suppressed);
+        let next = history.history(4, Some(first[3].id)).unwrap();
+        let titles: Vec<_> = next.iter().map(|r| r.alert.title.as_str()).collect();
+        assert_eq!(titles, ["alert 1", "alert 0"]);
+        // Another handle on the same file sees the same rows.
+        let other = AlertHistory::open(dir.path().join("b.db")).unwrap();
+        assert_eq!(other.history(100, None).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn the_observer_hears_new_and_repeated_issues_after_the_commit() {
+        let mut store = SqliteStore::open(":memory:").unwrap();
+        let (tx, rx) = mpsc::channel();
+        store.observe(move |batch: &[Record], outcomes: &[IssueOutcome]| {
+            assert!(outcomes.iter().all(|o| o.record < batch.len()));
+            tx.send(outcomes.to_vec()).unwrap();
+        });
+        let event = |msg: &str| {
+            let mut e = Event::new(Level::Error);
+            e.message = Some(msg.into());
+            // The worker resolves fingerprints; written directly, the event brings its own.
+            e.fingerprint = vec![msg.into()];
+            e.user = Some(backstop_core::User {
+                id: Some("u1".into()),
+                ..Default::default()
+            });
+            Record::Event(Box::new(e))
+        };
+        let batch = [
+            event("payment failed"),
+            event("payment failed"),
+            event("disk full"),
+        ];
+        store.write(&batch).unwrap();
+        let outcomes = rx.recv().unwrap();
+        assert_eq!(outcomes.len(), 3);
+        assert_eq!(
+            outcomes.iter().map(|o| o.created).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        assert_eq!(outcomes[0].issue, outcomes[1].issue);
+        assert_eq!(outcomes[0].user(&batch).as_deref(), Some("id:u1"));
+        assert!(outcomes.iter().all(|o| !o.regressed));
+    }
+}
