@@ -12,7 +12,8 @@ use backstop_store::StoreError;
 pub(crate) mod code {
     /// The store could not be read or written, or the output could not be written.
     pub(crate) const FAILURE: u8 = 1;
-    /// Bad arguments: an unknown command or option, a bad status, duration or id.
+    /// Bad arguments: an unknown command or option, a bad status, duration or id, a bad
+    /// `BACKSTOP_ALERT_*` setting or an unknown alert channel.
     pub(crate) const USAGE: u8 = 2;
     /// The store file does not exist.
     pub(crate) const MISSING: u8 = 3;
@@ -45,6 +46,20 @@ pub(crate) enum CliError {
     /// The signal handler could not be installed.
     #[error("cannot watch for Ctrl-C: {0}")]
     Signal(#[from] ctrlc::Error),
+    /// A `BACKSTOP_ALERT_*` variable is bad.
+    #[error("{0}")]
+    AlertConfig(#[from] backstop_alerts::ConfigError),
+    /// `--channel` names no configured channel, or none is configured.
+    #[error("{0}")]
+    UnknownChannel(#[from] backstop_alerts::UnknownChannel),
+    /// Test notifications that were not delivered (each is printed).
+    #[error("{failed} of {tried} test notification(s) failed")]
+    AlertsFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many were sent.
+        tried: usize,
+    },
 }
 
 impl CliError {
@@ -56,7 +71,11 @@ impl CliError {
             CliError::UnknownIssue(_) => code::UNKNOWN_ID,
             CliError::Store(StoreError::NotBackstop { .. }) => code::NOT_BACKSTOP,
             CliError::Store(StoreError::TooNew { .. } | StoreError::TooOld { .. }) => code::VERSION,
-            CliError::Store(_) | CliError::Output(_) | CliError::Signal(_) => code::FAILURE,
+            CliError::AlertConfig(_) | CliError::UnknownChannel(_) => code::USAGE,
+            CliError::Store(_)
+            | CliError::Output(_)
+            | CliError::Signal(_)
+            | CliError::AlertsFailed { .. } => code::FAILURE,
         }
     }
 

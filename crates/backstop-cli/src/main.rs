@@ -27,7 +27,8 @@ use crate::error::code;
     name = "backstop",
     version,
     propagate_version = true,
-    after_help = "Exit codes: 0 done, 1 the store or stdout failed, 2 bad arguments, \
+    after_help = "Exit codes: 0 done, 1 the store, stdout or an alert test failed, \
+        2 bad arguments or alert settings, \
         3 no such file, 4 not a Backstop database, 5 no such issue, \
         6 a schema version this build cannot read. JSON fields: docs/cli.md."
 )]

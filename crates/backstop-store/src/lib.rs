@@ -38,6 +38,7 @@
 //! The schema, how to query it with the `sqlite3` shell, retention and fault handling
 //! are described in `docs/store.md`.
 
+pub mod alerts;
 mod error;
 pub mod outbox;
 pub mod reader;
@@ -45,6 +46,7 @@ mod schema;
 mod stats;
 mod store;
 
+pub use alerts::{AlertHistory, AlertRecord, AlertStatus, BatchObserver, IssueOutcome, NewAlert};
 pub use error::StoreError;
 pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
 pub use reader::{

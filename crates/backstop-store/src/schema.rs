@@ -171,6 +171,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         payload   BLOB NOT NULL
     );
     "#,
+    // Version 5: the alert history: every alert sent, failed or suppressed by its interval. Stands
+    // alone (no foreign keys), so an issue pruned later keeps its alerts' record.
+    r#"
+    CREATE TABLE alert_history (
+        id         INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        rule       TEXT NOT NULL,
+        channel    TEXT,
+        status     TEXT NOT NULL CHECK (status IN ('sent', 'failed', 'suppressed')),
+        issue_id   INTEGER,
+        title      TEXT NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        error      TEXT
+    );
+    CREATE INDEX alert_history_issue ON alert_history (issue_id, rule);
+    "#,
 ];
 
 /// The schema version this build writes.

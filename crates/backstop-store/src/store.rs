@@ -13,8 +13,9 @@ use backstop_core::{Record, Sink, SinkError};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
+use crate::alerts::{BatchObserver, IssueOutcome};
 use crate::error::StoreError;
-use crate::reader::StoreReader;
+use crate::reader::{IssueId, StoreReader};
 use crate::schema::{self, Mode};
 use crate::stats::{StoreCounters, StoreStats};
 
@@ -153,6 +154,10 @@ pub struct SqliteStore {
     suppressed: u64,
     failing: bool,
     last_pruned: Option<Instant>,
+    /// Told what each committed batch did to issues (alerts).
+    observer: Option<Box<dyn BatchObserver>>,
+    /// Reused across batches, so reporting allocates only while it grows.
+    outcomes: Vec<IssueOutcome>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -200,6 +205,8 @@ impl SqliteStore {
             suppressed: 0,
             failing: false,
             last_pruned: None,
+            observer: None,
+            outcomes: Vec::new(),
         };
         store.connect()?;
         if schema::is_memory(&store.path) {
@@ -229,6 +236,17 @@ impl SqliteStore {
         )
     }
 
+    /// Tells `observer` what each batch did to issues, on the worker thread right after
+    /// the batch is committed. Alerts use this; one observer at a time.
+    pub fn observe(&mut self, observer: impl BatchObserver) {
+        self.observer = Some(Box::new(observer));
+    }
+
+    /// The alert history kept in this store.
+    pub fn alert_history(&self) -> crate::AlertHistory {
+        crate::AlertHistory::new(self.path.clone(), self.busy_timeout, self.memory.clone())
+    }
+
     /// A handle to the store's counters that stays valid after the store has moved
     /// into the pipeline.
     pub fn counters(&self) -> StoreCounters {
@@ -251,6 +269,9 @@ impl SqliteStore {
                 if self.failing {
                     self.failing = false;
                     tracing::info!(target: "backstop", path = %self.path.display(), "store writes resumed");
+                }
+                if let Some(observer) = &mut self.observer {
+                    observer.written(batch, &self.outcomes);
                 }
                 // Age-based pruning runs now and then; a backlog over the row limit
                 // (the limit was lowered) is worked off after every batch.
@@ -338,7 +359,9 @@ impl SqliteStore {
     fn try_write(&mut self, batch: &[Record]) -> Result<usize, StoreError> {
         let conn = self.connection()?;
         let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-        write_batch(&mut conn, batch, &self.retention).map_err(|e| self.sqlite_err(e))
+        self.outcomes.clear();
+        let outcomes = self.observer.is_some().then_some(&mut self.outcomes);
+        write_batch(&mut conn, batch, &self.retention, outcomes).map_err(|e| self.sqlite_err(e))
     }
 
     fn prune(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
@@ -440,7 +463,7 @@ fn micros(t: SystemTime) -> i64 {
 }
 
 /// Who an event or transaction affected: the user id, else the IP address.
-fn user_key(user: Option<&User>) -> Option<String> {
+pub(crate) fn user_key(user: Option<&User>) -> Option<String> {
     let user = user?;
     if let Some(id) = &user.id {
         return Some(format!("id:{id}"));
@@ -463,20 +486,22 @@ fn write_batch(
     conn: &mut Connection,
     batch: &[Record],
     retention: &Retention,
+    mut outcomes: Option<&mut Vec<IssueOutcome>>,
 ) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut releases: HashMap<&str, (i64, i64)> = HashMap::new();
     let mut over_cap: HashSet<i64> = HashSet::new();
-    for record in batch {
+    for (index, record) in batch.iter().enumerate() {
+        let outcomes = outcomes.as_deref_mut();
         let (release, ts) = match record {
             Record::Event(event) => {
-                if let Some(issue) = write_event(&tx, event, retention)? {
+                if let Some(issue) = write_event(&tx, event, retention, index, outcomes)? {
                     over_cap.insert(issue);
                 }
                 (event.release.as_deref(), millis(event.timestamp))
             }
             Record::Transaction(t) => {
-                write_transaction(&tx, t)?;
+                write_transaction(&tx, t, index, outcomes)?;
                 (t.release.as_deref(), millis(t.start_timestamp))
             }
         };
@@ -522,6 +547,8 @@ fn write_event(
     tx: &rusqlite::Transaction<'_>,
     event: &Event,
     retention: &Retention,
+    index: usize,
+    outcomes: Option<&mut Vec<IssueOutcome>>,
 ) -> rusqlite::Result<Option<i64>> {
     let fingerprint = event.group_hash();
     let title = event.title();
@@ -583,7 +610,7 @@ fn write_event(
         return Ok(None);
     }
 
-    let times_seen = record_occurrence(
+    let (times_seen, regressed) = record_occurrence(
         tx,
         issue_id,
         &Occurrence {
@@ -596,6 +623,15 @@ fn write_event(
             level,
         },
     )?;
+    if let Some(outcomes) = outcomes {
+        outcomes.push(IssueOutcome {
+            issue: IssueId(issue_id),
+            record: index,
+            problem: None,
+            created: existing.is_none(),
+            regressed,
+        });
+    }
     let over = retention
         .max_events_per_issue
         .is_some_and(|cap| times_seen as u64 > cap.max(2));
@@ -679,12 +715,12 @@ struct Occurrence<'a> {
 
 /// Counts an occurrence on its issue: users, releases, environments, first and last
 /// seen, and the status (a resolved issue reopens as regressed). Returns the issue's
-/// new count.
+/// new count, and whether this occurrence reopened it.
 fn record_occurrence(
     tx: &rusqlite::Transaction<'_>,
     issue_id: i64,
     o: &Occurrence<'_>,
-) -> rusqlite::Result<i64> {
+) -> rusqlite::Result<(i64, bool)> {
     let mut new_user = 0;
     if let Some(user) = o.user {
         new_user = tx
@@ -724,7 +760,7 @@ fn record_occurrence(
             level = CASE WHEN ?3 >= last_seen THEN ?8 ELSE level END,
             last_seen = max(last_seen, ?3)
          WHERE id = ?1
-         RETURNING times_seen",
+         RETURNING times_seen, regressed = 1 AND status_changed IS ?3",
     )?
     .query_row(
         params![
@@ -737,11 +773,16 @@ fn record_occurrence(
             o.culprit,
             o.level
         ],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
 
-fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlite::Result<()> {
+fn write_transaction(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Transaction,
+    index: usize,
+    mut outcomes: Option<&mut Vec<IssueOutcome>>,
+) -> rusqlite::Result<()> {
     let status = t.trace.status.map(|s| s.as_str());
     let http_status = t
         .trace
@@ -816,7 +857,16 @@ fn write_transaction(tx: &rusqlite::Transaction<'_>, t: &Transaction) -> rusqlit
                 culprit: Some(&t.name),
                 level: PROBLEM_LEVEL,
             };
-            write_problem(tx, id, seq, problem, &occurrence)?;
+            let (issue, created, regressed) = write_problem(tx, id, seq, problem, &occurrence)?;
+            if let Some(outcomes) = outcomes.as_deref_mut() {
+                outcomes.push(IssueOutcome {
+                    issue: IssueId(issue),
+                    record: index,
+                    problem: Some(seq),
+                    created,
+                    regressed,
+                });
+            }
         }
     }
     Ok(())
@@ -827,13 +877,14 @@ const PROBLEM_LEVEL: &str = "warning";
 
 /// Writes one performance problem of the transaction `transaction_id`: its issue
 /// (title the query at fault, culprit the route) and the occurrence linking the two.
+/// Returns the issue's id, whether it is new, and whether it regressed.
 fn write_problem(
     tx: &rusqlite::Transaction<'_>,
     transaction_id: i64,
     seq: usize,
     problem: &PerformanceProblem,
     o: &Occurrence<'_>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<(i64, bool, bool)> {
     let kind = problem.kind.as_str();
     let (fingerprint, existing) = find_issue(tx, &problem.fingerprint, kind)?;
     let issue_id = match existing {
@@ -853,7 +904,7 @@ fn write_problem(
             },
         )?,
     };
-    record_occurrence(tx, issue_id, o)?;
+    let (_, regressed) = record_occurrence(tx, issue_id, o)?;
     let span_ids = serde_json::to_string(&problem.span_ids)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     // A detector's total in milliseconds; NaN or negative is stored as 0 (`as`
@@ -874,7 +925,7 @@ fn write_problem(
         problem.parent_span_id.map(|p| p.to_string()),
         span_ids,
     ])?;
-    Ok(())
+    Ok((issue_id, existing.is_none(), regressed))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ pub use backstop_store::SqliteStore;
 #[cfg(feature = "actix")]
 pub use backstop_actix as actix;
 
+#[cfg(feature = "alerts")]
+pub use backstop_alerts as alerts;
+
 #[cfg(feature = "sentry")]
 pub use backstop_sentry as sentry;
 

@@ -29,7 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .release(concat!("backstop-demo@", env!("CARGO_PKG_VERSION")))
             .traces_sample_rate(1.0)
             .problem_thresholds(backstop_demo_data::thresholds())
-            .sink(SqliteStore::open(&db)?)
+            // Alerts from BACKSTOP_ALERT_* (none set: no alerts).
+            .sink(backstop::alerts::Alerts::from_env()?.watch(SqliteStore::open(&db)?))
             .console(true),
     )?;
     let data = backstop_demo_data::open(&data_path).await?;

@@ -1,5 +1,6 @@
 //! The subcommands. Each is one variant of [`Command`] and one function.
 
+mod alert;
 mod issues;
 mod routes;
 mod status;
@@ -26,6 +27,9 @@ pub(crate) enum Command {
     Ignore(status::Args),
     /// Follow new events and performance problems as they are stored, one line each.
     Tail(tail::Args),
+    /// Alert channels (BACKSTOP_ALERT_*): `alert test` sends a test notification.
+    #[command(subcommand)]
+    Alert(alert::Command),
 }
 
 pub(crate) fn run(db: &Path, command: Command) -> Result<(), CliError> {
@@ -36,6 +40,7 @@ pub(crate) fn run(db: &Path, command: Command) -> Result<(), CliError> {
         Command::Resolve(args) => status::resolve(db, &args),
         Command::Ignore(args) => status::ignore(db, &args),
         Command::Tail(args) => tail::run(db, &args),
+        Command::Alert(command) => alert::run(db, &command),
     }
 }
 

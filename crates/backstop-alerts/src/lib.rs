@@ -1,0 +1,267 @@
+//! Backstop's alerts: the team hears about new issues, regressions and spikes.
+//!
+//! Rules are evaluated on Backstop's worker thread right after the store commits a
+//! batch, from what the batch did to issues (no query). When one fires, each channel's
+//! own thread reads the issue from the store, sends the notification with retries, and
+//! records the outcome in the store's alert history. A request, or the worker, never
+//! waits on a channel.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use backstop_alerts::{Alerts, Channel, Rule};
+//! use backstop_store::SqliteStore;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Channels from BACKSTOP_ALERT_* (a bad value is an error naming it), plus one in code.
+//! let alerts = Alerts::from_env()?
+//!     .notify(Channel::slack("https://hooks.slack.com/services/T0/B0/XXXX")?)
+//!     .rule(Rule::new_issue())
+//!     .rule(Rule::frequency(50, Duration::from_secs(60)).environment("production"));
+//! let store = alerts.watch(SqliteStore::open("backstop.db")?);
+//! let backstop = backstop_core::init(backstop_core::Options::new().sink(store))?;
+//! # drop(backstop);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Rules, channels, the environment variables and the webhook's JSON body are
+//! described in `docs/alerts.md`.
+
+mod channel;
+mod config;
+mod delivery;
+mod engine;
+mod notification;
+mod rule;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use backstop_store::{AlertHistory, AlertStatus, NewAlert, SqliteStore};
+
+pub use channel::{Channel, Email, PAGERDUTY_EVENTS_URL, WebhookSecret};
+pub use config::{ConfigError, DEFAULT_EMAIL_FROM, DEFAULT_SMTP_URL};
+pub use delivery::RetryPolicy;
+pub use notification::{Action, IssueSummary, Notification};
+pub use rule::{DEFAULT_INTERVAL, Rule, Trigger};
+
+use crate::delivery::{Context, Courier, message_id, record};
+use crate::engine::Evaluator;
+use crate::notification::rfc3339;
+
+/// How long one attempt may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Alert configuration: rules and channels. Built in code, from the environment, or
+/// both; attached to a store with [`watch`](Alerts::watch).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Alerts {
+    rules: Vec<Rule>,
+    channels: Vec<Channel>,
+    dashboard_url: Option<String>,
+    retry: RetryPolicy,
+    timeout: Duration,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts::new()
+    }
+}
+
+impl Alerts {
+    /// No rules and no channels yet.
+    pub fn new() -> Alerts {
+        Alerts {
+            rules: Vec::new(),
+            channels: Vec::new(),
+            dashboard_url: None,
+            retry: RetryPolicy::default(),
+            timeout: TIMEOUT,
+        }
+    }
+
+    /// Channels from `BACKSTOP_ALERT_SLACK_URL`, `BACKSTOP_ALERT_DISCORD_URL`,
+    /// `BACKSTOP_ALERT_WEBHOOK_URL` + `BACKSTOP_ALERT_WEBHOOK_SECRET`,
+    /// `BACKSTOP_ALERT_PAGERDUTY_KEY`, `BACKSTOP_ALERT_EMAIL_TO` (+
+    /// `BACKSTOP_ALERT_EMAIL_FROM`, `BACKSTOP_SMTP_URL`), and links from
+    /// `BACKSTOP_DASHBOARD_URL`. A bad value is an error naming its variable.
+    pub fn from_env() -> Result<Alerts, ConfigError> {
+        Alerts::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// As [`from_env`](Alerts::from_env), reading variables through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Alerts, ConfigError> {
+        let env = config::from_env(var)?;
+        Ok(Alerts {
+            channels: env.channels,
+            dashboard_url: env.dashboard_url,
+            ..Alerts::new()
+        })
+    }
+
+    /// Adds a rule. With channels and no rule, [`Rule::defaults`] apply.
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Adds a channel.
+    pub fn notify(mut self, channel: Channel) -> Self {
+        self.channels.push(channel);
+        self
+    }
+
+    /// The dashboard's public base URL (`https://app.example.com/_backstop`), for links.
+    pub fn dashboard_url(mut self, url: impl Into<String>) -> Self {
+        self.dashboard_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// How delivery retries (default: 4 attempts, 1 s doubling, at most 60 s apart).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How long one attempt may take (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The channels configured.
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+
+    /// The rules that apply: those given, else the defaults.
+    pub fn rules(&self) -> Vec<Rule> {
+        if self.rules.is_empty() {
+            Rule::defaults()
+        } else {
+            self.rules.clone()
+        }
+    }
+
+    /// Evaluates the rules on every batch `store` writes, and starts one delivery
+    /// thread per channel. With no channel, the store is returned untouched.
+    pub fn watch(self, mut store: SqliteStore) -> SqliteStore {
+        if self.channels.is_empty() {
+            return store;
+        }
+        let rules = self.rules();
+        let history = store.alert_history();
+        let context = Arc::new(Context {
+            sender: Courier::new(self.timeout, self.retry),
+            reader: store.reader(),
+            history: history.clone(),
+            dashboard_url: self.dashboard_url,
+        });
+        let mut outboxes = Vec::with_capacity(self.channels.len());
+        for channel in self.channels {
+            let name = channel.name().to_owned();
+            match delivery::spawn(channel, context.clone()) {
+                Ok(outbox) => outboxes.push(outbox),
+                Err(error) => {
+                    tracing::error!(target: "backstop", channel = name, "cannot start the alert channel's thread: {error}")
+                }
+            }
+        }
+        store.observe(Evaluator::new(rules, outboxes, history));
+        store
+    }
+
+    /// Sends a test notification now, on this thread, to the channel named `channel`
+    /// (all of them with `None`), with retries. Each outcome is recorded in `history`
+    /// when given. Returns one result per channel tried.
+    pub fn send_test(
+        &self,
+        channel: Option<&str>,
+        history: Option<&AlertHistory>,
+    ) -> Result<Vec<TestResult>, UnknownChannel> {
+        let chosen: Vec<&Channel> = self
+            .channels
+            .iter()
+            .filter(|c| channel.is_none_or(|name| c.name() == name))
+            .collect();
+        if chosen.is_empty() {
+            return Err(UnknownChannel {
+                name: channel.map(str::to_owned),
+                configured: self.channels.iter().map(|c| c.name().to_owned()).collect(),
+            });
+        }
+        let courier = Courier::new(self.timeout, self.retry);
+        let at = SystemTime::now();
+        let n = Notification {
+            id: message_id(),
+            action: Action::Test,
+            rule: "test".into(),
+            trigger: "test".into(),
+            what: "Test notification from Backstop".into(),
+            issue: None,
+            url: self.dashboard_url.clone(),
+            timestamp: rfc3339(at),
+        };
+        let mut results = Vec::with_capacity(chosen.len());
+        for channel in chosen {
+            let (attempts, result) = courier.deliver(channel, &n);
+            let error = result.err().map(|f| match f {
+                channel::Failure::Retry { reason, .. }
+                | channel::Failure::Final(reason)
+                | channel::Failure::Gone(reason) => reason,
+            });
+            if let Some(history) = history {
+                record(
+                    history,
+                    NewAlert {
+                        at,
+                        rule: "test".into(),
+                        channel: Some(channel.name().to_owned()),
+                        status: if error.is_none() {
+                            AlertStatus::Sent
+                        } else {
+                            AlertStatus::Failed
+                        },
+                        issue: None,
+                        title: n.summary(),
+                        attempts,
+                        error: error.clone(),
+                    },
+                );
+            }
+            results.push(TestResult {
+                channel: channel.name().to_owned(),
+                attempts,
+                error,
+            });
+        }
+        Ok(results)
+    }
+}
+
+/// The outcome of a test notification on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResult {
+    /// The channel's name.
+    pub channel: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// No configured channel has the name asked for (or none is configured).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", match (&self.name, self.configured.is_empty()) {
+    (_, true) => "no alert channel is configured (set BACKSTOP_ALERT_* variables; see docs/alerts.md)".to_owned(),
+    (Some(name), false) => format!("no alert channel named {name:?} (configured: {})", self.configured.join(", ")),
+    (None, false) => "no alert channel".to_owned(),
+})]
+pub struct UnknownChannel {
+    /// The name asked for.
+    pub name: Option<String>,
+    /// The channels configured.
+    pub configured: Vec<String>,
+}
