@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, EitherBody, MessageBody, to_bytes_limited};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -75,7 +74,8 @@ impl StaticRoutes {
 }
 
 /// A request's route pattern.
-enum RouteName {
+#[doc(hidden)]
+pub enum RouteName {
     /// A static route's, shared.
     Static(Rc<str>),
     Matched(String),
@@ -141,9 +141,7 @@ where
             peer: request.peer_addr(),
             body: std::marker::PhantomData,
         };
-        ResponseFuture {
-            inner: ExchangeFuture::call(exchange, glue, || self.service.call(request)),
-        }
+        ExchangeFuture::call(exchange, glue, || self.service.call(request))
     }
 }
 
@@ -234,38 +232,13 @@ fn http_method(method: &Method) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`BackstopMiddleware`].
-    pub struct ResponseFuture<F, B>
-    where
-        B: MessageBody,
-        B: 'static,
-    {
-        #[pin]
-        inner: ExchangeFuture<F, Glue<B>>,
-    }
-}
+/// The response future of [`BackstopMiddleware`]: core's lifecycle, with actix's glue.
+pub type ResponseFuture<F, B> = ExchangeFuture<F, Glue<B>>;
 
-impl<F, B: MessageBody + 'static> std::fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, B> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-    B: MessageBody + 'static,
-{
-    type Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
-    }
-}
-
-/// actix's side of the lifecycle's response future.
-struct Glue<B> {
+/// actix's side of the lifecycle's response future (plumbing, named only by
+/// [`ResponseFuture`]).
+#[doc(hidden)]
+pub struct Glue<B> {
     shared: Arc<Shared>,
     /// For a stand-in request, when the app took the real one (see
     /// `detached_request`). The rest of the request's facts are in the scope.
@@ -278,7 +251,8 @@ type Ex = Exchange<HeaderValue, RouteName>;
 
 /// What a page waiting for its detail keeps of the response: the request and the
 /// response's head, whose headers and error stay.
-struct Held {
+#[doc(hidden)]
+pub struct Held {
     request: HttpRequest,
     head: HttpResponse<()>,
     event_id: Option<EventId>,
