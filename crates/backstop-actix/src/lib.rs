@@ -55,3 +55,5 @@ pub use backstop_pages::ErrorPages;
 pub use extract::BackstopScope;
 pub use middleware::{Backstop, UserFrom};
 pub use service::{BackstopBody, BackstopMiddleware, ResponseFuture};
+#[doc(hidden)]
+pub use service::{Glue, Held};

@@ -6,9 +6,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, EitherBody, MessageBody, to_bytes_limited};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -20,6 +18,7 @@ use backstop_core::adapter::{
     Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, REPLACED_HEADERS,
     RequestHead, ResponseGlue, Step, Verdict, detail_text,
 };
+use backstop_core::http::{RouteName, StaticRoutes};
 
 use crate::middleware::Shared;
 
@@ -31,71 +30,6 @@ pub struct BackstopMiddleware<S> {
     pub(crate) service: S,
     pub(crate) shared: Arc<Shared>,
     pub(crate) routes: StaticRoutes,
-}
-
-/// The paths of the app's static routes (those whose pattern is the path itself), as
-/// met. actix finds a request's route pattern by trying every resource in turn, and
-/// the middleware runs before routing, where nothing cheaper is available: that walk
-/// cost a request more than the rest of its start. A static route's path is its
-/// pattern, so it is looked up here instead; a dynamic route's paths (`/users/7`) are
-/// unbounded and are walked each time. One set per app instance (per worker thread),
-/// bounded by the app's static routes (and [`StaticRoutes::MAX`]).
-#[derive(Default)]
-pub(crate) struct StaticRoutes {
-    paths: std::cell::RefCell<hashbrown::HashSet<Rc<str>>>,
-}
-
-impl StaticRoutes {
-    const MAX: usize = 4096;
-
-    fn route(&self, request: &ServiceRequest) -> Option<RouteName> {
-        self.route_with(request.path(), || request.match_pattern())
-    }
-
-    /// The route of `path`, asking `match_pattern` only for a path not known static.
-    fn route_with(
-        &self,
-        path: &str,
-        match_pattern: impl FnOnce() -> Option<String>,
-    ) -> Option<RouteName> {
-        if let Some(known) = self.paths.borrow().get(path) {
-            return Some(RouteName::Static(known.clone()));
-        }
-        let pattern = match_pattern()?;
-        if pattern == path {
-            let mut paths = self.paths.borrow_mut();
-            if paths.len() < Self::MAX {
-                let path: Rc<str> = Rc::from(path);
-                paths.insert(path.clone());
-                return Some(RouteName::Static(path));
-            }
-        }
-        Some(RouteName::Matched(pattern))
-    }
-}
-
-/// A request's route pattern.
-enum RouteName {
-    /// A static route's, shared.
-    Static(Rc<str>),
-    Matched(String),
-}
-
-impl std::ops::Deref for RouteName {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            RouteName::Static(path) => path,
-            RouteName::Matched(pattern) => pattern,
-        }
-    }
-}
-
-impl AsRef<str> for RouteName {
-    fn as_ref(&self) -> &str {
-        self
-    }
 }
 
 impl<S> std::fmt::Debug for BackstopMiddleware<S> {
@@ -118,7 +52,9 @@ where
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
         let shared = &self.shared;
         let config = &shared.config;
-        let route = self.routes.route(&request);
+        let route = self
+            .routes
+            .route(request.path(), || request.match_pattern());
         let headers = request.headers();
         let body = config
             .http_options()
@@ -141,9 +77,7 @@ where
             peer: request.peer_addr(),
             body: std::marker::PhantomData,
         };
-        ResponseFuture {
-            inner: ExchangeFuture::call(exchange, glue, || self.service.call(request)),
-        }
+        ExchangeFuture::call(exchange, glue, || self.service.call(request))
     }
 }
 
@@ -234,38 +168,13 @@ fn http_method(method: &Method) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`BackstopMiddleware`].
-    pub struct ResponseFuture<F, B>
-    where
-        B: MessageBody,
-        B: 'static,
-    {
-        #[pin]
-        inner: ExchangeFuture<F, Glue<B>>,
-    }
-}
+/// The response future of [`BackstopMiddleware`]: core's lifecycle, with actix's glue.
+pub type ResponseFuture<F, B> = ExchangeFuture<F, Glue<B>>;
 
-impl<F, B: MessageBody + 'static> std::fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, B> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-    B: MessageBody + 'static,
-{
-    type Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
-    }
-}
-
-/// actix's side of the lifecycle's response future.
-struct Glue<B> {
+/// actix's side of the lifecycle's response future (plumbing, named only by
+/// [`ResponseFuture`]).
+#[doc(hidden)]
+pub struct Glue<B> {
     shared: Arc<Shared>,
     /// For a stand-in request, when the app took the real one (see
     /// `detached_request`). The rest of the request's facts are in the scope.
@@ -278,7 +187,8 @@ type Ex = Exchange<HeaderValue, RouteName>;
 
 /// What a page waiting for its detail keeps of the response: the request and the
 /// response's head, whose headers and error stay.
-struct Held {
+#[doc(hidden)]
+pub struct Held {
     request: HttpRequest,
     head: HttpResponse<()>,
     event_id: Option<EventId>,
@@ -460,36 +370,5 @@ impl<B> Glue<B> {
             request = request.peer_addr(peer);
         }
         request.to_http_request()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::StaticRoutes;
-
-    #[test]
-    fn static_routes_are_remembered_and_dynamic_ones_matched_each_time() {
-        let routes = StaticRoutes::default();
-        let first = routes.route_with("/hello", || Some("/hello".into()));
-        assert_eq!(first.as_deref(), Some("/hello"));
-        let again = routes.route_with("/hello", || {
-            panic!("a known static route is not matched again")
-        });
-        assert_eq!(again.as_deref(), Some("/hello"));
-        for path in ["/users/7", "/users/8", "/users/7"] {
-            let mut asked = false;
-            let route = routes.route_with(path, || {
-                asked = true;
-                Some("/users/{id}".into())
-            });
-            assert_eq!(route.as_deref(), Some("/users/{id}"));
-            assert!(asked, "{path} is matched each time");
-        }
-        assert_eq!(routes.route_with("/nope", || None).as_deref(), None);
-        assert_eq!(
-            routes.paths.borrow().len(),
-            1,
-            "only the static route is kept"
-        );
     }
 }

@@ -40,6 +40,8 @@ pub use backstop_pages::ErrorPages;
 pub use extract::BackstopScope;
 pub use layer::{BackstopLayer, UserFrom};
 pub use service::{BackstopBody, BackstopService, BoxError, ResponseFuture};
+#[doc(hidden)]
+pub use service::{Glue, Held, Route};
 
 /// An error a handler attached to its response, so the recorded event carries the
 /// real type and its `source()` chain. See [`ResponseErrorExt::with_error`].

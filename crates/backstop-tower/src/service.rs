@@ -70,9 +70,7 @@ where
             body: PhantomData,
         };
         let inner = &mut self.inner;
-        ResponseFuture {
-            inner: ExchangeFuture::call(exchange, glue, || inner.call(request)),
-        }
+        ExchangeFuture::call(exchange, glue, || inner.call(request))
     }
 }
 
@@ -135,7 +133,8 @@ impl RequestHead for Head<'_> {
 /// The matched route, kept for the response side without copying it (axum's
 /// `MatchedPath` is an `Arc<str>` inside).
 #[cfg(feature = "axum")]
-pub(crate) struct Route(axum::extract::MatchedPath);
+#[doc(hidden)]
+pub struct Route(axum::extract::MatchedPath);
 
 #[cfg(feature = "axum")]
 impl AsRef<str> for Route {
@@ -155,7 +154,8 @@ fn matched_route(request: &http::request::Parts) -> Option<Route> {
 
 /// Without axum, no route is known.
 #[cfg(not(feature = "axum"))]
-type Route = &'static str;
+#[doc(hidden)]
+pub type Route = &'static str;
 
 #[cfg(not(feature = "axum"))]
 fn matched_route(_request: &http::request::Parts) -> Option<Route> {
@@ -175,51 +175,20 @@ fn peer_ip(_request: &http::request::Parts) -> Option<std::net::IpAddr> {
     None
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`BackstopService`].
-    pub struct ResponseFuture<F, B>
-    where
-        B: Body<Data = Bytes>,
-        B: Send,
-        B: 'static,
-        B::Error: Into<BoxError>,
-    {
-        #[pin]
-        inner: ExchangeFuture<F, Glue<B>>,
-    }
-}
+/// The response future of [`BackstopService`]: core's lifecycle, with tower's glue.
+pub type ResponseFuture<F, B> = ExchangeFuture<F, Glue<B>>;
 
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Output = Result<Response<BackstopBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
-    }
-}
-
-/// tower's side of the lifecycle's response future.
-struct Glue<B> {
+/// tower's side of the lifecycle's response future (plumbing, named only by
+/// [`ResponseFuture`]).
+#[doc(hidden)]
+pub struct Glue<B> {
     config: Arc<Config>,
     body: PhantomData<fn() -> B>,
 }
 
 /// What a page waiting for its detail keeps of the response.
-struct Held {
+#[doc(hidden)]
+pub struct Held {
     parts: http::response::Parts,
     error: Option<CapturedError>,
     event_id: Option<EventId>,

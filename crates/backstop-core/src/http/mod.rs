@@ -36,6 +36,7 @@ mod client_ip;
 mod config;
 mod exchange;
 mod facts;
+mod routes;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +47,7 @@ pub use exchange::{
     merge_page_headers,
 };
 pub use facts::{FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, StartHeaders};
+pub use routes::{RouteName, StaticRoutes};
 
 use crate::client::Client;
 use crate::protocol::{Event, Exception, Level, Mechanism, Request, Values};

@@ -400,3 +400,25 @@ fn the_scheme_follows_tls_and_trusted_proxies_only() {
         (Some(ip("10.0.0.2")), "http")
     );
 }
+
+#[test]
+fn static_routes_are_remembered_and_dynamic_ones_matched_each_time() {
+    let routes = StaticRoutes::default();
+    let first = routes.route("/hello", || Some("/hello".into()));
+    assert_eq!(first.as_deref(), Some("/hello"));
+    let again = routes.route("/hello", || {
+        panic!("a known static route is not matched again")
+    });
+    assert_eq!(again.as_deref(), Some("/hello"));
+    for path in ["/users/7", "/users/8", "/users/7"] {
+        let mut asked = false;
+        let route = routes.route(path, || {
+            asked = true;
+            Some("/users/{id}".into())
+        });
+        assert_eq!(route.as_deref(), Some("/users/{id}"));
+        assert!(asked, "{path} is matched each time");
+    }
+    assert_eq!(routes.route("/nope", || None).as_deref(), None);
+    assert_eq!(routes.len(), 1, "only the static route is kept");
+}
