@@ -18,7 +18,7 @@ use backstop_core::adapter::{
     Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, REPLACED_HEADERS,
     RequestHead, ResponseGlue, Step, Verdict, detail_text,
 };
-use backstop_core::http::{RouteName, StaticRoutes};
+use backstop_core::adapter::{RouteName, StaticRoutes};
 
 use crate::middleware::Shared;
 

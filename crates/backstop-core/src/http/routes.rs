@@ -13,7 +13,7 @@ use std::rc::Rc;
 /// routes (and [`StaticRoutes::MAX`]).
 ///
 /// ```
-/// use backstop_core::http::StaticRoutes;
+/// use backstop_core::adapter::StaticRoutes;
 ///
 /// let routes = StaticRoutes::default();
 /// assert_eq!(routes.route("/hello", || Some("/hello".into())).as_deref(), Some("/hello"));
