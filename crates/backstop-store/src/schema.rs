@@ -156,6 +156,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX spans_description ON spans (description, transaction_id, duration_us);
     CREATE INDEX events_transaction ON events (transaction_name, issue_id);
     CREATE INDEX transactions_trace ON transactions (trace_id) WHERE trace_id IS NOT NULL;
+    "#,
     // Version 4: the export outbox. Envelope items waiting for delivery to a
     // Sentry-protocol server, oldest first; `size` is the payload's length, kept so the
     // byte bound needs no scan.
