@@ -1,5 +1,7 @@
 //! The subcommands. Each is one variant of [`Command`] and one function.
 
+mod dashboard;
+mod export;
 mod issues;
 mod routes;
 mod status;
@@ -26,6 +28,10 @@ pub(crate) enum Command {
     Ignore(status::Args),
     /// Follow new events and performance problems as they are stored, one line each.
     Tail(tail::Args),
+    /// Serve the dashboard over the store, with no app running. Prints the login URL.
+    Dashboard(dashboard::Args),
+    /// Send the stored events and transactions to Sentry, keeping their ids.
+    Export(export::Args),
 }
 
 pub(crate) fn run(db: &Path, command: Command) -> Result<(), CliError> {
@@ -36,6 +42,8 @@ pub(crate) fn run(db: &Path, command: Command) -> Result<(), CliError> {
         Command::Resolve(args) => status::resolve(db, &args),
         Command::Ignore(args) => status::ignore(db, &args),
         Command::Tail(args) => tail::run(db, &args),
+        Command::Dashboard(args) => dashboard::run(db, &args),
+        Command::Export(args) => export::run(db, &args),
     }
 }
 
