@@ -704,3 +704,117 @@ pub async fn debug_page_locality(framework: &str, addr: SocketAddr, for_everyone
         "{framework}: a remote visitor sees the details only when the team opted in"
     );
 }
+
+/// The servers [`dashboard_mount`] reads: one app, its adapter built four ways over
+/// one client whose sinks include a SQLite store.
+#[derive(Debug, Clone, Copy)]
+pub struct DashboardServers {
+    /// The default mount, in production with no token: off.
+    pub closed: SocketAddr,
+    /// Mounted at `/_backstop` with [`DASHBOARD_TOKEN`].
+    pub open: SocketAddr,
+    /// Mounted at `/ops/backstop` with [`DASHBOARD_TOKEN`].
+    pub moved: SocketAddr,
+    /// [`DASHBOARD_TOKEN`] configured, then `no_dashboard()`.
+    pub off: SocketAddr,
+}
+
+/// The token the parity suite's dashboards open with.
+pub const DASHBOARD_TOKEN: &str = "parity-dashboard-token-0123456789";
+
+/// The dashboard as both adapters mount it: closed with no token in production, the
+/// token sets the cookie and redirects, pages answer with the cookie, the mount can be
+/// moved and turned off, and none of its requests is recorded.
+pub async fn dashboard_mount(
+    framework: &str,
+    servers: DashboardServers,
+    client: &Client,
+    sink: &TestSink,
+) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |addr: SocketAddr, path: String, cookie: Option<String>| {
+        let mut request = http.get(format!("http://{addr}{path}"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        async move { request.send().await.expect("the server answers") }
+    };
+    let token = DASHBOARD_TOKEN;
+
+    // Production with no token: the app answers (its 404), not the dashboard.
+    let closed = get(servers.closed, format!("/_backstop/?token={token}"), None).await;
+    assert_eq!(closed.status(), 404, "{framework}: closed");
+    assert!(
+        closed.headers().get("content-security-policy").is_none(),
+        "{framework}"
+    );
+
+    // Open: nothing without the token, a cookie and a redirect with it, pages with it.
+    let stranger = get(servers.open, "/_backstop/".into(), None).await;
+    assert_eq!(stranger.status(), 404, "{framework}: no token");
+    let wrong = get(servers.open, "/_backstop/?token=wrong".into(), None).await;
+    assert_eq!(wrong.status(), 404, "{framework}: a wrong token");
+    let login = get(
+        servers.open,
+        format!("/_backstop/issues?token={token}"),
+        None,
+    )
+    .await;
+    assert_eq!(login.status(), 303, "{framework}: the token");
+    assert_eq!(
+        login.headers()["location"],
+        "/_backstop/issues/",
+        "{framework}"
+    );
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly"), "{framework}: {cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{framework}: {cookie}");
+    assert!(!cookie.contains("Secure"), "{framework}: plain http");
+    let session = cookie.split(';').next().unwrap().to_owned();
+    for path in ["/_backstop/", "/_backstop/issues", "/_backstop/performance"] {
+        let page = get(servers.open, path.into(), Some(session.clone())).await;
+        assert_eq!(page.status(), 200, "{framework}: {path}");
+        assert!(
+            page.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{framework}"
+        );
+    }
+    // The app is still the app.
+    assert_eq!(get(servers.open, "/ok".into(), None).await.status(), 200);
+
+    // Moved: the new path answers, the old one is the app's.
+    let moved = get(servers.moved, format!("/ops/backstop/?token={token}"), None).await;
+    assert_eq!(moved.status(), 303, "{framework}: moved");
+    assert_eq!(moved.headers()["location"], "/ops/backstop/", "{framework}");
+    let old = get(servers.moved, format!("/_backstop/?token={token}"), None).await;
+    assert_eq!(old.status(), 404, "{framework}: the old path");
+
+    // Off.
+    let off = get(servers.off, format!("/_backstop/?token={token}"), None).await;
+    assert_eq!(off.status(), 404, "{framework}: off");
+    assert!(off.headers().get("set-cookie").is_none(), "{framework}");
+
+    // Only the app's requests were recorded.
+    assert!(
+        client.flush(Duration::from_secs(30)),
+        "{framework}: flushed"
+    );
+    let names: Vec<String> = sink.transactions().into_iter().map(|t| t.name).collect();
+    assert!(
+        names.iter().any(|n| n == "GET /ok"),
+        "{framework}: {names:?}"
+    );
+    for name in &names {
+        assert!(!name.contains("backstop/"), "{framework}: recorded {name}");
+    }
+    assert!(
+        sink.events().is_empty(),
+        "{framework}: the dashboard's 404s are not events"
+    );
+}

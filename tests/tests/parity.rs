@@ -52,6 +52,24 @@ fn client_with_addresses() -> (BackstopGuard, TestSink) {
     )
 }
 
+/// A production client (no dashboard token) that samples every request and writes to
+/// a SQLite store, with the store's directory.
+fn client_with_store() -> (BackstopGuard, TestSink, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = backstop_store::SqliteStore::open(dir.path().join("backstop.db")).unwrap();
+    let (backstop, sink) = start(
+        Options::new()
+            .environment("production")
+            .traces_sample_rate(1.0)
+            .sink(store),
+    );
+    (backstop, sink, dir)
+}
+
+fn dashboard_config() -> backstop_dashboard::DashboardConfig {
+    backstop_dashboard::DashboardConfig::new().token(backstop_parity::DASHBOARD_TOKEN)
+}
+
 /// The loopback address the suite connects from, trusted as a proxy.
 fn loopback() -> std::net::IpAddr {
     std::net::Ipv4Addr::LOCALHOST.into()
@@ -252,4 +270,37 @@ async fn actix_behind_a_proxy() {
     backstop_parity::debug_page_locality("actix", addr, false).await;
     let addr = actix_app::serve_with(middleware.debug_for_everyone(true));
     backstop_parity::debug_page_locality("actix", addr, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_dashboard() {
+    use backstop_tower::BackstopLayer;
+    let (backstop, sink, _dir) = client_with_store();
+    let layer = || BackstopLayer::new(&backstop);
+    let servers = backstop_parity::DashboardServers {
+        closed: axum_app::serve_with(layer()).await,
+        open: axum_app::serve_with(layer().dashboard(dashboard_config())).await,
+        moved: axum_app::serve_with(
+            layer().dashboard(dashboard_config().mount_path("/ops/backstop/")),
+        )
+        .await,
+        off: axum_app::serve_with(layer().dashboard(dashboard_config()).no_dashboard()).await,
+    };
+    backstop_parity::dashboard_mount("axum", servers, &backstop, &sink).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_dashboard() {
+    use backstop_actix::Backstop as BackstopMiddleware;
+    let (backstop, sink, _dir) = client_with_store();
+    let middleware = || BackstopMiddleware::new(&backstop);
+    let servers = backstop_parity::DashboardServers {
+        closed: actix_app::serve_with(middleware()),
+        open: actix_app::serve_with(middleware().dashboard(dashboard_config())),
+        moved: actix_app::serve_with(
+            middleware().dashboard(dashboard_config().mount_path("/ops/backstop/")),
+        ),
+        off: actix_app::serve_with(middleware().dashboard(dashboard_config()).no_dashboard()),
+    };
+    backstop_parity::dashboard_mount("actix", servers, &backstop, &sink).await;
 }

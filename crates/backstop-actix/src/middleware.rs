@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub(crate) errors: ErrorTypes,
     /// The request id header's name as actix's (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
+    #[cfg(feature = "dashboard")]
+    pub(crate) mount: backstop_dashboard::Mount,
 }
 
 impl fmt::Debug for Backstop {
@@ -69,6 +71,8 @@ impl Backstop {
                 ),
                 config,
                 errors: ErrorTypes::default(),
+                #[cfg(feature = "dashboard")]
+                mount: backstop_dashboard::Mount::new(client),
             }),
         }
     }
@@ -86,6 +90,22 @@ impl Backstop {
     }
 
     backstop_core::adapter_builder!(ErrorPages);
+
+    /// Mounts the dashboard with this configuration (its path, token, environment)
+    /// instead of the one from the environment variables. It is served only when the
+    /// SQLite store is among the client's sinks.
+    #[cfg(feature = "dashboard")]
+    #[must_use]
+    pub fn dashboard(self, config: backstop_dashboard::DashboardConfig) -> Self {
+        self.with(|s| s.mount = s.mount.clone().with_config(config))
+    }
+
+    /// Serves no dashboard: its paths go to the app.
+    #[cfg(feature = "dashboard")]
+    #[must_use]
+    pub fn no_dashboard(self) -> Self {
+        self.with(|s| s.mount = s.mount.clone().off())
+    }
 
     /// Resolves the user per request. A panic in `f` is contained: the request goes on
     /// without a user.
@@ -160,6 +180,10 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        // Made now, at start, so a generated token's login URL is printed before the
+        // first request rather than at it.
+        #[cfg(feature = "dashboard")]
+        let _ = self.shared.mount.dashboard();
         ready(Ok(BackstopMiddleware {
             service,
             shared: self.shared.clone(),

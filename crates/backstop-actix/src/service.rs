@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, EitherBody, MessageBody, to_bytes_limited};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -52,6 +53,25 @@ where
     fn call(&self, mut request: ServiceRequest) -> Self::Future {
         let shared = &self.shared;
         let config = &shared.config;
+        // The dashboard answers its own paths before the lifecycle starts: they are
+        // never recorded.
+        #[cfg(feature = "dashboard")]
+        if let Some(dashboard) = shared.mount.claims(request.path()) {
+            let head = Head {
+                request: &request,
+                id_header: &shared.request_id_header,
+            };
+            let (client_ip, scheme) =
+                config
+                    .http_options()
+                    .client_and_scheme(head.peer(), head.is_tls(), |name| head.header(name));
+            let future = dashboard_answer(dashboard.clone(), request, client_ip, scheme == "https");
+            return ResponseFuture {
+                inner: Either::Dashboard {
+                    future: Box::pin(future),
+                },
+            };
+        }
         let route = self
             .routes
             .route(request.path(), || request.match_pattern());
@@ -77,7 +97,11 @@ where
             peer: request.peer_addr(),
             body: std::marker::PhantomData,
         };
-        ExchangeFuture::call(exchange, glue, || self.service.call(request))
+        ResponseFuture {
+            inner: Either::Exchange {
+                future: ExchangeFuture::call(exchange, glue, || self.service.call(request)),
+            },
+        }
     }
 }
 
@@ -168,11 +192,99 @@ fn http_method(method: &Method) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
 }
 
-/// The response future of [`BackstopMiddleware`]: core's lifecycle, with actix's glue.
-pub type ResponseFuture<F, B> = ExchangeFuture<F, Glue<B>>;
+pin_project_lite::pin_project! {
+    /// The response future of [`BackstopMiddleware`].
+    pub struct ResponseFuture<F, B>
+    where
+        B: MessageBody,
+        B: 'static,
+    {
+        #[pin]
+        inner: Either<F, B>,
+    }
+}
 
-/// actix's side of the lifecycle's response future (plumbing, named only by
-/// [`ResponseFuture`]).
+/// A dashboard page, made off the async threads.
+type DashboardFuture<B> =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>>>>;
+
+pin_project_lite::pin_project! {
+    #[project = EitherProj]
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    enum Either<F, B>
+    where
+        B: MessageBody,
+        B: 'static,
+    {
+        Exchange { #[pin] future: ExchangeFuture<F, Glue<B>> },
+        Dashboard { future: DashboardFuture<B> },
+    }
+}
+
+/// Reads the request's body and has the dashboard answer it on actix's blocking pool.
+#[cfg(feature = "dashboard")]
+async fn dashboard_answer<B: MessageBody + 'static>(
+    dashboard: backstop_dashboard::Dashboard,
+    request: ServiceRequest,
+    client_ip: Option<std::net::IpAddr>,
+    https: bool,
+) -> Result<ServiceResponse<BackstopBody<B>>, actix_web::Error> {
+    use actix_web::FromRequest;
+
+    let (http_request, mut payload) = request.into_parts();
+    let body = bytes::Bytes::from_request(&http_request, &mut payload).await?;
+    let mut builder = http::Request::builder()
+        .method(http_method(http_request.method()))
+        .uri(http_request.uri().to_string());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = http_headers(http_request.headers());
+    }
+    let Ok(converted) = builder.body(body) else {
+        let response = HttpResponse::NotFound().finish().map_into_boxed_body();
+        return Ok(ServiceResponse::new(http_request, response).map_into_right_body());
+    };
+    let answer = actix_web::web::block(move || {
+        backstop_dashboard::answer(&dashboard, converted, client_ip, https)
+    })
+    .await?;
+    let (parts, body) = answer.into_parts();
+    let mut response = HttpResponse::build(
+        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    for (name, value) in &parts.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            response.append_header((name, value));
+        }
+    }
+    let response = response.body(body).map_into_boxed_body();
+    Ok(ServiceResponse::new(http_request, response).map_into_right_body())
+}
+
+impl<F, B: MessageBody + 'static> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            EitherProj::Exchange { future } => future.poll(cx),
+            EitherProj::Dashboard { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// actix's side of the lifecycle's response future.
 #[doc(hidden)]
 pub struct Glue<B> {
     shared: Arc<Shared>,

@@ -43,6 +43,15 @@ pub(crate) enum CliError {
     /// Stdout could not be written (other than a closed pipe, which is a clean exit).
     #[error("cannot write the output: {0}")]
     Output(#[from] io::Error),
+    /// The dashboard's address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, #[source] io::Error),
+    /// The dashboard's server stopped.
+    #[error("the dashboard server stopped: {0}")]
+    Serve(#[source] io::Error),
+    /// `backstop export` stopped: a bad DSN, or a server that could not be reached.
+    #[error(transparent)]
+    Export(#[from] backstop_sentry::ReplayError),
     /// The signal handler could not be installed.
     #[error("cannot watch for Ctrl-C: {0}")]
     Signal(#[from] ctrlc::Error),
@@ -72,10 +81,14 @@ impl CliError {
             CliError::Store(StoreError::NotBackstop { .. }) => code::NOT_BACKSTOP,
             CliError::Store(StoreError::TooNew { .. } | StoreError::TooOld { .. }) => code::VERSION,
             CliError::AlertConfig(_) | CliError::UnknownChannel(_) => code::USAGE,
+            CliError::Export(backstop_sentry::ReplayError::Dsn(_)) => code::USAGE,
             CliError::Store(_)
             | CliError::Output(_)
             | CliError::Signal(_)
-            | CliError::AlertsFailed { .. } => code::FAILURE,
+            | CliError::AlertsFailed { .. }
+            | CliError::Bind(..)
+            | CliError::Serve(_)
+            | CliError::Export(_) => code::FAILURE,
         }
     }
 

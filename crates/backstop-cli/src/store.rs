@@ -105,6 +105,11 @@ impl Store {
         })
     }
 
+    /// The reader, for what takes one whole (the dashboard).
+    pub(crate) fn into_reader(self) -> StoreReader {
+        self.reader
+    }
+
     /// The issues matching `filter`, and how many match in all.
     pub(crate) fn issues(&self, filter: &IssueFilter) -> Result<(Vec<Issue>, u64), CliError> {
         let sort = match filter.sort {

@@ -36,6 +36,10 @@ pub(crate) struct ClientInner {
     closed: AtomicBool,
     /// Memory that goes round between the request threads and the worker.
     pub(crate) reuse: crate::reuse::Reuse,
+    /// What the sinks lent at start ([`Sink::shared`](crate::Sink::shared)).
+    /// Asserted unwind-safe so the client stays so: they are handles the client only
+    /// lends out, never uses.
+    shared: std::panic::AssertUnwindSafe<Vec<Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl fmt::Debug for Client {
@@ -85,6 +89,8 @@ impl Client {
         if validated.console.unwrap_or(sinks.is_empty()) {
             sinks.push(Box::new(crate::pipeline::console::ConsoleSink::new()));
         }
+        let shared =
+            std::panic::AssertUnwindSafe(sinks.iter().filter_map(|sink| sink.shared()).collect());
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
         let reuse = crate::reuse::Reuse::new(validated.queue_capacity);
         let worker = Worker::new(
@@ -117,10 +123,20 @@ impl Client {
                     wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
                     reuse,
+                    shared,
                 }),
             },
             worker: Some(handle),
         })
+    }
+
+    /// What one of the sinks lent at start, by type (the SQLite store lends its
+    /// `StoreReader`).
+    pub fn shared<T: std::any::Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.inner
+            .shared
+            .iter()
+            .find_map(|lent| lent.clone().downcast::<T>().ok())
     }
 
     /// The client registered by the latest [`init`], if any.

@@ -45,10 +45,12 @@ mod app;
 mod charts;
 mod config;
 mod format;
+mod mount;
 mod server;
 mod views;
 
 pub use access::ClientIp;
 pub use app::Dashboard;
 pub use config::{Access, DEFAULT_MOUNT_PATH, DashboardConfig, StatsSource, TOKEN_ENV, URL_ENV};
+pub use mount::{Mount, answer};
 pub use server::{serve, serve_listener};

@@ -402,6 +402,11 @@ impl Sink for SqliteStore {
         "sqlite"
     }
 
+    /// The reader, for the dashboard the adapters mount.
+    fn shared(&self) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        Some(std::sync::Arc::new(self.reader()))
+    }
+
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
         self.write(batch).map_err(SinkError::from)
     }

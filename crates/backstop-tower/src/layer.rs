@@ -31,6 +31,8 @@ pub(crate) type Config = AdapterConfig<http::request::Parts, ErrorPages>;
 #[derive(Clone)]
 pub struct BackstopLayer {
     pub(crate) config: Arc<Config>,
+    #[cfg(feature = "dashboard")]
+    pub(crate) mount: backstop_dashboard::Mount,
 }
 
 impl fmt::Debug for BackstopLayer {
@@ -46,6 +48,8 @@ impl BackstopLayer {
     pub fn new(client: &Client) -> Self {
         BackstopLayer {
             config: Arc::new(Config::new(client, ErrorPages::default())),
+            #[cfg(feature = "dashboard")]
+            mount: backstop_dashboard::Mount::new(client),
         }
     }
 
@@ -55,6 +59,24 @@ impl BackstopLayer {
     }
 
     backstop_core::adapter_builder!(ErrorPages);
+
+    /// Mounts the dashboard with this configuration (its path, token, environment)
+    /// instead of the one from the environment variables. It is served only when the
+    /// SQLite store is among the client's sinks.
+    #[cfg(feature = "dashboard")]
+    #[must_use]
+    pub fn dashboard(mut self, config: backstop_dashboard::DashboardConfig) -> Self {
+        self.mount = self.mount.with_config(config);
+        self
+    }
+
+    /// Serves no dashboard: its paths go to the app.
+    #[cfg(feature = "dashboard")]
+    #[must_use]
+    pub fn no_dashboard(mut self) -> Self {
+        self.mount = self.mount.off();
+        self
+    }
 
     /// Resolves the user per request, from the request's parts. A panic in `f` is
     /// contained: the request goes on without a user.
@@ -84,9 +106,15 @@ impl<S> tower_layer::Layer<S> for BackstopLayer {
     type Service = BackstopService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        // Made now, at start, so a generated token's login URL is printed before the
+        // first request rather than at it.
+        #[cfg(feature = "dashboard")]
+        let _ = self.mount.dashboard();
         BackstopService {
             inner,
             config: self.config.clone(),
+            #[cfg(feature = "dashboard")]
+            mount: self.mount.clone(),
         }
     }
 }

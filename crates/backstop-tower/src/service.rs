@@ -30,12 +30,16 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct BackstopService<S> {
     pub(crate) inner: S,
     pub(crate) config: Arc<Config>,
+    #[cfg(feature = "dashboard")]
+    pub(crate) mount: backstop_dashboard::Mount,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for BackstopService<S>
 where
     S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ReqBody: 'static,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -50,6 +54,41 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let config = self.config.clone();
         let (parts, body) = request.into_parts();
+        // The dashboard answers its own paths before the lifecycle starts: they are
+        // never recorded.
+        #[cfg(feature = "dashboard")]
+        if let Some(dashboard) = self.mount.claims(parts.uri.path()) {
+            let head = Head {
+                parts: &parts,
+                id_header: config.http_options().request_id_header_name(),
+            };
+            let (client_ip, scheme) =
+                config
+                    .http_options()
+                    .client_and_scheme(head.peer(), head.is_tls(), |name| head.header(name));
+            let dashboard = dashboard.clone();
+            let https = scheme == "https";
+            return ResponseFuture {
+                inner: Either::Dashboard {
+                    future: Box::pin(async move {
+                        let body = match body.collect().await {
+                            Ok(body) => body.to_bytes(),
+                            Err(_) => Bytes::new(),
+                        };
+                        let request = Request::from_parts(parts, body);
+                        let answer = tokio::task::spawn_blocking(move || {
+                            backstop_dashboard::answer(&dashboard, request, client_ip, https)
+                        })
+                        .await;
+                        answer.unwrap_or_else(|_| {
+                            let mut response = Response::new(Bytes::new());
+                            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            response
+                        })
+                    }),
+                },
+            };
+        }
         let limit = config.http_options().body_limit_with(|| {
             let content_type = parts.headers.get(http::header::CONTENT_TYPE);
             content_type.map(HeaderValue::as_bytes)
@@ -70,7 +109,11 @@ where
             body: PhantomData,
         };
         let inner = &mut self.inner;
-        ExchangeFuture::call(exchange, glue, || inner.call(request))
+        ResponseFuture {
+            inner: Either::Exchange {
+                future: ExchangeFuture::call(exchange, glue, || inner.call(request)),
+            },
+        }
     }
 }
 
@@ -175,11 +218,68 @@ fn peer_ip(_request: &http::request::Parts) -> Option<std::net::IpAddr> {
     None
 }
 
-/// The response future of [`BackstopService`]: core's lifecycle, with tower's glue.
-pub type ResponseFuture<F, B> = ExchangeFuture<F, Glue<B>>;
+pin_project_lite::pin_project! {
+    /// The response future of [`BackstopService`].
+    pub struct ResponseFuture<F, B>
+    where
+        B: Body<Data = Bytes>,
+        B: Send,
+        B: 'static,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        inner: Either<F, B>,
+    }
+}
 
-/// tower's side of the lifecycle's response future (plumbing, named only by
-/// [`ResponseFuture`]).
+/// A dashboard page, made off the async threads.
+type DashboardFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
+
+pin_project_lite::pin_project! {
+    #[project = EitherProj]
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    enum Either<F, B>
+    where
+        B: Body<Data = Bytes>,
+        B: Send,
+        B: 'static,
+        B::Error: Into<BoxError>,
+    {
+        Exchange { #[pin] future: ExchangeFuture<F, Glue<B>> },
+        Dashboard { future: DashboardFuture },
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response<BackstopBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            EitherProj::Exchange { future } => future.poll(cx),
+            EitherProj::Dashboard { future } => future
+                .as_mut()
+                .poll(cx)
+                .map(|response| Ok(response.map(BackstopBody::full))),
+        }
+    }
+}
+
+/// tower's side of the lifecycle's response future.
 #[doc(hidden)]
 pub struct Glue<B> {
     config: Arc<Config>,

@@ -1,6 +1,8 @@
 //! The subcommands. Each is one variant of [`Command`] and one function.
 
 mod alert;
+mod dashboard;
+mod export;
 mod issues;
 mod routes;
 mod status;
@@ -30,6 +32,10 @@ pub(crate) enum Command {
     /// Alert channels (BACKSTOP_ALERT_*): `alert test` sends a test notification.
     #[command(subcommand)]
     Alert(alert::Command),
+    /// Serve the dashboard over the store, with no app running. Prints the login URL.
+    Dashboard(dashboard::Args),
+    /// Send the stored events and transactions to Sentry, keeping their ids.
+    Export(export::Args),
 }
 
 pub(crate) fn run(db: &Path, command: Command) -> Result<(), CliError> {
@@ -41,6 +47,8 @@ pub(crate) fn run(db: &Path, command: Command) -> Result<(), CliError> {
         Command::Ignore(args) => status::ignore(db, &args),
         Command::Tail(args) => tail::run(db, &args),
         Command::Alert(command) => alert::run(db, &command),
+        Command::Dashboard(args) => dashboard::run(db, &args),
+        Command::Export(args) => export::run(db, &args),
     }
 }
 

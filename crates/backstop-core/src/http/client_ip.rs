@@ -38,7 +38,7 @@ impl HttpOptions {
     /// TLS, or when a trusted proxy says so (`Forwarded: proto=` of the client's hop,
     /// else `X-Forwarded-Proto`). `header` is asked for the forwarding headers only
     /// when the peer is a trusted proxy.
-    pub(crate) fn client_and_scheme<'a>(
+    pub fn client_and_scheme<'a>(
         &self,
         peer: Option<IpAddr>,
         tls: bool,

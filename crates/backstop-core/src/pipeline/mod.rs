@@ -92,6 +92,14 @@ pub trait Sink: std::any::Any + Send + 'static {
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// What the sink lends the client's other users, taken once at start, before the
+    /// sink moves to the worker: [`Client::shared`](crate::Client::shared) finds it by
+    /// type. The SQLite store lends its reader, so the adapters can mount the dashboard
+    /// over it without core knowing either.
+    fn shared(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------
