@@ -353,7 +353,9 @@ impl Tail {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.sqlite(e))?;
-        Ok((version > 0).then_some(conn))
+        // A file the writer is still creating migrates one version at a time: read it
+        // once it has every table this build reads, not while its tables are half made.
+        Ok((version >= backstop_store::SCHEMA_VERSION).then_some(conn))
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> CliError {

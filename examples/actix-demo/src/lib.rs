@@ -16,8 +16,8 @@
 //! [`backstop_demo_data::open`]).
 //! | `GET /slow` | about 300 ms of work |
 //!
-//! The dashboard (`/_backstop/`) is not mounted yet: it arrives with the dashboard
-//! crate.
+//! The middleware mounts the dashboard at `/_backstop/` (the store is among the sinks);
+//! in development with no `BACKSTOP_DASHBOARD_TOKEN`, its login URL is printed at start.
 
 use std::time::Duration;
 

@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         println!("  http://{addr}{path}");
     }
-    println!("  (the dashboard, /_backstop/, arrives with the dashboard crate)");
+    println!("  http://{addr}/_backstop/  (the dashboard: open the login URL printed above)");
     // Ctrl-C stops the server gracefully; dropping the guard then flushes the store.
     server.run().await?;
     drop(backstop);

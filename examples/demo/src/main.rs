@@ -49,6 +49,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         println!("  http://{addr}{path}");
     }
+    // Building the app mounts the dashboard and, with no BACKSTOP_DASHBOARD_TOKEN in
+    // development, prints its login URL.
+    println!("  http://{addr}/_backstop/  (the dashboard: open the login URL below)");
     let app = backstop_demo::app(&backstop, data);
     axum::serve(
         listener,
