@@ -30,7 +30,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cargo build --release -q -p backstop-throughput
-server=target/release/throughput-server
+server="${CARGO_TARGET_DIR:-target}/release/throughput-server"
 out=target/throughput
 rm -rf "$out" && mkdir -p "$out"
 results="$out/results.tsv"
