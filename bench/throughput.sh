@@ -8,14 +8,15 @@
 #   bash bench/throughput.sh                 # both frameworks, 3 rounds, 10 s a run
 #   ROUNDS=5 DURATION=20 FRAMEWORKS=axum bash bench/throughput.sh
 #
-# Environment: FRAMEWORKS (axum actix), MODES (bare errors sampled10 sampled100 sentry),
+# Environment: FRAMEWORKS (axum actix),
+# MODES (bare errors sampled10 sampled100 export sentry sentry-http),
 # ROUNDS (3), DURATION (seconds per wrk run, 10), WARMUP (seconds, 2), CONNECTIONS (16),
 # THREADS (wrk threads, 1), PORT (18080). Raw results go to target/throughput/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 frameworks=${FRAMEWORKS:-axum actix}
-modes=${MODES:-bare errors sampled10 sampled100 sentry}
+modes=${MODES:-bare errors sampled10 sampled100 export sentry sentry-http}
 rounds=${ROUNDS:-3}
 duration=${DURATION:-10}
 warmup=${WARMUP:-2}
