@@ -146,13 +146,17 @@ impl Alerts {
     }
 
     /// Evaluates the rules on every batch `store` writes, and starts one delivery
-    /// thread per channel. With no channel, the store is returned untouched.
+    /// thread per channel. The store's readers (so the dashboard's Alerts page) can
+    /// then send a test notification. With no channel, the store is returned untouched.
     pub fn watch(self, mut store: SqliteStore) -> SqliteStore {
         if self.channels.is_empty() {
             return store;
         }
         let rules = self.rules();
         let history = store.alert_history();
+        if let Some(button) = self.test_button(history.clone()) {
+            store.offer_alert_test(button);
+        }
         let context = Arc::new(Context {
             sender: Courier::new(self.timeout, self.retry),
             reader: store.reader(),
@@ -171,6 +175,22 @@ impl Alerts {
         }
         store.observe(Evaluator::new(rules, outboxes, history));
         store
+    }
+
+    /// What the dashboard's "send a test notification" button calls: every channel,
+    /// one attempt each (someone is waiting on the page), each outcome recorded in
+    /// `history`. `None` with no channel. [`watch`](Alerts::watch) lends it to the
+    /// store's readers; a dashboard over a store file takes it with
+    /// [`StoreReader::with_alert_test`](backstop_store::StoreReader::with_alert_test).
+    pub fn test_button(&self, history: AlertHistory) -> Option<Arc<dyn backstop_store::AlertTest>> {
+        if self.channels.is_empty() {
+            return None;
+        }
+        let alerts = self.clone().retry(RetryPolicy {
+            attempts: 1,
+            ..self.retry
+        });
+        Some(Arc::new(TestButton { alerts, history }))
     }
 
     /// Sends a test notification now, on this thread, to the channel named `channel`
@@ -238,6 +258,25 @@ impl Alerts {
             });
         }
         Ok(results)
+    }
+}
+
+/// The dashboard's "send a test notification": every channel, each outcome recorded
+/// in the history, which the page shows.
+struct TestButton {
+    alerts: Alerts,
+    history: AlertHistory,
+}
+
+impl backstop_store::AlertTest for TestButton {
+    fn channels(&self) -> Vec<String> {
+        let channels = self.alerts.channels.iter();
+        channels.map(|c| c.name().to_owned()).collect()
+    }
+
+    fn send(&self) {
+        // Only an unknown channel errs, and this asks for all of them.
+        let _ = self.alerts.send_test(None, Some(&self.history));
     }
 }
 

@@ -14,7 +14,7 @@ fn every_page_answers_and_stays_under_200_kb() {
     let server = start(Size::SMALL, "", DashboardConfig::new().token(TOKEN));
     let cookie = login(server.addr);
     let pages = every_page(server.addr, &cookie);
-    assert_eq!(pages.len(), 12);
+    assert_eq!(pages.len(), 13);
     for (name, path) in &pages {
         let reply = get(server.addr, &cookie, path);
         assert_eq!(reply.status, 200, "{name} {path}: {}", reply.body);

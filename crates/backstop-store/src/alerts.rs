@@ -1,5 +1,6 @@
 //! What alerts need from the store: what each batch did to issues
-//! ([`BatchObserver`]), and the history of every alert ([`AlertHistory`]).
+//! ([`BatchObserver`]), the history of every alert ([`AlertHistory`]), and a way for
+//! the dashboard to ask for a test notification ([`AlertTest`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -55,6 +56,18 @@ impl<F: FnMut(&[Record], &[IssueOutcome]) + Send + 'static> BatchObserver for F 
     fn written(&mut self, batch: &[Record], outcomes: &[IssueOutcome]) {
         self(batch, outcomes)
     }
+}
+
+/// Sends a test notification through every configured alert channel: what the
+/// alerts crate lends the store it watches, so the dashboard's Alerts page can offer
+/// its "send a test notification" button without knowing the channels.
+pub trait AlertTest: Send + Sync + 'static {
+    /// The configured channels' names.
+    fn channels(&self) -> Vec<String>;
+
+    /// Sends one test notification to each channel, with retries, and records each
+    /// outcome in the alert history. Blocking: call it off the async threads.
+    fn send(&self);
 }
 
 /// What became of an alert.
@@ -239,38 +252,44 @@ impl AlertHistory {
     ) -> Result<Vec<AlertRecord>, StoreError> {
         let conn = self.connection()?;
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let rows = (|| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, at, rule, channel, status, issue_id, title, attempts, error
-                 FROM alert_history WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(
-                params![
-                    before.unwrap_or(i64::MAX),
-                    limit.min(i64::MAX as usize) as i64
-                ],
-                |r| {
-                    let at: i64 = r.get(1)?;
-                    let status: String = r.get(4)?;
-                    Ok(AlertRecord {
-                        id: r.get(0)?,
-                        alert: NewAlert {
-                            at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
-                            rule: r.get(2)?,
-                            channel: r.get(3)?,
-                            status: AlertStatus::parse(&status),
-                            issue: r.get::<_, Option<i64>>(5)?.map(IssueId),
-                            title: r.get(6)?,
-                            attempts: r.get(7)?,
-                            error: r.get(8)?,
-                        },
-                    })
-                },
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })();
-        rows.map_err(|e| self.err(e))
+        read_history(&conn, limit, before).map_err(|e| self.err(e))
     }
+}
+
+/// Up to `limit` alerts, newest first, older than the alert `before` if given.
+pub(crate) fn read_history(
+    conn: &Connection,
+    limit: usize,
+    before: Option<i64>,
+) -> rusqlite::Result<Vec<AlertRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, rule, channel, status, issue_id, title, attempts, error
+         FROM alert_history WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            before.unwrap_or(i64::MAX),
+            limit.min(i64::MAX as usize) as i64
+        ],
+        |r| {
+            let at: i64 = r.get(1)?;
+            let status: String = r.get(4)?;
+            Ok(AlertRecord {
+                id: r.get(0)?,
+                alert: NewAlert {
+                    at: UNIX_EPOCH + Duration::from_millis(at.max(0) as u64),
+                    rule: r.get(2)?,
+                    channel: r.get(3)?,
+                    status: AlertStatus::parse(&status),
+                    issue: r.get::<_, Option<i64>>(5)?.map(IssueId),
+                    title: r.get(6)?,
+                    attempts: r.get(7)?,
+                    error: r.get(8)?,
+                },
+            })
+        },
+    )?;
+    rows.collect()
 }
 
 #[cfg(test)]

@@ -46,7 +46,9 @@ mod schema;
 mod stats;
 mod store;
 
-pub use alerts::{AlertHistory, AlertRecord, AlertStatus, BatchObserver, IssueOutcome, NewAlert};
+pub use alerts::{
+    AlertHistory, AlertRecord, AlertStatus, AlertTest, BatchObserver, IssueOutcome, NewAlert,
+};
 pub use error::StoreError;
 pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
 pub use reader::{

@@ -156,6 +156,8 @@ pub struct SqliteStore {
     last_pruned: Option<Instant>,
     /// Told what each committed batch did to issues (alerts).
     observer: Option<Box<dyn BatchObserver>>,
+    /// Lent to readers, for the dashboard's test button.
+    alert_test: Option<Arc<dyn crate::AlertTest>>,
     /// Reused across batches, so reporting allocates only while it grows.
     outcomes: Vec<IssueOutcome>,
 }
@@ -206,6 +208,7 @@ impl SqliteStore {
             failing: false,
             last_pruned: None,
             observer: None,
+            alert_test: None,
             outcomes: Vec::new(),
         };
         store.connect()?;
@@ -234,6 +237,13 @@ impl SqliteStore {
             self.memory.clone(),
             Some((self.counters.clone(), self.retention)),
         )
+        .with_alert_test(self.alert_test.clone())
+    }
+
+    /// Lends readers made from now on (and so the dashboard) a way to send a test
+    /// notification. Alerts call this when they start watching the store.
+    pub fn offer_alert_test(&mut self, test: Arc<dyn crate::AlertTest>) {
+        self.alert_test = Some(test);
     }
 
     /// Tells `observer` what each batch did to issues, on the worker thread right after

@@ -43,6 +43,9 @@ pub use backstop_store as store;
 #[cfg(feature = "sqlite")]
 pub use backstop_store::SqliteStore;
 
+#[cfg(feature = "dashboard")]
+pub use backstop_dashboard as dashboard;
+
 #[cfg(feature = "actix")]
 pub use backstop_actix as actix;
 

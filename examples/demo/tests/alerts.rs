@@ -107,3 +107,104 @@ async fn a_first_panic_emails_and_posts_a_signed_webhook_and_repeats_do_not() {
     assert_eq!(receiver.received("/hook").len(), 1);
     assert_eq!(smtp.messages().len(), 1);
 }
+
+/// The dashboard's Alerts page, on the demo: it names the configured channel, its
+/// button (a POST with the CSRF token) sends a signed test notification, and the
+/// history shows the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_sends_a_test_notification_and_shows_the_history() {
+    const TOKEN: &str = "alerts-page-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let port = dead_port();
+    let _demo = Demo(
+        Command::new(env!("CARGO_BIN_EXE_backstop-demo"))
+            .env("BACKSTOP_DEMO_ADDR", format!("127.0.0.1:{port}"))
+            .env("BACKSTOP_DB", dir.path().join("backstop.db"))
+            .env("BACKSTOP_DEMO_DATA", dir.path().join("data.db"))
+            .env("BACKSTOP_ENVIRONMENT", "production")
+            .env("BACKSTOP_DASHBOARD_TOKEN", TOKEN)
+            .env("BACKSTOP_ALERT_WEBHOOK_URL", receiver.url("/hook"))
+            .env("BACKSTOP_ALERT_WEBHOOK_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = poll(Duration::from_secs(60), || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "the demo did not start");
+    let base = format!("http://127.0.0.1:{port}/_backstop");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let login = client
+        .get(format!("{base}/?token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = |client: &reqwest::Client| {
+        let request = client
+            .get(format!("{base}/alerts"))
+            .header("cookie", &cookie);
+        async move {
+            let reply = request.send().await.unwrap();
+            assert_eq!(reply.status(), 200);
+            reply.text().await.unwrap()
+        }
+    };
+
+    let before = page(&client).await;
+    assert!(before.contains("Configured: webhook"), "{before}");
+    assert!(before.contains("No alert has fired yet."), "{before}");
+    let csrf = before
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries a CSRF token")
+        .to_owned();
+
+    // Without the CSRF token, nothing is sent.
+    let forged = client
+        .post(format!("{base}/alerts/test"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let sent = client
+        .post(format!("{base}/alerts/test"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 303);
+    assert_eq!(sent.headers()["location"], "/_backstop/alerts");
+
+    let hook = tokio::task::block_in_place(|| receiver.wait_for("/hook", 1).remove(0));
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, hook.headers[name].parse().unwrap());
+    }
+    standardwebhooks::Webhook::new(SECRET)
+        .unwrap()
+        .verify(&hook.body, &headers)
+        .expect("the signature verifies");
+    assert_eq!(hook.json()["type"], "alert.test");
+
+    let after = page(&client).await;
+    assert!(after.contains("Test notification from Backstop"), "{after}");
+    assert!(after.contains("badge sent"), "{after}");
+    assert_eq!(receiver.received("/hook").len(), 1);
+}

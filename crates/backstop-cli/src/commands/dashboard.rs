@@ -3,7 +3,9 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
+use backstop_alerts::Alerts;
 use backstop_dashboard::{Dashboard, DashboardConfig};
+use backstop_store::AlertHistory;
 
 use super::note;
 use crate::error::CliError;
@@ -19,6 +21,9 @@ pub(crate) struct Args {
 
 pub(crate) fn run(db: &Path, args: &Args) -> Result<(), CliError> {
     let reader = Store::open(db)?.into_reader();
+    // With BACKSTOP_ALERT_* set, the Alerts page can send a test notification.
+    let button = Alerts::from_env()?.test_button(AlertHistory::open(db)?);
+    let reader = reader.with_alert_test(button);
     // Opened as in development: with no `BACKSTOP_DASHBOARD_TOKEN`, a random token is
     // made and the login URL printed, as Jupyter does.
     let mut config = DashboardConfig::from_env().environment("development");

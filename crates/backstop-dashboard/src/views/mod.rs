@@ -1,5 +1,6 @@
 //! The pages: one module each, functions from the store's answers to markup.
 
+mod alerts;
 mod health;
 mod issue;
 mod issues;
@@ -186,6 +187,7 @@ pub(crate) fn get(reader: &StoreReader, ctx: &Ctx<'_>, path: &str) -> Result<Pag
         ["queries", "statement"] => queries::statement(reader, ctx),
         ["releases"] => releases::page(reader, ctx),
         ["releases", "compare"] => releases::compare(reader, ctx),
+        ["alerts"] => alerts::page(reader, ctx),
         ["health"] => health::page(reader, ctx),
         _ => Ok(Page::NotFound("This page does not exist.".into())),
     }
@@ -202,6 +204,7 @@ pub(crate) fn post(
     match segments.as_slice() {
         ["issues"] => issues::bulk(reader, ctx, form),
         ["issues", id] => issue::act(reader, ctx, id, form),
+        ["alerts", "test"] => alerts::test(reader, ctx),
         ["clear"] => {
             reader.clear()?;
             Ok(Page::Redirect(ctx.href("/health")))
@@ -218,15 +221,17 @@ pub(crate) enum Section {
     Performance,
     Queries,
     Releases,
+    Alerts,
     Health,
 }
 
-const SECTIONS: [(Section, &str, &str); 6] = [
+const SECTIONS: [(Section, &str, &str); 7] = [
     (Section::Overview, "Overview", "/"),
     (Section::Issues, "Issues", "/issues"),
     (Section::Performance, "Performance", "/performance"),
     (Section::Queries, "Queries", "/queries"),
     (Section::Releases, "Releases", "/releases"),
+    (Section::Alerts, "Alerts", "/alerts"),
     (Section::Health, "Health", "/health"),
 ];
 

@@ -193,6 +193,7 @@ pub fn every_page(addr: SocketAddr, cookie: &str) -> Vec<(String, String)> {
             "/_backstop/queries?range=7d".to_owned(),
         ),
         ("releases".to_owned(), "/_backstop/releases".to_owned()),
+        ("alerts".to_owned(), "/_backstop/alerts".to_owned()),
         ("health".to_owned(), "/_backstop/health".to_owned()),
     ];
     let issues = get(addr, cookie, "/_backstop/issues?status=all&kind=error").body;

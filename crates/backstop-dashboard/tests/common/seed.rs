@@ -14,7 +14,7 @@ use backstop_core::protocol::{
     SpanStatus, Stacktrace, TraceContext, TraceId, Transaction,
 };
 use backstop_core::{Event, EventId, Level, Record, User};
-use backstop_store::SqliteStore;
+use backstop_store::{AlertStatus, NewAlert, SqliteStore};
 
 /// How much to write.
 #[derive(Debug, Clone, Copy)]
@@ -148,6 +148,39 @@ pub fn seed(store: &mut SqliteStore, size: Size, text: &str) {
         }
     }
     flush(&mut batch, store);
+    seed_alerts(store, now, text);
+}
+
+/// A history of alerts: sent, suppressed by the interval, and failed with the
+/// receiver's error, each with `text` in what it says.
+fn seed_alerts(store: &SqliteStore, now: SystemTime, text: &str) {
+    let history = store.alert_history();
+    let first_issue = store.reader().issues(&Default::default()).expect("issues");
+    let issue = first_issue.first().map(|i| i.id);
+    for (i, status) in [
+        AlertStatus::Sent,
+        AlertStatus::Suppressed,
+        AlertStatus::Failed,
+    ]
+    .into_iter()
+    .cycle()
+    .take(12)
+    .enumerate()
+    {
+        history
+            .record(&NewAlert {
+                at: now - Duration::from_secs(600 * (12 - i as u64)),
+                rule: "new-issue".into(),
+                channel: (status != AlertStatus::Suppressed).then(|| "webhook".into()),
+                status,
+                issue,
+                title: format!("New issue: payment failed for order {i}{text}"),
+                attempts: if status == AlertStatus::Failed { 4 } else { 1 },
+                error: (status == AlertStatus::Failed)
+                    .then(|| format!("the receiver answered 500: busy{text}")),
+            })
+            .expect("seed alert");
+    }
 }
 
 fn error_event(group: usize, text: &str) -> Event {

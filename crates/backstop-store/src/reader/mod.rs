@@ -61,6 +61,8 @@ use rows::{
 #[derive(Clone)]
 pub struct StoreReader {
     inner: Arc<ReaderInner>,
+    /// Lent by the alerts watching the store, for the dashboard's test button.
+    alert_test: Option<Arc<dyn AlertTest>>,
 }
 
 struct ReaderInner {
@@ -71,6 +73,8 @@ struct ReaderInner {
     /// The writer's counters and retention, for a reader from the writer itself.
     writer: Option<(StoreCounters, Retention)>,
 }
+
+use crate::alerts::{AlertRecord, AlertTest};
 
 impl fmt::Debug for StoreReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,7 +98,30 @@ impl StoreReader {
                 memory,
                 writer,
             }),
+            alert_test: None,
         }
+    }
+
+    /// This reader, offering `test` as the way to send a test notification (the
+    /// dashboard's Alerts page shows its button only then).
+    pub fn with_alert_test(mut self, test: Option<Arc<dyn AlertTest>>) -> StoreReader {
+        self.alert_test = test;
+        self
+    }
+
+    /// The way to send a test notification, when alerts are configured.
+    pub fn alert_test(&self) -> Option<&dyn AlertTest> {
+        self.alert_test.as_deref()
+    }
+
+    /// Up to `limit` alerts from the history, newest first, older than the alert
+    /// `before` if given (the last id of the previous page).
+    pub fn alert_history(
+        &self,
+        limit: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        self.with_conn(|c| crate::alerts::read_history(c, limit, before))
     }
 
     /// A reader for a database another process (or an earlier run) wrote. Checks that
