@@ -92,3 +92,15 @@ mod guide_performance {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/store.md")]
 mod guide_store {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/sentry.md")]
+mod guide_sentry {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/alerts.md")]
+mod guide_alerts {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/dashboard.md")]
+mod guide_dashboard {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/cli.md")]
+mod guide_cli {}
