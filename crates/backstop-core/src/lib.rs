@@ -62,6 +62,7 @@ pub use options::{
 };
 pub use performance::db::{DbSpan, db_span};
 pub use pipeline::console::ConsoleSink;
+pub use pipeline::log_every::LogEvery;
 pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
 pub use protocol::{

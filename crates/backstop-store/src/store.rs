@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backstop_core::protocol::{Event, PerformanceProblem, Transaction, User};
-use backstop_core::{Record, Sink, SinkError};
+use backstop_core::{LogEvery, Record, Sink, SinkError};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
@@ -25,8 +25,6 @@ const PRUNE_CHUNK: usize = 1000;
 const PRUNE_BUDGET: Duration = Duration::from_millis(250);
 /// Age-based pruning runs after a batch at most this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
-/// Write failures are logged at most this often.
-const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// How long rows are kept. Defaults: 7 days, 10,000 transactions, 10,000 events per
 /// issue (the first and the latest are kept).
@@ -150,8 +148,8 @@ pub struct SqliteStore {
     /// `:memory:` readers share the writer's connection.
     memory: Option<Arc<Mutex<Connection>>>,
     counters: StoreCounters,
-    last_logged: Option<Instant>,
-    suppressed: u64,
+    /// Write failures are logged at most once a minute.
+    failure_log: LogEvery,
     failing: bool,
     last_pruned: Option<Instant>,
     /// Told what each committed batch did to issues (alerts).
@@ -203,8 +201,7 @@ impl SqliteStore {
             identity: None,
             memory: None,
             counters: StoreCounters::default(),
-            last_logged: None,
-            suppressed: 0,
+            failure_log: LogEvery::minute(),
             failing: false,
             last_pruned: None,
             observer: None,
@@ -386,24 +383,17 @@ impl SqliteStore {
     }
 
     fn report(&mut self, error: &StoreError, what: &str) {
-        let now = Instant::now();
-        if self
-            .last_logged
-            .is_some_and(|t| now.duration_since(t) < LOG_EVERY)
-        {
-            self.suppressed += 1;
+        let Some(suppressed) = self.failure_log.due() else {
             return;
-        }
+        };
         let stats = self.counters.snapshot();
         tracing::error!(
             target: "backstop",
             path = %self.path.display(),
-            suppressed = self.suppressed,
+            suppressed,
             batches_failed = stats.batches_failed,
             "store failed to {what}: {error}"
         );
-        self.last_logged = Some(now);
-        self.suppressed = 0;
     }
 }
 

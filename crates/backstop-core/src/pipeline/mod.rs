@@ -6,6 +6,7 @@
 //! SQLite store writes one transaction per batch.
 
 pub(crate) mod console;
+pub(crate) mod log_every;
 pub(crate) mod process;
 pub(crate) mod scrub;
 
@@ -482,33 +483,23 @@ pub(crate) const LATE_SPAN_GRACE: Duration = Duration::from_millis(30);
 /// The largest batch handed to sinks at once.
 const MAX_BATCH: usize = 512;
 
-/// A sink's failures are logged at most this often.
-const LOG_EVERY: Duration = Duration::from_secs(60);
-
 struct SinkSlot {
     sink: Box<dyn Sink>,
-    last_logged: Option<Instant>,
-    suppressed: u64,
+    /// A sink's failures are logged at most once a minute.
+    log: log_every::LogEvery,
 }
 
 impl SinkSlot {
     fn report(&mut self, what: &str, error: &dyn std::fmt::Display) {
-        let now = Instant::now();
-        if self
-            .last_logged
-            .is_some_and(|t| now.duration_since(t) < LOG_EVERY)
-        {
-            self.suppressed += 1;
+        let Some(suppressed) = self.log.due() else {
             return;
-        }
+        };
         tracing::error!(
             target: "backstop",
             sink = self.sink.name(),
-            suppressed = self.suppressed,
+            suppressed,
             "sink failed to {what}: {error}"
         );
-        self.last_logged = Some(now);
-        self.suppressed = 0;
     }
 }
 
@@ -545,8 +536,7 @@ impl Worker {
             .into_iter()
             .map(|sink| SinkSlot {
                 sink,
-                last_logged: None,
-                suppressed: 0,
+                log: log_every::LogEvery::minute(),
             })
             .collect();
         Worker {
