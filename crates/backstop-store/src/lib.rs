@@ -9,9 +9,12 @@
 //! with each occurrence linked to its transaction. Retention prunes by age and row count
 //! in small transactions.
 //!
+//! Route metrics from every request ([`RouteMinute`](backstop_core::RouteMinute)s)
+//! are kept as one row per route and minute, rolled up to hours after a day.
+//!
 //! [`StoreReader`] answers the dashboard's and alerts' questions with typed results:
-//! issues, events, performance issues and their occurrences, routes with percentiles,
-//! the slowest requests, releases.
+//! issues, events, performance issues and their occurrences, routes with percentiles
+//! (from every request), the slowest requests, releases.
 //!
 //! ```
 //! use std::time::Duration;
@@ -40,6 +43,7 @@
 
 pub mod alerts;
 mod error;
+mod metrics;
 pub mod outbox;
 pub mod reader;
 mod schema;
@@ -48,6 +52,7 @@ mod store;
 
 pub use alerts::{AlertHistory, AlertRecord, AlertStatus, BatchObserver, IssueOutcome, NewAlert};
 pub use error::StoreError;
+pub use metrics::MetricsRetention;
 pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
 pub use reader::{
     Buckets, Cursor, EventLinks, EventSummary, Filter, InvalidCursor, InvalidStatus, Issue,

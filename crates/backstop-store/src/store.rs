@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::alerts::{BatchObserver, IssueOutcome};
 use crate::error::StoreError;
+use crate::metrics::MetricsRetention;
 use crate::reader::{IssueId, StoreReader};
 use crate::schema::{self, Mode};
 use crate::stats::{StoreCounters, StoreStats};
@@ -71,9 +72,17 @@ pub struct StoreBuilder {
     retention: Retention,
     busy_timeout: Duration,
     max_size: Option<u64>,
+    metrics_retention: MetricsRetention,
 }
 
 impl StoreBuilder {
+    /// How long route metrics are kept, and when minute rows become hour rows
+    /// (default: minutes for a day, hours for 30 days).
+    pub fn metrics_retention(mut self, retention: MetricsRetention) -> Self {
+        self.metrics_retention = retention;
+        self
+    }
+
     /// Deletes rows older than `max_age` (default 7 days).
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.retention.max_age = Some(max_age);
@@ -154,6 +163,9 @@ pub struct SqliteStore {
     suppressed: u64,
     failing: bool,
     last_pruned: Option<Instant>,
+    metrics_retention: MetricsRetention,
+    /// When route metrics were last rolled up (see [`crate::metrics::ROLL_UP_EVERY`]).
+    last_rolled_up: Option<Instant>,
     /// Told what each committed batch did to issues (alerts).
     observer: Option<Box<dyn BatchObserver>>,
     /// Reused across batches, so reporting allocates only while it grows.
@@ -187,6 +199,7 @@ impl SqliteStore {
             retention: Retention::default(),
             busy_timeout: Duration::from_secs(2),
             max_size: None,
+            metrics_retention: MetricsRetention::default(),
         }
     }
 
@@ -205,6 +218,8 @@ impl SqliteStore {
             suppressed: 0,
             failing: false,
             last_pruned: None,
+            metrics_retention: builder.metrics_retention,
+            last_rolled_up: None,
             observer: None,
             outcomes: Vec::new(),
         };
@@ -303,7 +318,50 @@ impl SqliteStore {
     /// limits, in small transactions. The store also does this after every batch, for
     /// a bounded time.
     pub fn prune_now(&mut self) -> Result<(), StoreError> {
-        self.prune(None)
+        self.prune(None)?;
+        self.roll_up(None)
+    }
+
+    /// Adds route metrics to their minute rows (the parts of a minute add up). This is
+    /// what [`Sink::consume_metrics`] does, without the pipeline; about once a minute
+    /// it also rolls old minute rows up into hours and deletes expired ones.
+    pub fn write_metrics(
+        &mut self,
+        minutes: &[backstop_core::RouteMinute],
+    ) -> Result<(), StoreError> {
+        let conn = self.connection()?;
+        let result = {
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            crate::metrics::write(&mut conn, minutes)
+        };
+        if let Err(source) = result {
+            let error = self.sqlite_err(source);
+            self.report(&error, "write route metrics (dropped)");
+            return Err(error);
+        }
+        let due = self
+            .last_rolled_up
+            .is_none_or(|t| t.elapsed() >= crate::metrics::ROLL_UP_EVERY);
+        if due {
+            self.last_rolled_up = Some(Instant::now());
+            if let Err(error) = self.roll_up(Some(Instant::now() + PRUNE_BUDGET)) {
+                self.report(&error, "roll up route metrics");
+            }
+        }
+        Ok(())
+    }
+
+    fn roll_up(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
+        let conn = self.connection()?;
+        let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::metrics::roll_up(
+            &mut conn,
+            &self.metrics_retention,
+            SystemTime::now(),
+            deadline,
+        )
+        .map(drop)
+        .map_err(|e| self.sqlite_err(e))
     }
 
     /// Prunes, gives free pages back to the file system (`incremental_vacuum`) and
@@ -409,6 +467,10 @@ impl Sink for SqliteStore {
 
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
         self.write(batch).map_err(SinkError::from)
+    }
+
+    fn consume_metrics(&mut self, minutes: &[backstop_core::RouteMinute]) -> Result<(), SinkError> {
+        self.write_metrics(minutes).map_err(SinkError::from)
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

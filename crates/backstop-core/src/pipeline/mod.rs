@@ -87,6 +87,15 @@ pub trait Sink: std::any::Any + Send + 'static {
     /// Takes one batch. Called on the worker thread.
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
 
+    /// Takes route metrics: per route and minute, what was counted since the last
+    /// hand-over (a minute may come in parts; add them up). Called on the worker
+    /// thread for minutes that have ended, every few seconds, and for the current
+    /// minute too before each [`flush`](Self::flush). Ignored by default.
+    fn consume_metrics(&mut self, minutes: &[crate::RouteMinute]) -> Result<(), SinkError> {
+        let _ = minutes;
+        Ok(())
+    }
+
     /// Makes everything consumed so far durable or delivered. Called by
     /// [`Client::flush`](crate::Client::flush) and at shutdown.
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -529,6 +538,8 @@ pub(crate) struct Worker {
     /// is processed early.
     max_held: usize,
     max_spans: usize,
+    /// Route metrics, gathered from the request threads.
+    metrics: Option<crate::metrics::Merger>,
 }
 
 impl Worker {
@@ -560,6 +571,41 @@ impl Worker {
             reuse,
             collected: Instant::now(),
             collecting: Vec::new(),
+            metrics: None,
+        }
+    }
+
+    /// Gathers the request threads' route metrics and hands them to the sinks.
+    pub(crate) fn with_metrics(mut self, merger: crate::metrics::Merger) -> Self {
+        self.metrics = Some(merger);
+        self
+    }
+
+    /// Hands the route metrics gathered so far to the sinks: the minutes that have
+    /// ended, or with `all` (before a flush) every one.
+    fn deliver_metrics(&mut self, all: bool) {
+        let Some(merger) = &mut self.metrics else {
+            return;
+        };
+        if !all && !merger.due() {
+            return;
+        }
+        let minutes = merger.merge(all);
+        if minutes.is_empty() {
+            return;
+        }
+        for slot in &mut self.sinks {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                slot.sink.consume_metrics(&minutes)
+            }));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => slot.report("write route metrics", &error),
+                Err(panic) => slot.report(
+                    "write route metrics (it panicked)",
+                    &crate::capture::panic::payload_message(&*panic),
+                ),
+            }
         }
     }
 
@@ -614,6 +660,7 @@ impl Worker {
                 self.deliver(&batch);
                 batch.clear();
             }
+            self.deliver_metrics(control.is_some());
             match control {
                 Some(Message::Flush(ack)) => {
                     self.flush_sinks();
@@ -634,6 +681,7 @@ impl Worker {
         if !batch.is_empty() {
             self.deliver(&batch);
         }
+        self.deliver_metrics(true);
         self.flush_sinks();
     }
 
