@@ -66,7 +66,7 @@ pub use options::{
 pub use performance::db::{DbSpan, db_span};
 pub use pipeline::console::ConsoleSink;
 pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
-pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
+pub use pipeline::{KindStats, Record, Sink, SinkError, Stats, TransactionSummary};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
     SpanStatus, TraceId, Transaction, User,

@@ -125,3 +125,75 @@ fn durations_are_measured_from_start_to_finish() {
     assert!(p50 >= Duration::from_micros(39_200), "{p50:?}");
     assert!(p50 < Duration::from_secs(20), "{p50:?}");
 }
+
+/// A sink that wants no transaction (as a store whose budget is full), counting what
+/// it is offered and what reaches it.
+#[derive(Clone, Default)]
+struct Declining {
+    offered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl backstop_core::Sink for Declining {
+    fn wants_transaction(&mut self, summary: &backstop_core::TransactionSummary<'_>) -> bool {
+        assert_eq!(summary.name, "GET /d");
+        self.offered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        false
+    }
+
+    fn consume(&mut self, batch: &[backstop_core::Record]) -> Result<(), backstop_core::SinkError> {
+        self.received
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[test]
+fn transactions_no_sink_wants_are_not_processed_and_count_as_over_budget() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let declining = Declining::default();
+    let backstop = backstop_core::test::start(
+        Options::new()
+            .traces_sample_rate(1.0)
+            .sink(declining.clone())
+            .console(false)
+            .install_panic_hook(false),
+    )
+    .unwrap();
+    for _ in 0..50 {
+        RequestScope::http_builder(&backstop, "GET", Some("/d"))
+            .start()
+            .finish_http(200);
+    }
+    assert!(backstop.flush(FLUSH));
+    assert_eq!(declining.offered.load(Relaxed), 50);
+    assert_eq!(declining.received.load(Relaxed), 0);
+    let stats = backstop.stats().transactions;
+    assert_eq!((stats.dropped_budget, stats.sent), (50, 0));
+
+    // Beside a sink that takes everything (an exporter), every sink receives each.
+    let declining = Declining::default();
+    let (sink, guard) = {
+        let sink = TestSink::new();
+        let guard = backstop_core::test::start(
+            Options::new()
+                .traces_sample_rate(1.0)
+                .sink(declining.clone())
+                .sink(sink.clone())
+                .console(false)
+                .install_panic_hook(false),
+        )
+        .unwrap();
+        (sink, guard)
+    };
+    for _ in 0..50 {
+        RequestScope::http_builder(&guard, "GET", Some("/d"))
+            .start()
+            .finish_http(200);
+    }
+    assert!(guard.flush(FLUSH));
+    assert_eq!(sink.transactions().len(), 50);
+    assert_eq!(declining.received.load(Relaxed), 50);
+    assert_eq!(guard.stats().transactions.dropped_budget, 0);
+}

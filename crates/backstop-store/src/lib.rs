@@ -42,6 +42,7 @@
 //! are described in `docs/store.md`.
 
 pub mod alerts;
+mod budget;
 mod error;
 mod metrics;
 pub mod outbox;
@@ -51,6 +52,7 @@ mod stats;
 mod store;
 
 pub use alerts::{AlertHistory, AlertRecord, AlertStatus, BatchObserver, IssueOutcome, NewAlert};
+pub use budget::KeepBudget;
 pub use error::StoreError;
 pub use metrics::MetricsRetention;
 pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};

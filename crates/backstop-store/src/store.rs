@@ -14,6 +14,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 
 use crate::alerts::{BatchObserver, IssueOutcome};
+use crate::budget::{Budget, KeepBudget, Offer};
 use crate::error::StoreError;
 use crate::metrics::MetricsRetention;
 use crate::reader::{IssueId, StoreReader};
@@ -73,9 +74,24 @@ pub struct StoreBuilder {
     busy_timeout: Duration,
     max_size: Option<u64>,
     metrics_retention: MetricsRetention,
+    keep_budget: Option<KeepBudget>,
 }
 
 impl StoreBuilder {
+    /// How many sampled transactions to keep per route and minute (see
+    /// [`KeepBudget`] for the defaults).
+    pub fn keep_budget(mut self, budget: KeepBudget) -> Self {
+        self.keep_budget = Some(budget);
+        self
+    }
+
+    /// Keeps every sampled transaction (until [`Retention`] prunes them): the store's
+    /// write rate then follows the traffic.
+    pub fn no_keep_budget(mut self) -> Self {
+        self.keep_budget = None;
+        self
+    }
+
     /// How long route metrics are kept, and when minute rows become hour rows
     /// (default: minutes for a day, hours for 30 days).
     pub fn metrics_retention(mut self, retention: MetricsRetention) -> Self {
@@ -166,6 +182,10 @@ pub struct SqliteStore {
     metrics_retention: MetricsRetention,
     /// When route metrics were last rolled up (see [`crate::metrics::ROLL_UP_EVERY`]).
     last_rolled_up: Option<Instant>,
+    /// Which transactions to keep; `None` keeps all.
+    budget: Option<Budget>,
+    /// The batch's transactions not to write (reused between batches).
+    skip: HashSet<backstop_core::EventId>,
     /// Told what each committed batch did to issues (alerts).
     observer: Option<Box<dyn BatchObserver>>,
     /// Reused across batches, so reporting allocates only while it grows.
@@ -200,6 +220,7 @@ impl SqliteStore {
             busy_timeout: Duration::from_secs(2),
             max_size: None,
             metrics_retention: MetricsRetention::default(),
+            keep_budget: Some(KeepBudget::default()),
         }
     }
 
@@ -220,6 +241,8 @@ impl SqliteStore {
             last_pruned: None,
             metrics_retention: builder.metrics_retention,
             last_rolled_up: None,
+            budget: builder.keep_budget.map(Budget::new),
+            skip: HashSet::new(),
             observer: None,
             outcomes: Vec::new(),
         };
@@ -277,7 +300,13 @@ impl SqliteStore {
     /// bounded time). This is what [`Sink::consume`] does, without the pipeline.
     pub fn write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
         let (events, transactions) = count_kinds(batch);
-        match self.try_write(batch) {
+        self.apply_budget(batch);
+        let transactions = transactions - self.skip.len() as u64;
+        let result = self.try_write(batch);
+        if let Some(budget) = &mut self.budget {
+            budget.batch_done();
+        }
+        match result {
             Ok(trimmed) => {
                 self.counters.written(events, transactions);
                 self.counters.pruned(0, trimmed as u64, 0);
@@ -414,12 +443,62 @@ impl SqliteStore {
         Ok(self.conn.clone().expect("connected above"))
     }
 
+    /// Decides which of the batch's transactions the keep budget keeps: those not
+    /// kept go into `self.skip`, and the budget's `evicted` lists the rows written
+    /// earlier that are no longer kept.
+    fn apply_budget(&mut self, batch: &[Record]) {
+        self.skip.clear();
+        let Some(budget) = &mut self.budget else {
+            return;
+        };
+        for t in batch.iter().filter_map(Record::as_transaction) {
+            let problems: Vec<&str> = t.problems.iter().map(|p| p.fingerprint.as_str()).collect();
+            let keep = match budget.settle(t.event_id, &problems) {
+                Some(keep) => keep,
+                None => {
+                    let status = t.trace.status.map(|s| s.as_str());
+                    let http_status = t
+                        .trace
+                        .data
+                        .get("http.response.status_code")
+                        .and_then(Value::as_i64);
+                    let offer = Offer {
+                        id: t.event_id,
+                        route: &t.name,
+                        at: t.timestamp,
+                        duration: t
+                            .timestamp
+                            .duration_since(t.start_timestamp)
+                            .unwrap_or_default(),
+                        error: is_error(status, http_status),
+                        may_have_problem: false,
+                    };
+                    budget.offer(&offer, Some(&problems))
+                }
+            };
+            if !keep {
+                self.skip.insert(t.event_id);
+            }
+        }
+        // Pushed out by a later one in the same batch: not written at all.
+        self.skip.extend(budget.evicted.iter().copied());
+        let over = budget.declined + budget.evicted.len() as u64;
+        budget.declined = 0;
+        self.counters.over_budget(over);
+    }
+
     fn try_write(&mut self, batch: &[Record]) -> Result<usize, StoreError> {
         let conn = self.connection()?;
         let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         self.outcomes.clear();
         let outcomes = self.observer.is_some().then_some(&mut self.outcomes);
-        write_batch(&mut conn, batch, &self.retention, outcomes).map_err(|e| self.sqlite_err(e))
+        let evicted = self.budget.as_ref().map_or(&[][..], |b| &b.evicted[..]);
+        let budget = BatchBudget {
+            skip: &self.skip,
+            evicted,
+        };
+        write_batch(&mut conn, batch, &self.retention, &budget, outcomes)
+            .map_err(|e| self.sqlite_err(e))
     }
 
     fn prune(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
@@ -467,6 +546,21 @@ impl Sink for SqliteStore {
 
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
         self.write(batch).map_err(SinkError::from)
+    }
+
+    fn wants_transaction(&mut self, summary: &backstop_core::TransactionSummary<'_>) -> bool {
+        let Some(budget) = &mut self.budget else {
+            return true;
+        };
+        let offer = Offer {
+            id: summary.event_id,
+            route: summary.name,
+            at: summary.ended,
+            duration: summary.duration,
+            error: summary.error,
+            may_have_problem: summary.may_have_problem,
+        };
+        budget.offer(&offer, None)
     }
 
     fn consume_metrics(&mut self, minutes: &[backstop_core::RouteMinute]) -> Result<(), SinkError> {
@@ -549,10 +643,19 @@ fn is_error(status: Option<&str>, http_status: Option<i64>) -> bool {
 
 /// Writes a batch in one transaction, trimming the transactions over the row limit in
 /// the same commit (at most one chunk). Returns how many were trimmed.
+/// What the keep budget decided for a batch.
+struct BatchBudget<'a> {
+    /// Transactions of the batch not to write.
+    skip: &'a HashSet<backstop_core::EventId>,
+    /// Transactions written earlier and no longer kept.
+    evicted: &'a [backstop_core::EventId],
+}
+
 fn write_batch(
     conn: &mut Connection,
     batch: &[Record],
     retention: &Retention,
+    budget: &BatchBudget<'_>,
     mut outcomes: Option<&mut Vec<IssueOutcome>>,
 ) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -566,6 +669,9 @@ fn write_batch(
                     over_cap.insert(issue);
                 }
                 (event.release.as_deref(), millis(event.timestamp))
+            }
+            Record::Transaction(t) if budget.skip.contains(&t.event_id) => {
+                (t.release.as_deref(), millis(t.start_timestamp))
             }
             Record::Transaction(t) => {
                 write_transaction(&tx, t, index, outcomes)?;
@@ -599,6 +705,18 @@ fn write_batch(
         for issue in over_cap {
             stmt.execute(params![issue, cap.max(2) as i64 - 2])?;
         }
+    }
+    if !budget.evicted.is_empty() {
+        let event_ids = serde_json::to_string(
+            &budget
+                .evicted
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let ids = ids_of_events(&tx, &event_ids)?;
+        delete_transactions(&tx, &ids)?;
     }
     let trimmed = match retention.max_transactions {
         Some(max) => trim_transactions(&tx, max)?,
@@ -1051,6 +1169,16 @@ fn ids(conn: &Connection, sql: &str, param: i64) -> rusqlite::Result<String> {
     } else {
         serde_json::to_string(&ids).expect("integers serialize")
     })
+}
+
+/// The row ids of the transactions whose event ids are in `event_ids` (a JSON array),
+/// as a JSON array.
+fn ids_of_events(conn: &Connection, event_ids: &str) -> rusqlite::Result<String> {
+    conn.prepare_cached(
+        "SELECT coalesce(json_group_array(id), '[]') FROM transactions
+         WHERE event_id IN (SELECT value FROM json_each(?1))",
+    )?
+    .query_row([event_ids], |r| r.get(0))
 }
 
 fn delete_transactions(conn: &Connection, ids: &str) -> rusqlite::Result<usize> {

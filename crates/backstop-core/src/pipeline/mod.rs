@@ -55,6 +55,28 @@ impl Record {
 /// An error a sink reports; the pipeline counts the batch as failed and logs it.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What sinks learn of a sampled transaction before the worker processes it: enough
+/// to decide whether to keep it (see [`Sink::wants_transaction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransactionSummary<'a> {
+    /// The transaction's id.
+    pub event_id: crate::protocol::EventId,
+    /// Its name (the route).
+    pub name: &'a str,
+    /// When it ended.
+    pub ended: std::time::SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// Whether it failed: a 5xx or a panic (outside HTTP, a status other than `ok` or
+    /// `cancelled`).
+    pub error: bool,
+    /// Whether the detectors might find a performance problem in it: a statement run
+    /// twice (the same text), a query over the slow threshold, or more queries than
+    /// the too-many threshold. False means they will find none.
+    pub may_have_problem: bool,
+}
+
 /// Where processed records go: the SQLite store, the Sentry exporter, test capture.
 ///
 /// Sinks run on the worker thread only, one batch at a time, so they need no locking
@@ -86,6 +108,17 @@ pub trait Sink: std::any::Any + Send + 'static {
 
     /// Takes one batch. Called on the worker thread.
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
+
+    /// Whether the sink would keep this sampled transaction, asked before the worker
+    /// processes it (spans assembled, statements normalised, detectors run). When
+    /// every sink answers no, the transaction is not processed at all and counts as
+    /// dropped by budget ([`KindStats::dropped_budget`]); when any answers yes, every
+    /// sink receives it as usual. Every sink is asked, each time. Yes by default; the
+    /// SQLite store answers by its keep budget.
+    fn wants_transaction(&mut self, summary: &TransactionSummary<'_>) -> bool {
+        let _ = summary;
+        true
+    }
 
     /// Takes route metrics: per route and minute, what was counted since the last
     /// hand-over (a minute may come in parts; add them up). Called on the worker
@@ -130,13 +163,14 @@ pub(crate) enum DropReason {
     Panicked,
     SinkFailed,
     ShutDown,
+    Budget,
 }
 
 #[derive(Default)]
 struct KindCounters {
     captured: AtomicU64,
     sent: AtomicU64,
-    dropped: [AtomicU64; 7],
+    dropped: [AtomicU64; 8],
 }
 
 /// Process-wide counters for one client. Every drop lands here.
@@ -190,6 +224,7 @@ impl Counters {
                 dropped_panicked: d(DropReason::Panicked),
                 dropped_sink_failed: d(DropReason::SinkFailed),
                 dropped_shutdown: d(DropReason::ShutDown),
+                dropped_budget: d(DropReason::Budget),
             }
         };
         Stats {
@@ -245,6 +280,9 @@ pub struct KindStats {
     pub dropped_sink_failed: u64,
     /// Captured after shutdown.
     pub dropped_shutdown: u64,
+    /// Transactions no sink wanted (see [`Sink::wants_transaction`]): the SQLite
+    /// store's keep budget was full, and no other sink takes every transaction.
+    pub dropped_budget: u64,
 }
 
 impl KindStats {
@@ -257,6 +295,7 @@ impl KindStats {
             + self.dropped_panicked
             + self.dropped_sink_failed
             + self.dropped_shutdown
+            + self.dropped_budget
     }
 }
 
@@ -714,7 +753,28 @@ impl Worker {
     }
 
     fn process(&mut self, transaction: PendingTransaction, batch: &mut Vec<Record>) {
+        if !self.sinks.is_empty() && !self.wanted(&transaction) {
+            self.counters
+                .dropped(Kind::Transaction, DropReason::Budget, 1);
+            self.processor.discard(transaction);
+            return;
+        }
         batch.extend(self.processor.transaction(transaction));
+    }
+
+    /// Whether any sink wants `transaction` (every sink is asked: the store keeps
+    /// count of what it was offered).
+    fn wanted(&mut self, transaction: &PendingTransaction) -> bool {
+        let summary = self.processor.summary(transaction);
+        let mut wanted = false;
+        for slot in &mut self.sinks {
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                slot.sink.wants_transaction(&summary)
+            }));
+            // A sink that panics here is given the transaction, as before it asked.
+            wanted |= answer.unwrap_or(true);
+        }
+        wanted
     }
 
     /// Adds a late span to its held transaction; one already processed (or unknown)
