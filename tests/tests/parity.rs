@@ -362,5 +362,7 @@ fn route_metrics_match(counts: &[backstop_parity::TrafficCounts]) {
         "about 1% kept: {}",
         one_percent.kept
     );
-    assert!(all.kept > one_percent.kept);
+    // At 100%, the store's keep budget bounds what is kept: per route and minute (two
+    // routes, over at most two minutes), not the 2,020 requests.
+    assert!(all.kept <= 2 * 2 * 135, "{} kept", all.kept);
 }

@@ -301,7 +301,13 @@ impl SqliteStore {
     pub fn write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
         let (events, transactions) = count_kinds(batch);
         self.apply_budget(batch);
-        let transactions = transactions - self.skip.len() as u64;
+        // `skip` may also name earlier batches' transactions, pushed out since.
+        let skipped = batch
+            .iter()
+            .filter_map(Record::as_transaction)
+            .filter(|t| self.skip.contains(&t.event_id))
+            .count() as u64;
+        let transactions = transactions - skipped;
         let result = self.try_write(batch);
         if let Some(budget) = &mut self.budget {
             budget.batch_done();

@@ -82,16 +82,14 @@ impl ThreadRoutes {
 
     #[inline]
     fn add(&mut self, route: &str, sample: &Sample) {
+        let route = if self.routes.len() < Self::MAX_ROUTES || self.routes.contains_key(route) {
+            route
+        } else {
+            super::OTHER_ROUTES
+        };
         let slots = match self.routes.get_mut(route) {
             Some(slots) => slots,
-            None => {
-                let route = if self.routes.len() < Self::MAX_ROUTES {
-                    route
-                } else {
-                    super::OTHER_ROUTES
-                };
-                self.routes.entry(Box::from(route)).or_default()
-            }
+            None => self.routes.entry(Box::from(route)).or_default(),
         };
         let minute = sample.minute;
         let index = match &slots.slots {
