@@ -818,3 +818,86 @@ pub async fn dashboard_mount(
         "{framework}: the dashboard's 404s are not events"
     );
 }
+
+/// What [`route_metrics_count_all_traffic`] found in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficCounts {
+    /// `GET /ok`'s requests in the route table.
+    pub ok: u64,
+    /// `GET /bare500`'s requests, and its errors.
+    pub failed: (u64, u64),
+    /// Transactions the store kept.
+    pub kept: u64,
+}
+
+/// Route metrics count every request, whatever the sampling: 2,000 requests to
+/// `/ok`, from eight concurrent clients, and 20 to `/bare500` show in full in the
+/// store's routes and on the dashboard's route page (mounted with
+/// [`DASHBOARD_TOKEN`]).
+pub async fn route_metrics_count_all_traffic(
+    framework: &str,
+    addr: SocketAddr,
+    client: &Client,
+    db: &std::path::Path,
+) -> TrafficCounts {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut senders = Vec::new();
+    for sender in 0..8 {
+        let http = http.clone();
+        senders.push(tokio::spawn(async move {
+            for i in (sender..2_020).step_by(8) {
+                let path = if i < 2_000 { "/ok" } else { "/bare500" };
+                let response = http
+                    .get(format!("http://{addr}{path}"))
+                    .send()
+                    .await
+                    .expect("the server answers");
+                let _ = response.bytes().await;
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    assert!(
+        client.flush(Duration::from_secs(30)),
+        "{framework}: flushed"
+    );
+    let reader = backstop_store::StoreReader::open(db).unwrap();
+    let routes = reader.routes(&backstop_store::RouteQuery::new()).unwrap();
+    let route = |name: &str| routes.iter().find(|r| r.name == name);
+    let ok = route("GET /ok").map_or(0, |r| r.count);
+    let failed = route("GET /bare500").map_or((0, 0), |r| (r.count, r.errors));
+
+    // The dashboard's route page shows the full count.
+    let login = http
+        .get(format!("http://{addr}/_backstop/?token={DASHBOARD_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303, "{framework}: the token");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = http
+        .get(format!(
+            "http://{addr}/_backstop/performance/route?name=GET%20%2Fok"
+        ))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{framework}: the route page");
+    let body = page.text().await.unwrap();
+    assert!(
+        body.contains("<dd>2,000</dd>"),
+        "{framework}: every request on the route page"
+    );
+    TrafficCounts {
+        ok,
+        failed,
+        kept: reader.transaction_count().unwrap(),
+    }
+}

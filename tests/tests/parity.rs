@@ -66,6 +66,20 @@ fn client_with_store() -> (BackstopGuard, TestSink, tempfile::TempDir) {
     (backstop, sink, dir)
 }
 
+/// A production client at `rate` writing to a SQLite store, with the store's file.
+fn client_with_store_at(rate: f64) -> (BackstopGuard, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("backstop.db");
+    let store = backstop_store::SqliteStore::open(&db).unwrap();
+    let (backstop, _sink) = start(
+        Options::new()
+            .environment("production")
+            .traces_sample_rate(rate)
+            .sink(store),
+    );
+    (backstop, dir, db)
+}
+
 fn dashboard_config() -> backstop_dashboard::DashboardConfig {
     backstop_dashboard::DashboardConfig::new().token(backstop_parity::DASHBOARD_TOKEN)
 }
@@ -303,4 +317,52 @@ async fn actix_dashboard() {
         off: actix_app::serve_with(middleware().dashboard(dashboard_config()).no_dashboard()),
     };
     backstop_parity::dashboard_mount("actix", servers, &backstop, &sink).await;
+}
+
+/// The same counts at 1% sampling as at 100%: every request, in the store's routes
+/// and on the dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_route_metrics() {
+    use backstop_tower::BackstopLayer;
+    let mut counts = Vec::new();
+    for rate in [0.01, 1.0] {
+        let (backstop, _dir, db) = client_with_store_at(rate);
+        let addr =
+            axum_app::serve_with(BackstopLayer::new(&backstop).dashboard(dashboard_config())).await;
+        counts.push(
+            backstop_parity::route_metrics_count_all_traffic("axum", addr, &backstop, &db).await,
+        );
+    }
+    route_metrics_match(&counts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_route_metrics() {
+    use backstop_actix::Backstop as BackstopMiddleware;
+    let mut counts = Vec::new();
+    for rate in [0.01, 1.0] {
+        let (backstop, _dir, db) = client_with_store_at(rate);
+        let addr =
+            actix_app::serve_with(BackstopMiddleware::new(&backstop).dashboard(dashboard_config()));
+        counts.push(
+            backstop_parity::route_metrics_count_all_traffic("actix", addr, &backstop, &db).await,
+        );
+    }
+    route_metrics_match(&counts);
+}
+
+fn route_metrics_match(counts: &[backstop_parity::TrafficCounts]) {
+    let [one_percent, all] = counts else {
+        panic!("two runs")
+    };
+    assert_eq!((one_percent.ok, one_percent.failed), (2000, (20, 20)));
+    assert_eq!((all.ok, all.failed), (one_percent.ok, one_percent.failed));
+    assert!(
+        one_percent.kept < 100,
+        "about 1% kept: {}",
+        one_percent.kept
+    );
+    // At 100%, the store's keep budget bounds what is kept: per route and minute (two
+    // routes, over at most two minutes), not the 2,020 requests.
+    assert!(all.kept <= 2 * 2 * 135, "{} kept", all.kept);
 }

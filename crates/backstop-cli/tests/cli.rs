@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use backstop_core::RequestScope;
 use common::*;
 use serde_json::Value;
 
@@ -363,6 +364,27 @@ fn routes_json_summarises_requests_per_route() {
             .run(&["routes", "--json", "--sort", "errors"]),
     );
     assert_eq!(by_errors["routes"][0]["route"], "GET /checkout");
+}
+
+/// At 1% sampling, 2,000 requests to `GET /` show as 2,000: the route table counts
+/// every request, not the sampled ones.
+#[test]
+fn routes_counts_every_request_at_one_percent_sampling() {
+    let fixture = common::fixture_sampling(0.01);
+    for _ in 0..2_000 {
+        RequestScope::http_builder(&fixture.backstop, "GET", Some("/"))
+            .op("http.server")
+            .start()
+            .finish_http(200);
+    }
+    fixture.flush();
+    let routes = json(&fixture.run(&["routes", "--json"]));
+    let list = routes["routes"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{routes:#}");
+    assert_eq!(list[0]["route"], "GET /");
+    assert_eq!(list[0]["count"], 2000);
+    let out = fixture.run(&["routes"]);
+    assert!(stdout(&out).contains("2000"), "{}", stdout(&out));
 }
 
 #[test]

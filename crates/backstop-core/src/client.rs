@@ -36,6 +36,8 @@ pub(crate) struct ClientInner {
     closed: AtomicBool,
     /// Memory that goes round between the request threads and the worker.
     pub(crate) reuse: crate::reuse::Reuse,
+    /// Every request thread's route metrics, which the worker merges.
+    pub(crate) metrics: Arc<crate::metrics::Threads>,
     /// What the sinks lent at start ([`Sink::shared`](crate::Sink::shared)).
     /// Asserted unwind-safe so the client stays so: they are handles the client only
     /// lends out, never uses.
@@ -93,6 +95,7 @@ impl Client {
             std::panic::AssertUnwindSafe(sinks.iter().filter_map(|sink| sink.shared()).collect());
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
         let reuse = crate::reuse::Reuse::new(validated.queue_capacity);
+        let metrics = Arc::new(crate::metrics::Threads::default());
         let worker = Worker::new(
             rx,
             sinks,
@@ -101,7 +104,8 @@ impl Client {
             validated.queue_capacity,
             settings.max_spans,
             reuse.clone(),
-        );
+        )
+        .with_metrics(crate::metrics::Merger::new(metrics.clone(), &settings));
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
             .spawn(move || {
@@ -123,6 +127,7 @@ impl Client {
                     wake_at: (validated.queue_capacity / 4).max(1),
                     closed: AtomicBool::new(false),
                     reuse,
+                    metrics,
                     shared,
                 }),
             },

@@ -9,6 +9,7 @@
 //! - the panic hook, grouping ([`fingerprint`]), PII scrubbing and sampling;
 //! - performance monitoring: the [`tracing`] layer, [`db_span`], [`sql`] normalisation
 //!   and the [`detect`]ors;
+//! - route metrics from every request ([`RouteMinute`]);
 //! - the pipeline: a bounded queue, a worker thread, and [`Sink`]s;
 //! - a [`ConsoleSink`], and test support (`backstop_core::test`, feature `test`).
 //!
@@ -38,6 +39,7 @@
 mod capture;
 mod client;
 mod http;
+mod metrics;
 mod options;
 mod performance;
 mod pipeline;
@@ -56,6 +58,7 @@ pub use capture::error::error_event;
 pub use capture::panic::PanicDetails;
 pub use client::{BackstopGuard, Client, init};
 pub use http::{HttpOptions, IpNet, PagePolicy, PageRule};
+pub use metrics::{DurationHistogram, InvalidHistogram, OTHER_ROUTES, RouteMinute};
 pub use options::{
     DEFAULT_MAX_BREADCRUMBS, DEFAULT_MAX_SPANS, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
     Dsn, InitError, InvalidDsn, Options, SamplingContext,
@@ -64,7 +67,7 @@ pub use performance::db::{DbSpan, db_span};
 pub use pipeline::console::ConsoleSink;
 pub use pipeline::log_every::LogEvery;
 pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
-pub use pipeline::{KindStats, Record, Sink, SinkError, Stats};
+pub use pipeline::{KindStats, Record, Sink, SinkError, Stats, TransactionSummary};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
     SpanStatus, TraceId, Transaction, User,

@@ -26,6 +26,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
@@ -320,6 +321,8 @@ pub struct RequestScope {
     /// The HTTP request's facts, when an adapter started the scope: read without the
     /// lock, and copied into the transaction's batch when it finishes.
     http: Option<crate::http::HttpRequest>,
+    /// Queries run under the scope, sampled or not, for its route's metrics.
+    queries: AtomicU32,
     state: Mutex<State>,
 }
 
@@ -456,6 +459,7 @@ impl<'a> ScopeBuilder<'a> {
             op: self.op,
             started: crate::performance::spans::now(),
             http: self.http,
+            queries: AtomicU32::new(0),
             state: Mutex::new(State {
                 scope,
                 spans: Vec::new(),
@@ -579,6 +583,13 @@ impl RequestScope {
     /// Records a span seen by the tracing layer or a database guard.
     pub(crate) fn record_span(&self, span: Recorded) {
         self.push_span(PendingSpan::Recorded(span));
+    }
+
+    /// Counts a query run under this scope, for its route's metrics: every request's,
+    /// sampled or not.
+    #[inline]
+    pub(crate) fn count_query(&self) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
     }
 
     fn push_span(&self, span: PendingSpan) {
@@ -743,10 +754,16 @@ impl RequestScope {
             return None;
         }
         state.finished = true;
+        let ended = crate::performance::spans::now();
+        let route = state
+            .scope
+            .transaction
+            .as_ref()
+            .map_or("<unnamed>", TxName::as_str);
+        self.count_metrics(route, ended, status, http_status);
         if !self.sampled {
             return None;
         }
-        let ended = crate::performance::spans::now();
         let spans = std::mem::take(&mut state.spans);
         let spans_dropped = state.spans_dropped;
         let scope = &state.scope;
@@ -802,6 +819,25 @@ impl RequestScope {
             facts,
         );
         Some(event_id)
+    }
+
+    /// Adds this request to its route's metrics, on this thread (see `crate::metrics`).
+    #[inline]
+    fn count_metrics(
+        &self,
+        route: &str,
+        ended: Instant,
+        status: SpanStatus,
+        http_status: Option<u16>,
+    ) {
+        let took = ended.saturating_duration_since(self.started);
+        let sample = crate::metrics::Sample {
+            minute: crate::metrics::minute_of(std::time::SystemTime::now()),
+            micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            error: crate::metrics::is_error(status, http_status),
+            queries: self.queries.load(Ordering::Relaxed),
+        };
+        self.client.inner.metrics.add(route, sample);
     }
 
     /// Whether a span could still join this scope's transaction once it is finished:

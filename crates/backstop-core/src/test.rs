@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::client::{BackstopGuard, Client};
+use crate::metrics::RouteMinute;
 use crate::options::{InitError, Options};
 use crate::pipeline::{Record, Sink, SinkError};
 use crate::protocol::{Event, Transaction};
@@ -30,6 +31,7 @@ use crate::scope::RequestScope;
 #[derive(Debug, Clone, Default)]
 pub struct TestSink {
     records: Arc<Mutex<Vec<Record>>>,
+    minutes: Arc<Mutex<Vec<RouteMinute>>>,
 }
 
 impl TestSink {
@@ -56,9 +58,37 @@ impl TestSink {
         self.take_kind(|r| r.as_transaction().cloned())
     }
 
+    /// The route metrics received so far, in the parts they came in (see
+    /// [`Sink::consume_metrics`]).
+    pub fn route_minutes(&self) -> Vec<RouteMinute> {
+        self.minutes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One route's metrics received so far, every part and minute added up: `None`
+    /// when none came. Flush the client first to include the current minute.
+    pub fn route_totals(&self, route: &str) -> Option<RouteMinute> {
+        let minutes = self.minutes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut parts = minutes.iter().filter(|m| m.route == route);
+        let mut total = parts.next()?.clone();
+        for part in parts {
+            total.count += part.count;
+            total.errors += part.errors;
+            total.queries += part.queries;
+            total.durations.merge(&part.durations);
+        }
+        Some(total)
+    }
+
     /// Forgets everything received so far.
     pub fn clear(&self) {
         self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.minutes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
@@ -102,6 +132,62 @@ impl Sink for TestSink {
             .extend_from_slice(batch);
         Ok(())
     }
+
+    fn consume_metrics(&mut self, minutes: &[RouteMinute]) -> Result<(), SinkError> {
+        self.minutes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(minutes);
+        Ok(())
+    }
+}
+
+/// The route metrics the pipeline would have counted for the transactions among
+/// `records`, each request once, in the minute it started: for tests and benches that
+/// fill a store with records directly and read routes back.
+pub fn route_minutes_of(records: &[Record]) -> Vec<RouteMinute> {
+    let mut minutes: Vec<RouteMinute> = Vec::new();
+    for t in records.iter().filter_map(Record::as_transaction) {
+        let http_status = t
+            .trace
+            .data
+            .get("http.response.status_code")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok());
+        let status = t.trace.status.unwrap_or(crate::SpanStatus::Ok);
+        let error = crate::metrics::is_error(status, http_status);
+        let queries = t
+            .spans
+            .iter()
+            .filter(|s| s.op.as_deref().is_some_and(|op| op.starts_with("db")))
+            .count() as u64;
+        let mut minute = RouteMinute::new(t.name.clone(), t.start_timestamp);
+        if let Some(environment) = &t.environment {
+            minute.environment.clone_from(environment);
+        }
+        minute.release.clone_from(&t.release);
+        let duration = t
+            .timestamp
+            .duration_since(t.start_timestamp)
+            .unwrap_or_default();
+        let found = minutes.iter_mut().find(|m| {
+            (&m.route, m.minute, &m.environment, &m.release)
+                == (
+                    &minute.route,
+                    minute.minute,
+                    &minute.environment,
+                    &minute.release,
+                )
+        });
+        match found {
+            Some(m) => m.record(duration, error, queries),
+            None => {
+                minute.record(duration, error, queries);
+                minutes.push(minute);
+            }
+        }
+    }
+    minutes
 }
 
 /// What [`capture`] recorded.

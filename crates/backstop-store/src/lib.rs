@@ -9,9 +9,12 @@
 //! with each occurrence linked to its transaction. Retention prunes by age and row count
 //! in small transactions.
 //!
+//! Route metrics from every request ([`RouteMinute`](backstop_core::RouteMinute)s)
+//! are kept as one row per route and minute, rolled up to hours after a day.
+//!
 //! [`StoreReader`] answers the dashboard's and alerts' questions with typed results:
-//! issues, events, performance issues and their occurrences, routes with percentiles,
-//! the slowest requests, releases.
+//! issues, events, performance issues and their occurrences, routes with percentiles
+//! (from every request), the slowest requests, releases.
 //!
 //! ```
 //! use std::time::Duration;
@@ -39,7 +42,9 @@
 //! are described in `docs/store.md`.
 
 pub mod alerts;
+mod budget;
 mod error;
+mod metrics;
 pub mod outbox;
 pub mod reader;
 mod schema;
@@ -49,7 +54,9 @@ mod store;
 pub use alerts::{
     AlertHistory, AlertRecord, AlertStatus, AlertTest, BatchObserver, IssueOutcome, NewAlert,
 };
+pub use budget::KeepBudget;
 pub use error::StoreError;
+pub use metrics::MetricsRetention;
 pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
 pub use reader::{
     Buckets, Cursor, EventLinks, EventSummary, Filter, InvalidCursor, InvalidStatus, Issue,

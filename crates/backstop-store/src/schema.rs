@@ -187,6 +187,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alert_history_issue ON alert_history (issue_id, rule);
     "#,
+    // Version 6: route metrics from every request. One row per route, minute,
+    // environment and release (`''` for none); `span` is 1 for a minute's row and 60
+    // for an hour's, into which minute rows are rolled up once they are a day old.
+    // `minute` is minutes since the Unix epoch (an hour's first minute). `histogram`
+    // is backstop_core's DurationHistogram, encoded. Keyed by time first: every read
+    // is over a time range.
+    r#"
+    CREATE TABLE route_metrics (
+        minute      INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        environment TEXT NOT NULL DEFAULT '',
+        release     TEXT NOT NULL DEFAULT '',
+        span        INTEGER NOT NULL DEFAULT 1,
+        count       INTEGER NOT NULL,
+        errors      INTEGER NOT NULL,
+        queries     INTEGER NOT NULL,
+        histogram   BLOB NOT NULL,
+        PRIMARY KEY (minute, name, environment, release, span)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -21,6 +21,7 @@ struct Inner {
     transactions_written: AtomicU64,
     events_dropped: AtomicU64,
     transactions_dropped: AtomicU64,
+    transactions_over_budget: AtomicU64,
     events_pruned: AtomicU64,
     transactions_pruned: AtomicU64,
     issues_pruned: AtomicU64,
@@ -45,6 +46,9 @@ pub struct StoreStats {
     pub events_dropped: u64,
     /// Transactions in failed batches.
     pub transactions_dropped: u64,
+    /// Transactions not kept, or no longer kept, by the keep budget
+    /// ([`KeepBudget`](crate::KeepBudget)): route metrics count them all the same.
+    pub transactions_over_budget: u64,
     /// Events deleted by retention.
     pub events_pruned: u64,
     /// Transactions deleted by retention.
@@ -72,6 +76,7 @@ impl StoreCounters {
             transactions_written: get(&i.transactions_written),
             events_dropped: get(&i.events_dropped),
             transactions_dropped: get(&i.transactions_dropped),
+            transactions_over_budget: get(&i.transactions_over_budget),
             events_pruned: get(&i.events_pruned),
             transactions_pruned: get(&i.transactions_pruned),
             issues_pruned: get(&i.issues_pruned),
@@ -100,6 +105,12 @@ impl StoreCounters {
         i.transactions_dropped
             .fetch_add(transactions, Ordering::Relaxed);
         *i.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    pub(crate) fn over_budget(&self, transactions: u64) {
+        self.inner
+            .transactions_over_budget
+            .fetch_add(transactions, Ordering::Relaxed);
     }
 
     pub(crate) fn pruned(&self, events: u64, transactions: u64, issues: u64) {

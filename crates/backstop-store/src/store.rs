@@ -14,7 +14,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use serde_json::Value;
 
 use crate::alerts::{BatchObserver, IssueOutcome};
+use crate::budget::{Budget, KeepBudget, Offer};
 use crate::error::StoreError;
+use crate::metrics::MetricsRetention;
 use crate::reader::{IssueId, StoreReader};
 use crate::schema::{self, Mode};
 use crate::stats::{StoreCounters, StoreStats};
@@ -69,9 +71,32 @@ pub struct StoreBuilder {
     retention: Retention,
     busy_timeout: Duration,
     max_size: Option<u64>,
+    metrics_retention: MetricsRetention,
+    keep_budget: Option<KeepBudget>,
 }
 
 impl StoreBuilder {
+    /// How many sampled transactions to keep per route and minute (see
+    /// [`KeepBudget`] for the defaults).
+    pub fn keep_budget(mut self, budget: KeepBudget) -> Self {
+        self.keep_budget = Some(budget);
+        self
+    }
+
+    /// Keeps every sampled transaction (until [`Retention`] prunes them): the store's
+    /// write rate then follows the traffic.
+    pub fn no_keep_budget(mut self) -> Self {
+        self.keep_budget = None;
+        self
+    }
+
+    /// How long route metrics are kept, and when minute rows become hour rows
+    /// (default: minutes for a day, hours for 30 days).
+    pub fn metrics_retention(mut self, retention: MetricsRetention) -> Self {
+        self.metrics_retention = retention;
+        self
+    }
+
     /// Deletes rows older than `max_age` (default 7 days).
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.retention.max_age = Some(max_age);
@@ -152,6 +177,13 @@ pub struct SqliteStore {
     failure_log: LogEvery,
     failing: bool,
     last_pruned: Option<Instant>,
+    metrics_retention: MetricsRetention,
+    /// When route metrics were last rolled up (see [`crate::metrics::ROLL_UP_EVERY`]).
+    last_rolled_up: Option<Instant>,
+    /// Which transactions to keep; `None` keeps all.
+    budget: Option<Budget>,
+    /// The batch's transactions not to write (reused between batches).
+    skip: HashSet<backstop_core::EventId>,
     /// Told what each committed batch did to issues (alerts).
     observer: Option<Box<dyn BatchObserver>>,
     /// Lent to readers, for the dashboard's test button.
@@ -187,6 +219,8 @@ impl SqliteStore {
             retention: Retention::default(),
             busy_timeout: Duration::from_secs(2),
             max_size: None,
+            metrics_retention: MetricsRetention::default(),
+            keep_budget: Some(KeepBudget::default()),
         }
     }
 
@@ -204,6 +238,10 @@ impl SqliteStore {
             failure_log: LogEvery::minute(),
             failing: false,
             last_pruned: None,
+            metrics_retention: builder.metrics_retention,
+            last_rolled_up: None,
+            budget: builder.keep_budget.map(Budget::new),
+            skip: HashSet::new(),
             observer: None,
             alert_test: None,
             outcomes: Vec::new(),
@@ -269,7 +307,19 @@ impl SqliteStore {
     /// bounded time). This is what [`Sink::consume`] does, without the pipeline.
     pub fn write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
         let (events, transactions) = count_kinds(batch);
-        match self.try_write(batch) {
+        self.apply_budget(batch);
+        // `skip` may also name earlier batches' transactions, pushed out since.
+        let skipped = batch
+            .iter()
+            .filter_map(Record::as_transaction)
+            .filter(|t| self.skip.contains(&t.event_id))
+            .count() as u64;
+        let transactions = transactions - skipped;
+        let result = self.try_write(batch);
+        if let Some(budget) = &mut self.budget {
+            budget.batch_done();
+        }
+        match result {
             Ok(trimmed) => {
                 self.counters.written(events, transactions);
                 self.counters.pruned(0, trimmed as u64, 0);
@@ -310,7 +360,50 @@ impl SqliteStore {
     /// limits, in small transactions. The store also does this after every batch, for
     /// a bounded time.
     pub fn prune_now(&mut self) -> Result<(), StoreError> {
-        self.prune(None)
+        self.prune(None)?;
+        self.roll_up(None)
+    }
+
+    /// Adds route metrics to their minute rows (the parts of a minute add up). This is
+    /// what [`Sink::consume_metrics`] does, without the pipeline; about once a minute
+    /// it also rolls old minute rows up into hours and deletes expired ones.
+    pub fn write_metrics(
+        &mut self,
+        minutes: &[backstop_core::RouteMinute],
+    ) -> Result<(), StoreError> {
+        let conn = self.connection()?;
+        let result = {
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            crate::metrics::write(&mut conn, minutes)
+        };
+        if let Err(source) = result {
+            let error = self.sqlite_err(source);
+            self.report(&error, "write route metrics (dropped)");
+            return Err(error);
+        }
+        let due = self
+            .last_rolled_up
+            .is_none_or(|t| t.elapsed() >= crate::metrics::ROLL_UP_EVERY);
+        if due {
+            self.last_rolled_up = Some(Instant::now());
+            if let Err(error) = self.roll_up(Some(Instant::now() + PRUNE_BUDGET)) {
+                self.report(&error, "roll up route metrics");
+            }
+        }
+        Ok(())
+    }
+
+    fn roll_up(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
+        let conn = self.connection()?;
+        let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::metrics::roll_up(
+            &mut conn,
+            &self.metrics_retention,
+            SystemTime::now(),
+            deadline,
+        )
+        .map(drop)
+        .map_err(|e| self.sqlite_err(e))
     }
 
     /// Prunes, gives free pages back to the file system (`incremental_vacuum`) and
@@ -363,12 +456,62 @@ impl SqliteStore {
         Ok(self.conn.clone().expect("connected above"))
     }
 
+    /// Decides which of the batch's transactions the keep budget keeps: those not
+    /// kept go into `self.skip`, and the budget's `evicted` lists the rows written
+    /// earlier that are no longer kept.
+    fn apply_budget(&mut self, batch: &[Record]) {
+        self.skip.clear();
+        let Some(budget) = &mut self.budget else {
+            return;
+        };
+        for t in batch.iter().filter_map(Record::as_transaction) {
+            let problems: Vec<&str> = t.problems.iter().map(|p| p.fingerprint.as_str()).collect();
+            let keep = match budget.settle(t.event_id, &problems) {
+                Some(keep) => keep,
+                None => {
+                    let status = t.trace.status.map(|s| s.as_str());
+                    let http_status = t
+                        .trace
+                        .data
+                        .get("http.response.status_code")
+                        .and_then(Value::as_i64);
+                    let offer = Offer {
+                        id: t.event_id,
+                        route: &t.name,
+                        at: t.timestamp,
+                        duration: t
+                            .timestamp
+                            .duration_since(t.start_timestamp)
+                            .unwrap_or_default(),
+                        error: is_error(status, http_status),
+                        may_have_problem: false,
+                    };
+                    budget.offer(&offer, Some(&problems))
+                }
+            };
+            if !keep {
+                self.skip.insert(t.event_id);
+            }
+        }
+        // Pushed out by a later one in the same batch: not written at all.
+        self.skip.extend(budget.evicted.iter().copied());
+        let over = budget.declined + budget.evicted.len() as u64;
+        budget.declined = 0;
+        self.counters.over_budget(over);
+    }
+
     fn try_write(&mut self, batch: &[Record]) -> Result<usize, StoreError> {
         let conn = self.connection()?;
         let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         self.outcomes.clear();
         let outcomes = self.observer.is_some().then_some(&mut self.outcomes);
-        write_batch(&mut conn, batch, &self.retention, outcomes).map_err(|e| self.sqlite_err(e))
+        let evicted = self.budget.as_ref().map_or(&[][..], |b| &b.evicted[..]);
+        let budget = BatchBudget {
+            skip: &self.skip,
+            evicted,
+        };
+        write_batch(&mut conn, batch, &self.retention, &budget, outcomes)
+            .map_err(|e| self.sqlite_err(e))
     }
 
     fn prune(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
@@ -409,6 +552,25 @@ impl Sink for SqliteStore {
 
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
         self.write(batch).map_err(SinkError::from)
+    }
+
+    fn wants_transaction(&mut self, summary: &backstop_core::TransactionSummary<'_>) -> bool {
+        let Some(budget) = &mut self.budget else {
+            return true;
+        };
+        let offer = Offer {
+            id: summary.event_id,
+            route: summary.name,
+            at: summary.ended,
+            duration: summary.duration,
+            error: summary.error,
+            may_have_problem: summary.may_have_problem,
+        };
+        budget.offer(&offer, None)
+    }
+
+    fn consume_metrics(&mut self, minutes: &[backstop_core::RouteMinute]) -> Result<(), SinkError> {
+        self.write_metrics(minutes).map_err(SinkError::from)
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -487,10 +649,19 @@ fn is_error(status: Option<&str>, http_status: Option<i64>) -> bool {
 
 /// Writes a batch in one transaction, trimming the transactions over the row limit in
 /// the same commit (at most one chunk). Returns how many were trimmed.
+/// What the keep budget decided for a batch.
+struct BatchBudget<'a> {
+    /// Transactions of the batch not to write.
+    skip: &'a HashSet<backstop_core::EventId>,
+    /// Transactions written earlier and no longer kept.
+    evicted: &'a [backstop_core::EventId],
+}
+
 fn write_batch(
     conn: &mut Connection,
     batch: &[Record],
     retention: &Retention,
+    budget: &BatchBudget<'_>,
     mut outcomes: Option<&mut Vec<IssueOutcome>>,
 ) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -504,6 +675,9 @@ fn write_batch(
                     over_cap.insert(issue);
                 }
                 (event.release.as_deref(), millis(event.timestamp))
+            }
+            Record::Transaction(t) if budget.skip.contains(&t.event_id) => {
+                (t.release.as_deref(), millis(t.start_timestamp))
             }
             Record::Transaction(t) => {
                 write_transaction(&tx, t, index, outcomes)?;
@@ -537,6 +711,18 @@ fn write_batch(
         for issue in over_cap {
             stmt.execute(params![issue, cap.max(2) as i64 - 2])?;
         }
+    }
+    if !budget.evicted.is_empty() {
+        let event_ids = serde_json::to_string(
+            &budget
+                .evicted
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let ids = ids_of_events(&tx, &event_ids)?;
+        delete_transactions(&tx, &ids)?;
     }
     let trimmed = match retention.max_transactions {
         Some(max) => trim_transactions(&tx, max)?,
@@ -989,6 +1175,16 @@ fn ids(conn: &Connection, sql: &str, param: i64) -> rusqlite::Result<String> {
     } else {
         serde_json::to_string(&ids).expect("integers serialize")
     })
+}
+
+/// The row ids of the transactions whose event ids are in `event_ids` (a JSON array),
+/// as a JSON array.
+fn ids_of_events(conn: &Connection, event_ids: &str) -> rusqlite::Result<String> {
+    conn.prepare_cached(
+        "SELECT coalesce(json_group_array(id), '[]') FROM transactions
+         WHERE event_id IN (SELECT value FROM json_each(?1))",
+    )?
+    .query_row([event_ids], |r| r.get(0))
 }
 
 fn delete_transactions(conn: &Connection, ids: &str) -> rusqlite::Result<usize> {

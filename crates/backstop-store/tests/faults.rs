@@ -40,6 +40,7 @@ fn a_full_database_drops_the_batch_and_resumes_when_room_is_made() {
     // max_page_count gives SQLite's real SQLITE_FULL, as a full disk does.
     let mut store = SqliteStore::builder(&path)
         .retention(KEEP_ALL)
+        .no_keep_budget()
         .max_size(512 * 1024)
         .open()
         .unwrap();
@@ -112,6 +113,7 @@ fn a_full_file_system_drops_batches_and_resumes_when_space_is_freed() {
     let path = dir.path().join("tiny.db");
     let mut store = SqliteStore::builder(&path)
         .retention(KEEP_ALL)
+        .no_keep_budget()
         .open()
         .unwrap();
     let reader = store.reader();

@@ -22,6 +22,7 @@ fn half_a_million_transactions_keep_ten_thousand_and_the_file_stops_growing() {
     let path = dir.path().join("retention.db");
     let mut store = SqliteStore::builder(&path)
         .max_transactions(MAX)
+        .no_keep_budget()
         .open()
         .unwrap();
     let reader = store.reader();

@@ -23,7 +23,10 @@ pub use backstop_core::{DbSpan, db_span, detect, fingerprint, sql, tracing};
 // Where records go.
 pub use backstop_core::{
     ConsoleSink, FILTERED, KindStats, Record, SECRET_HEADERS, SECRET_KEYS, Sink, SinkError, Stats,
+    TransactionSummary,
 };
+// Route metrics from every request.
+pub use backstop_core::{DurationHistogram, RouteMinute};
 
 #[cfg(feature = "diesel")]
 pub use backstop_core::diesel;
@@ -41,7 +44,7 @@ pub use backstop_tower::{BackstopLayer, ResponseErrorExt};
 #[cfg(feature = "sqlite")]
 pub use backstop_store as store;
 #[cfg(feature = "sqlite")]
-pub use backstop_store::SqliteStore;
+pub use backstop_store::{KeepBudget, MetricsRetention, SqliteStore};
 
 #[cfg(feature = "dashboard")]
 pub use backstop_dashboard as dashboard;

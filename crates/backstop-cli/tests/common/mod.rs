@@ -37,6 +37,11 @@ pub struct Seeded {
 /// An empty store with a client whose worker writes to it. The N+1 detector's time
 /// threshold is off, so a handful of fast queries is an N+1.
 pub fn fixture() -> Fixture {
+    fixture_sampling(1.0)
+}
+
+/// Like [`fixture`], sampling `rate` of requests.
+pub fn fixture_sampling(rate: f64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backstop.db");
     let store = SqliteStore::open(&path).unwrap();
@@ -47,7 +52,7 @@ pub fn fixture() -> Fixture {
             .install_panic_hook(false)
             .release(RELEASE)
             .environment(ENVIRONMENT)
-            .traces_sample_rate(1.0)
+            .traces_sample_rate(rate)
             .problem_thresholds(Thresholds {
                 n_plus_one_duration: Duration::ZERO,
                 ..Thresholds::default()

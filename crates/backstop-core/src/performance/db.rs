@@ -30,6 +30,7 @@ use crate::scope::RequestScope;
 /// copied when the span is recorded.
 pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
     let inner = crate::performance::tracing::current()
+        .inspect(|(scope, _)| scope.count_query())
         .filter(|(scope, _)| scope.is_sampled())
         .map(|(scope, parent)| {
             Box::new(Open {

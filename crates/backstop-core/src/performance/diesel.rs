@@ -96,7 +96,13 @@ impl Instrumentation {
     fn start(&mut self, query: &dyn ::diesel::connection::DebugQuery) {
         let current = crate::performance::tracing::current()
             .map(|(scope, _)| scope)
-            .filter(|scope| scope.is_sampled());
+            .filter(|scope| {
+                // A sampled request's query counts in `db_span`, below.
+                if !scope.is_sampled() {
+                    scope.count_query();
+                }
+                scope.is_sampled()
+            });
         self.close_other_requests(current.as_ref());
         let Some(scope) = current else { return };
         // Not `to_string`, which panics when diesel fails to render a query.

@@ -50,6 +50,10 @@ use crate::scope::RequestScope;
 /// The target sqlx logs its statements under.
 const SQLX_TARGET: &str = "sqlx::query";
 
+/// The field that makes a span a query, for route metrics (which count queries of
+/// every request, sampled or not, without reading fields).
+const QUERY_FIELD: &str = "db.statement";
+
 /// The layer with its default [`Config`]: spans at `INFO` and above, breadcrumbs from
 /// `INFO` and `WARN` events, error events from `ERROR` events, and every sqlx query.
 pub fn layer<S>() -> TracingLayer<S>
@@ -276,6 +280,9 @@ where
             explicit_parent
         };
         let Some((scope, parent)) = found else { return };
+        if attrs.metadata().fields().field(QUERY_FIELD).is_some() {
+            scope.count_query();
+        }
         if !scope.is_sampled() {
             return;
         }
@@ -368,6 +375,7 @@ where
             return;
         };
         if meta.target() == SQLX_TARGET {
+            scope.count_query();
             if scope.is_sampled() {
                 self.record_sqlx(&scope, parent, event);
             }

@@ -56,6 +56,28 @@ impl Record {
 /// An error a sink reports; the pipeline counts the batch as failed and logs it.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What sinks learn of a sampled transaction before the worker processes it: enough
+/// to decide whether to keep it (see [`Sink::wants_transaction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransactionSummary<'a> {
+    /// The transaction's id.
+    pub event_id: crate::protocol::EventId,
+    /// Its name (the route).
+    pub name: &'a str,
+    /// When it ended.
+    pub ended: std::time::SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// Whether it failed: a 5xx or a panic (outside HTTP, a status other than `ok` or
+    /// `cancelled`).
+    pub error: bool,
+    /// Whether the detectors might find a performance problem in it: a statement run
+    /// twice (the same text), a query over the slow threshold, or more queries than
+    /// the too-many threshold. False means they will find none.
+    pub may_have_problem: bool,
+}
+
 /// Where processed records go: the SQLite store, the Sentry exporter, test capture.
 ///
 /// Sinks run on the worker thread only, one batch at a time, so they need no locking
@@ -87,6 +109,26 @@ pub trait Sink: std::any::Any + Send + 'static {
 
     /// Takes one batch. Called on the worker thread.
     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
+
+    /// Whether the sink would keep this sampled transaction, asked before the worker
+    /// processes it (spans assembled, statements normalised, detectors run). When
+    /// every sink answers no, the transaction is not processed at all and counts as
+    /// dropped by budget ([`KindStats::dropped_budget`]); when any answers yes, every
+    /// sink receives it as usual. Every sink is asked, each time. Yes by default; the
+    /// SQLite store answers by its keep budget.
+    fn wants_transaction(&mut self, summary: &TransactionSummary<'_>) -> bool {
+        let _ = summary;
+        true
+    }
+
+    /// Takes route metrics: per route and minute, what was counted since the last
+    /// hand-over (a minute may come in parts; add them up). Called on the worker
+    /// thread for minutes that have ended, every few seconds, and for the current
+    /// minute too before each [`flush`](Self::flush). Ignored by default.
+    fn consume_metrics(&mut self, minutes: &[crate::RouteMinute]) -> Result<(), SinkError> {
+        let _ = minutes;
+        Ok(())
+    }
 
     /// Makes everything consumed so far durable or delivered. Called by
     /// [`Client::flush`](crate::Client::flush) and at shutdown.
@@ -122,13 +164,14 @@ pub(crate) enum DropReason {
     Panicked,
     SinkFailed,
     ShutDown,
+    Budget,
 }
 
 #[derive(Default)]
 struct KindCounters {
     captured: AtomicU64,
     sent: AtomicU64,
-    dropped: [AtomicU64; 7],
+    dropped: [AtomicU64; 8],
 }
 
 /// Process-wide counters for one client. Every drop lands here.
@@ -182,6 +225,7 @@ impl Counters {
                 dropped_panicked: d(DropReason::Panicked),
                 dropped_sink_failed: d(DropReason::SinkFailed),
                 dropped_shutdown: d(DropReason::ShutDown),
+                dropped_budget: d(DropReason::Budget),
             }
         };
         Stats {
@@ -237,6 +281,9 @@ pub struct KindStats {
     pub dropped_sink_failed: u64,
     /// Captured after shutdown.
     pub dropped_shutdown: u64,
+    /// Transactions no sink wanted (see [`Sink::wants_transaction`]): the SQLite
+    /// store's keep budget was full, and no other sink takes every transaction.
+    pub dropped_budget: u64,
 }
 
 impl KindStats {
@@ -249,6 +296,7 @@ impl KindStats {
             + self.dropped_panicked
             + self.dropped_sink_failed
             + self.dropped_shutdown
+            + self.dropped_budget
     }
 }
 
@@ -520,6 +568,8 @@ pub(crate) struct Worker {
     /// is processed early.
     max_held: usize,
     max_spans: usize,
+    /// Route metrics, gathered from the request threads.
+    metrics: Option<crate::metrics::Merger>,
 }
 
 impl Worker {
@@ -550,6 +600,41 @@ impl Worker {
             reuse,
             collected: Instant::now(),
             collecting: Vec::new(),
+            metrics: None,
+        }
+    }
+
+    /// Gathers the request threads' route metrics and hands them to the sinks.
+    pub(crate) fn with_metrics(mut self, merger: crate::metrics::Merger) -> Self {
+        self.metrics = Some(merger);
+        self
+    }
+
+    /// Hands the route metrics gathered so far to the sinks: the minutes that have
+    /// ended, or with `all` (before a flush) every one.
+    fn deliver_metrics(&mut self, all: bool) {
+        let Some(merger) = &mut self.metrics else {
+            return;
+        };
+        if !all && !merger.due() {
+            return;
+        }
+        let minutes = merger.merge(all);
+        if minutes.is_empty() {
+            return;
+        }
+        for slot in &mut self.sinks {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                slot.sink.consume_metrics(&minutes)
+            }));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => slot.report("write route metrics", &error),
+                Err(panic) => slot.report(
+                    "write route metrics (it panicked)",
+                    &crate::capture::panic::payload_message(&*panic),
+                ),
+            }
         }
     }
 
@@ -604,6 +689,7 @@ impl Worker {
                 self.deliver(&batch);
                 batch.clear();
             }
+            self.deliver_metrics(control.is_some());
             match control {
                 Some(Message::Flush(ack)) => {
                     self.flush_sinks();
@@ -624,6 +710,7 @@ impl Worker {
         if !batch.is_empty() {
             self.deliver(&batch);
         }
+        self.deliver_metrics(true);
         self.flush_sinks();
     }
 
@@ -656,7 +743,28 @@ impl Worker {
     }
 
     fn process(&mut self, transaction: PendingTransaction, batch: &mut Vec<Record>) {
+        if !self.sinks.is_empty() && !self.wanted(&transaction) {
+            self.counters
+                .dropped(Kind::Transaction, DropReason::Budget, 1);
+            self.processor.discard(transaction);
+            return;
+        }
         batch.extend(self.processor.transaction(transaction));
+    }
+
+    /// Whether any sink wants `transaction` (every sink is asked: the store keeps
+    /// count of what it was offered).
+    fn wanted(&mut self, transaction: &PendingTransaction) -> bool {
+        let summary = self.processor.summary(transaction);
+        let mut wanted = false;
+        for slot in &mut self.sinks {
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                slot.sink.wants_transaction(&summary)
+            }));
+            // A sink that panics here is given the transaction, as before it asked.
+            wanted |= answer.unwrap_or(true);
+        }
+        wanted
     }
 
     /// Adds a late span to its held transaction; one already processed (or unknown)

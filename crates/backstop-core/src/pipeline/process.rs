@@ -67,6 +67,70 @@ impl Processor {
         }
     }
 
+    /// What sinks are told of a transaction before it is processed.
+    pub(crate) fn summary<'a>(
+        &self,
+        pending: &'a PendingTransaction,
+    ) -> crate::pipeline::TransactionSummary<'a> {
+        use crate::performance::spans::{Detail, PendingSpan};
+        let clock = crate::performance::spans::Clock::of(pending.started);
+        let may_have_problem = self.settings.detectors.as_ref().is_some_and(|thresholds| {
+            let too_many = thresholds.too_many_queries.max(1);
+            let mut texts: Vec<&str> = Vec::new();
+            for span in &pending.spans {
+                let PendingSpan::Recorded(recorded) = span else {
+                    continue;
+                };
+                let text = match &recorded.detail {
+                    Detail::Statement(statement) => statement.text.as_str(),
+                    Detail::Query(query) => query.statement.as_str(),
+                    Detail::Traced {
+                        query: Some(query), ..
+                    } => query.statement.as_str(),
+                    Detail::Traced { .. } => continue,
+                };
+                // Statements are interned, so the same text again is mostly the same
+                // pointer; texts past the intern budget compare by content.
+                let repeat = texts
+                    .iter()
+                    .any(|seen| std::ptr::eq(*seen, text) || *seen == text);
+                let slow =
+                    std::time::Duration::from_nanos(recorded.took_ns) >= thresholds.slow_query;
+                texts.push(text);
+                if repeat || slow || texts.len() >= too_many {
+                    return true;
+                }
+            }
+            false
+        });
+        crate::pipeline::TransactionSummary {
+            event_id: pending.event_id,
+            name: pending.name.as_str(),
+            ended: clock.at(pending.ended),
+            duration: pending.ended.saturating_duration_since(pending.started),
+            error: crate::metrics::is_error(pending.status, pending.http_status),
+            may_have_problem,
+        }
+    }
+
+    /// Lets go of a transaction no sink wants: its span list goes back for reuse, and
+    /// what a request thread allocated is freed on one (see `crate::reuse`).
+    pub(crate) fn discard(&self, pending: PendingTransaction) {
+        use crate::performance::spans::{Detail, PendingSpan};
+        let PendingTransaction {
+            mut spans, trace, ..
+        } = pending;
+        let queries = spans.drain(..).filter_map(|span| match span {
+            PendingSpan::Recorded(recorded) => match recorded.detail {
+                Detail::Query(query) => Some(query),
+                _ => None,
+            },
+            PendingSpan::Done(_) => None,
+        });
+        self.reuse.retire(trace.request_source, queries);
+        self.reuse.recycle_span_list(spans);
+    }
+
     fn event_inner(&self, pending: PendingEvent) -> Result<Event, DropReason> {
         let settings = &*self.settings;
         let PendingEvent {

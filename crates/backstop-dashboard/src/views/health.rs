@@ -88,6 +88,7 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreErr
                         (kinds("Dropped: panicked", &p.events, &p.transactions, |k| k.dropped_panicked))
                         (kinds("Dropped: sink failed", &p.events, &p.transactions, |k| k.dropped_sink_failed))
                         (kinds("Dropped: after shutdown", &p.events, &p.transactions, |k| k.dropped_shutdown))
+                        (kinds("Not kept: over the keep budget", &p.events, &p.transactions, |k| k.dropped_budget))
                     }
                 } }
             }

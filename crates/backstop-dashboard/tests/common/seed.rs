@@ -74,6 +74,10 @@ pub fn seed(store: &mut SqliteStore, size: Size, text: &str) {
     let mut batch: Vec<Record> = Vec::with_capacity(512);
     let flush = |batch: &mut Vec<Record>, store: &mut SqliteStore| {
         store.write(batch).expect("seed write");
+        // What the pipeline counts of every request, which route figures read.
+        store
+            .write_metrics(&backstop_core::test::route_minutes_of(batch))
+            .expect("seed route metrics");
         batch.clear();
     };
     let mut rng = fastrand::Rng::with_seed(7);

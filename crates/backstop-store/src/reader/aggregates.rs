@@ -2,9 +2,8 @@
 //! tag distributions, SQL statements across requests, per-release figures and the
 //! store's own health.
 //!
-//! The request figures come from the kept transactions. They sit behind these
-//! functions so that they can switch to per-minute route metrics without the callers
-//! changing.
+//! Requests over time and the duration histogram come from the route metrics rows
+//! (see `metrics`); the statement and release figures from the kept transactions.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -15,7 +14,7 @@ use rusqlite::types::Value;
 
 use super::StoreReader;
 use super::models::{EventSummary, Issue, IssueId, RequestSummary};
-use super::query::{self, Filter, RequestQuery, Sql};
+use super::query::{self, Filter, Sql};
 use super::rows::{
     EVENT_COLUMNS, ISSUE_COLUMNS, REQUEST_COLUMNS, event_row, issue_row, micros, request_row, time,
 };
@@ -74,7 +73,7 @@ impl Buckets {
         ((millis(self.until) - millis(self.since)) / self.count as i64).max(1)
     }
 
-    fn index(&self, at_ms: i64) -> Option<usize> {
+    pub(crate) fn index(&self, at_ms: i64) -> Option<usize> {
         let i = (at_ms - millis(self.since)).checked_div(self.width_ms())?;
         (0..self.count as i64).contains(&i).then_some(i as usize)
     }
@@ -225,77 +224,6 @@ pub(crate) fn nearest_rank(sorted: &[i64], p: u64) -> i64 {
 }
 
 impl StoreReader {
-    /// Requests per bucket: count, errors and p50/p95/p99, and the same over the
-    /// whole range, for the query's route, environment and release (its own time range
-    /// is replaced by the buckets').
-    pub fn request_series(
-        &self,
-        query: &RequestQuery,
-        buckets: Buckets,
-    ) -> Result<Series, StoreError> {
-        let mut filter = query.filter.clone();
-        filter.since = Some(buckets.since);
-        filter.until = Some(buckets.until);
-        let mut sql = Sql::new("SELECT timestamp, duration_us, is_error FROM transactions");
-        query::transaction_conditions(&mut sql, &filter, query.select.route.as_deref());
-        let mut durations: Vec<Vec<i64>> = vec![Vec::new(); buckets.count];
-        let mut errors = vec![0u64; buckets.count];
-        self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(sql.text())?;
-            let mut rows = stmt.query(sql.values())?;
-            while let Some(r) = rows.next()? {
-                if let Some(i) = buckets.index(r.get(0)?) {
-                    durations[i].push(r.get(1)?);
-                    errors[i] += u64::from(r.get::<_, bool>(2)?);
-                }
-            }
-            Ok(())
-        })?;
-        let point = |start: SystemTime, d: &mut Vec<i64>, errors: u64| {
-            d.sort_unstable();
-            SeriesPoint {
-                start,
-                count: d.len() as u64,
-                errors,
-                p50: micros(nearest_rank(d, 50)),
-                p95: micros(nearest_rank(d, 95)),
-                p99: micros(nearest_rank(d, 99)),
-            }
-        };
-        let mut all: Vec<i64> = durations.iter().flatten().copied().collect();
-        let total = point(buckets.since, &mut all, errors.iter().sum());
-        let points = buckets
-            .starts()
-            .zip(durations.iter_mut())
-            .zip(errors)
-            .map(|((start, d), errors)| point(start, d, errors))
-            .collect();
-        Ok(Series { points, total })
-    }
-
-    /// The durations of the query's requests counted into histogram bins whose upper
-    /// bounds are `bounds` (the last bin takes everything above).
-    pub fn duration_histogram(
-        &self,
-        query: &RequestQuery,
-        bounds: &[Duration],
-    ) -> Result<Vec<u64>, StoreError> {
-        let mut sql = Sql::new("SELECT duration_us FROM transactions");
-        query::transaction_conditions(&mut sql, &query.filter, query.select.route.as_deref());
-        let bounds: Vec<i64> = bounds.iter().map(|b| b.as_micros() as i64).collect();
-        let mut bins = vec![0u64; bounds.len() + 1];
-        self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(sql.text())?;
-            let mut rows = stmt.query(sql.values())?;
-            while let Some(r) = rows.next()? {
-                let d: i64 = r.get(0)?;
-                bins[bounds.partition_point(|&b| b < d)] += 1;
-            }
-            Ok(())
-        })?;
-        Ok(bins)
-    }
-
     /// Events per bucket for each of `issues`.
     pub fn issue_series(
         &self,

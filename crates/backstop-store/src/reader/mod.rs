@@ -17,11 +17,11 @@
 //! ```
 
 mod aggregates;
+mod metrics;
 mod models;
 mod query;
 mod rows;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,11 +49,10 @@ use crate::schema::{self, Mode};
 use crate::stats::{StoreCounters, StoreStats};
 use crate::store::Retention;
 use crate::store::millis;
-use aggregates::nearest_rank;
 use query::Sql;
 use rows::{
     EVENT_COLUMNS, ISSUE_COLUMNS, OCCURRENCE_COLUMNS, OCCURRENCE_TABLES, REQUEST_COLUMNS,
-    conversion, event_row, issue_row, micros, occurrence_row, perf_issue_row, request_row, time,
+    conversion, event_row, issue_row, occurrence_row, perf_issue_row, request_row, time,
 };
 
 /// Reads the store. Cheap to clone. Each call opens its own read-only connection, so
@@ -370,7 +369,8 @@ impl StoreReader {
             tx.execute_batch(
                 "DELETE FROM transaction_problems; DELETE FROM spans; DELETE FROM transactions;
                  DELETE FROM events; DELETE FROM issue_users; DELETE FROM issue_releases;
-                 DELETE FROM issue_environments; DELETE FROM issues; DELETE FROM releases;",
+                 DELETE FROM issue_environments; DELETE FROM issues; DELETE FROM releases;
+                 DELETE FROM route_metrics;",
             )?;
             tx.commit()
         })
@@ -396,78 +396,6 @@ impl StoreReader {
             path: path.clone(),
             source,
         })
-    }
-
-    /// Transactions grouped by route: count, error rate, p50/p95/p99 duration, mean
-    /// query count and (when asked) Apdex.
-    ///
-    /// The rows are read once and grouped here rather than with SQL window functions:
-    /// one sort per route instead of one over the whole table, several times faster
-    /// on a full store.
-    pub fn routes(&self, query: &RouteQuery) -> Result<Vec<RouteStats>, StoreError> {
-        #[derive(Default)]
-        struct Route {
-            durations: Vec<i64>,
-            errors: u64,
-            queries: u64,
-        }
-        let mut sql = Sql::new("SELECT name, duration_us, is_error, query_count FROM transactions");
-        query::transaction_conditions(&mut sql, &query.filter, query.select.route.as_deref());
-        let mut by_route: HashMap<String, Route> = HashMap::new();
-        self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(sql.text())?;
-            let mut rows = stmt.query(sql.values())?;
-            while let Some(r) = rows.next()? {
-                let name = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-                if !by_route.contains_key(name) {
-                    by_route.insert(name.to_owned(), Route::default());
-                }
-                let route = by_route.get_mut(name).expect("inserted above");
-                route.durations.push(r.get(1)?);
-                route.errors += u64::from(r.get::<_, bool>(2)?);
-                route.queries += r.get::<_, i64>(3)?.max(0) as u64;
-            }
-            Ok(())
-        })?;
-        let apdex = query.select.apdex.map(|t| t.as_micros() as i64);
-        let mut routes: Vec<RouteStats> = by_route
-            .into_iter()
-            .map(|(name, mut route)| {
-                route.durations.sort_unstable();
-                let d = &route.durations;
-                let count = d.len() as u64;
-                RouteStats {
-                    name,
-                    count,
-                    errors: route.errors,
-                    error_rate: route.errors as f64 / count.max(1) as f64,
-                    p50: micros(nearest_rank(d, 50)),
-                    p95: micros(nearest_rank(d, 95)),
-                    p99: micros(nearest_rank(d, 99)),
-                    mean_queries: route.queries as f64 / count.max(1) as f64,
-                    apdex: apdex.map(|t| {
-                        let satisfied = d.partition_point(|&x| x <= t);
-                        let tolerating = d.partition_point(|&x| x <= 4 * t);
-                        (satisfied + tolerating) as f64 * 0.5 / count.max(1) as f64
-                    }),
-                }
-            })
-            .collect();
-        let by = |a: &RouteStats, b: &RouteStats| match query.select.sort {
-            RouteSort::Count => b.count.cmp(&a.count),
-            RouteSort::P95 => b.p95.cmp(&a.p95),
-            RouteSort::ErrorRate => b
-                .error_rate
-                .total_cmp(&a.error_rate)
-                .then(b.count.cmp(&a.count)),
-            RouteSort::Queries => b.mean_queries.total_cmp(&a.mean_queries),
-        };
-        routes.sort_by(|a, b| by(a, b).then_with(|| a.name.cmp(&b.name)));
-        Ok(routes
-            .into_iter()
-            .skip(query.filter.offset)
-            .take(query.filter.limit)
-            .collect())
     }
 
     /// The slowest requests, slowest first.

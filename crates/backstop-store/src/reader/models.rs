@@ -246,15 +246,19 @@ pub enum RouteSort {
     Queries,
 }
 
-/// Transactions of one route (transaction name), summarised. Percentiles use the
-/// nearest-rank method: p95 is the smallest duration with at least 95% of requests at
-/// or below it.
+/// The requests of one route (transaction name), every one of them, sampled or not,
+/// summarised from the route metrics rows. Percentiles are by nearest rank (p95 is the
+/// smallest duration with at least 95% of requests at or below it), read from a
+/// histogram: within 2% of the exact value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteStats {
     /// The route (`GET /users/{id}`).
     pub name: String,
     /// Requests.
     pub count: u64,
+    /// Requests per minute: over the range asked for, else over the minutes the
+    /// route's rows cover.
+    pub per_minute: f64,
     /// Failed requests (5xx, or a non-ok status outside HTTP).
     pub errors: u64,
     /// `errors / count`.
@@ -265,7 +269,7 @@ pub struct RouteStats {
     pub p95: Duration,
     /// 99th percentile duration.
     pub p99: Duration,
-    /// Mean database queries (spans whose op starts with `db`) per request.
+    /// Mean database queries per request.
     pub mean_queries: f64,
     /// The Apdex score (0 to 1), when the query asked for it with
     /// [`RouteQuery::apdex`](super::RouteQuery::apdex).

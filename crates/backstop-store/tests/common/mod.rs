@@ -169,3 +169,16 @@ pub fn with_n_plus_one(mut t: Transaction, description: &str) -> Transaction {
     t.problems.push(p);
     t
 }
+
+/// Writes `batch` and the route metrics its transactions make, as the pipeline would.
+pub fn write_with_metrics(store: &mut backstop_store::SqliteStore, batch: &[Record]) {
+    store.write(batch).unwrap();
+    store
+        .write_metrics(&backstop_core::test::route_minutes_of(batch))
+        .unwrap();
+}
+
+/// Whether `got` is within 2% of `want` (what percentiles from route metrics promise).
+pub fn near(got: Duration, want: Duration) -> bool {
+    (got.as_secs_f64() - want.as_secs_f64()).abs() <= want.as_secs_f64() * 0.02
+}
