@@ -432,6 +432,7 @@ fn hostile_inputs_do_not_panic() {
         duplicate_count: 0,
         slow_query: Duration::ZERO,
         too_many_queries: 0,
+        ..Thresholds::default()
     };
     assert!(detect("GET /", &[], &zero).is_empty());
     let root = SpanId::new();
