@@ -369,6 +369,8 @@ pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::pa
         "/users",
         "/users/fixed",
         "/slow",
+        "/checkout",
+        "/api/rates",
     ] {
         assert!(body.contains(&format!("href=\"{link}\"")), "{link}");
     }
@@ -443,6 +445,96 @@ pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::pa
             .transaction_problems(occurrence.transaction_event_id)
             .unwrap(),
         detail.occurrences
+    );
+}
+
+/// The demos' `/checkout`, end to end, against a demo served at `addr` whose client is
+/// `client` and whose SQLite store is at `db`: three checkouts store a `GET /checkout`
+/// transaction with an `http.client` span naming `/api/rates`, a `GET /api/rates`
+/// transaction in the same trace whose parent is that span, and cache spans with a
+/// miss, then hits (also counted in the transactions' `cache` context).
+pub async fn check_demo_checkout(addr: SocketAddr, client: &Client, db: &std::path::Path) {
+    let http = reqwest::Client::new();
+    let mut cached = Vec::new();
+    for _ in 0..3 {
+        let response = http
+            .get(format!("http://{addr}/checkout"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        cached.push(body["cached"].as_bool().unwrap());
+    }
+    assert_eq!(cached, [false, true, true], "a miss, then hits");
+    assert!(client.flush(Duration::from_secs(10)));
+
+    let reader = backstop_store::StoreReader::open(db).unwrap();
+    let requests = reader
+        .recent_requests(&backstop_store::RequestQuery::default())
+        .unwrap();
+    let detail = |name: &str| -> Vec<Transaction> {
+        requests
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| reader.request(r.event_id).unwrap().unwrap().transaction)
+            .collect()
+    };
+    let checkouts = detail("GET /checkout");
+    let rates = detail("GET /api/rates");
+    assert_eq!(checkouts.len(), 3, "{requests:#?}");
+    assert_eq!(rates.len(), 1, "only the miss calls /api/rates");
+    let rates = &rates[0];
+
+    let calling: Vec<_> = checkouts
+        .iter()
+        .filter(|t| {
+            t.spans
+                .iter()
+                .any(|s| s.op.as_deref() == Some("http.client"))
+        })
+        .collect();
+    assert_eq!(calling.len(), 1);
+    let checkout = calling[0];
+    let call = checkout
+        .spans
+        .iter()
+        .find(|s| s.op.as_deref() == Some("http.client"))
+        .unwrap();
+    assert_eq!(
+        call.description.as_deref(),
+        Some(format!("GET http://{addr}/api/rates").as_str())
+    );
+    assert_eq!(call.data["http.response.status_code"], 200);
+    assert_eq!(rates.trace.trace_id, checkout.trace.trace_id, "one trace");
+    assert_eq!(rates.trace.parent_span_id, Some(call.span_id));
+    assert!(call.duration() >= Duration::from_millis(45), "{call:?}");
+
+    let cache_ops: Vec<(String, Option<bool>)> = checkouts
+        .iter()
+        .flat_map(|t| &t.spans)
+        .filter(|s| s.op.as_deref().is_some_and(|op| op.starts_with("cache.")))
+        .map(|s| {
+            (
+                s.op.clone().unwrap(),
+                s.data.get("cache.hit").and_then(|h| h.as_bool()),
+            )
+        })
+        .collect();
+    let hits = cache_ops
+        .iter()
+        .filter(|(op, hit)| op == "cache.get" && *hit == Some(true))
+        .count();
+    let misses = cache_ops
+        .iter()
+        .filter(|(op, hit)| op == "cache.get" && *hit == Some(false))
+        .count();
+    let puts = cache_ops.iter().filter(|(op, _)| op == "cache.put").count();
+    assert_eq!((hits, misses, puts), (2, 1, 1), "{cache_ops:?}");
+    let rates_of = |t: &Transaction| t.contexts["cache"]["prefixes"][0].clone();
+    assert_eq!(
+        rates_of(checkout),
+        serde_json::json!({"prefix": "rates", "hits": 0, "misses": 1, "hit_rate": 0.0})
     );
 }
 

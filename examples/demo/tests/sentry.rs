@@ -21,7 +21,7 @@ async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backst
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = backstop_demo::app(&backstop, data);
+    let app = backstop_demo::app(&backstop, data, addr);
     tokio::spawn(async move {
         axum::serve(
             listener,
