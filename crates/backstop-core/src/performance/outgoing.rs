@@ -277,6 +277,36 @@ impl Drop for HttpClientSpan {
     }
 }
 
+/// The span status of a call that got no response, from its error: a timeout is
+/// `DeadlineExceeded`; a refused, reset or dropped connection is `Unavailable`;
+/// anything else `InternalError`. The whole `source()` chain is looked at, so a
+/// client's error wrapping an `io::Error` is read through.
+pub fn failure_status(error: &(dyn std::error::Error + 'static)) -> SpanStatus {
+    use std::io::ErrorKind;
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ErrorKind::TimedOut => return SpanStatus::DeadlineExceeded,
+                ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::NotConnected
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof => return SpanStatus::Unavailable,
+                _ => {}
+            }
+        }
+        // Timeout layers (tower's `Elapsed`) say so only in words.
+        let text = error.to_string().to_ascii_lowercase();
+        if text.contains("timed out") || text.contains("timeout") || text.contains("elapsed") {
+            return SpanStatus::DeadlineExceeded;
+        }
+        next = error.source();
+    }
+    SpanStatus::InternalError
+}
+
 /// `http` breadcrumb: method, URL and status (or why there is none).
 fn breadcrumb(call: &HttpCall) -> Breadcrumb {
     let mut crumb = Breadcrumb::default();
