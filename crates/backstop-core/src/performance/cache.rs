@@ -85,8 +85,10 @@ pub(crate) struct CacheCall {
 impl CacheCall {
     /// The breadcrumb a cache operation leaves: `cache.get rates:EUR`, key and hit.
     pub(crate) fn breadcrumb(&self) -> Breadcrumb {
-        let mut crumb = Breadcrumb::default();
-        crumb.category = Some(self.op.as_str().into());
+        let mut crumb = Breadcrumb {
+            category: Some(self.op.as_str().into()),
+            ..Breadcrumb::default()
+        };
         crumb
             .data
             .insert("cache.key".into(), self.key.as_str().into());

@@ -160,12 +160,13 @@ pub(crate) struct HttpCall {
 }
 
 impl HttpCall {
-    /// The span's status: the failure's, else the response's.
+    /// The span's status: the failure's, else the response's; a call that ended with
+    /// neither was abandoned (a timeout around it, a dropped future).
     pub(crate) fn span_status(&self) -> SpanStatus {
         match (self.failure, self.status) {
             (Some(failure), _) => failure,
             (None, Some(code)) => SpanStatus::from_http(code),
-            (None, None) => SpanStatus::UnknownError,
+            (None, None) => SpanStatus::Cancelled,
         }
     }
 }
@@ -309,14 +310,15 @@ pub fn failure_status(error: &(dyn std::error::Error + 'static)) -> SpanStatus {
 
 /// `http` breadcrumb: method, URL and status (or why there is none).
 fn breadcrumb(call: &HttpCall) -> Breadcrumb {
-    let mut crumb = Breadcrumb::default();
-    crumb.ty = "http".into();
-    crumb.category = Some("http".into());
-    crumb.level = match (call.failure, call.status) {
-        (Some(_), _) => Level::Error,
-        (None, Some(500..)) => Level::Error,
-        (None, Some(400..)) => Level::Warning,
-        _ => Level::Info,
+    let mut crumb = Breadcrumb {
+        ty: "http".into(),
+        category: Some("http".into()),
+        level: match (call.failure, call.status) {
+            (Some(_), _) | (None, None) | (None, Some(500..)) => Level::Error,
+            (None, Some(400..)) => Level::Warning,
+            _ => Level::Info,
+        },
+        ..Breadcrumb::default()
     };
     crumb
         .data
@@ -330,8 +332,10 @@ fn breadcrumb(call: &HttpCall) -> Breadcrumb {
     if let Some(status) = call.status {
         crumb.data.insert("status_code".into(), status.into());
     }
-    if let Some(failure) = call.failure {
-        crumb.data.insert("reason".into(), failure.as_str().into());
+    if call.failure.is_some() || call.status.is_none() {
+        crumb
+            .data
+            .insert("reason".into(), call.span_status().as_str().into());
     }
     crumb
 }
