@@ -284,7 +284,7 @@ fn transaction(
     }
     // An outgoing call and a cache read, which the worker would count into the
     // transaction's `cache` context.
-    let hit = duration.as_millis() % 3 != 0;
+    let hit = !duration.as_millis().is_multiple_of(3);
     for (op, description) in [
         (
             "http.client",
