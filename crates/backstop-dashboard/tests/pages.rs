@@ -129,9 +129,7 @@ fn recorded_text_is_escaped_on_every_page() {
         .1;
     let route = get(server.addr, &cookie, &route).body;
     assert!(
-        route.contains(
-            "<code>GET https://rates&lt;script&gt;alert(1)&lt;/*/api/rates</code>"
-        ),
+        route.contains("<code>GET https://rates&lt;script&gt;alert(1)&lt;/*/api/rates</code>"),
         "{route}"
     );
     assert!(

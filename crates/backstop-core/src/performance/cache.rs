@@ -245,7 +245,7 @@ pub(crate) fn hit_rates(spans: &[Span]) -> Option<Value> {
             })
         })
         .collect();
-    Some(serde_json::json!({ "type": "cache", "prefixes": list }))
+    Some(serde_json::json!({ "prefixes": list }))
 }
 
 #[cfg(test)]

@@ -312,7 +312,7 @@ fn transaction(
     let mut contexts = std::collections::BTreeMap::new();
     contexts.insert(
         "cache".to_owned(),
-        serde_json::json!({"type": "cache", "prefixes": [{
+        serde_json::json!({"prefixes": [{
             "prefix": backstop_core::cache::key_prefix(&format!("rates{text}:EUR")),
             "hits": u64::from(hit),
             "misses": u64::from(!hit),
