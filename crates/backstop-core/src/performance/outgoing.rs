@@ -35,7 +35,7 @@ use http::header::{HeaderName, HeaderValue};
 
 use crate::performance::spans::{Detail, Instant, MAX_FIELD, Recorded};
 use crate::protocol::{Breadcrumb, Level, SpanId, SpanStatus};
-use crate::reuse::intern::bounded;
+use crate::reuse::intern::{Text, bounded};
 use crate::scope::RequestScope;
 
 /// The W3C trace header.
@@ -73,15 +73,12 @@ pub fn start_uri(method: &http::Method, uri: &http::Uri) -> HttpClientSpan {
                 .query()
                 .filter(|q| !q.is_empty())
                 .map(|q| bounded(q, MAX_FIELD));
-            (url, query)
+            (Text::from(url), query)
         }),
     }
 }
 
-fn open(
-    method: &http::Method,
-    url: impl FnOnce() -> (String, Option<String>),
-) -> Option<Box<Open>> {
+fn open(method: &http::Method, url: impl FnOnce() -> (Text, Option<String>)) -> Option<Box<Open>> {
     let (scope, parent) = crate::performance::tracing::current()?;
     let (url, query) = url();
     let sampled = scope.is_sampled();
@@ -108,8 +105,9 @@ fn open(
 }
 
 /// `https://user:pass@host/path?query#frag` as `(https://host/path, Some(query))`: the
-/// credentials and fragment never leave the request thread.
-fn split_url(url: &str) -> (String, Option<String>) {
+/// credentials and fragment never leave the request thread. The URL is kept once per
+/// process, like statements: a service calls the same few endpoints all day.
+fn split_url(url: &str) -> (Text, Option<String>) {
     let url = url.split_once('#').map_or(url, |(before, _)| before);
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, (!query.is_empty()).then_some(query)),
@@ -119,11 +117,14 @@ fn split_url(url: &str) -> (String, Option<String>) {
         Some((scheme, rest)) => {
             let authority_end = rest.find('/').unwrap_or(rest.len());
             match rest[..authority_end].rfind('@') {
-                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-                None => bounded(base, MAX_FIELD),
+                Some(at) => Text::Owned(bounded(
+                    &format!("{scheme}://{}", &rest[at + 1..]),
+                    MAX_FIELD,
+                )),
+                None => Text::new(base, MAX_FIELD),
             }
         }
-        None => bounded(base, MAX_FIELD),
+        None => Text::new(base, MAX_FIELD),
     };
     (base, query.map(|q| bounded(q, MAX_FIELD)))
 }
@@ -150,7 +151,7 @@ struct Open {
 pub(crate) struct HttpCall {
     pub(crate) method: http::Method,
     /// Scheme, host, port and path: no credentials, no query.
-    pub(crate) url: String,
+    pub(crate) url: Text,
     /// The query as sent (scrubbed on the worker).
     pub(crate) query: Option<String>,
     pub(crate) status: Option<u16>,
@@ -181,22 +182,20 @@ impl HttpClientSpan {
     /// The `traceparent` and `sentry-trace` values for the call, when it is inside a
     /// request and its URL is a propagation target.
     pub fn trace_headers(&self) -> Option<[(HeaderName, HeaderValue); 2]> {
+        use std::fmt::Write;
         let open = self.inner.as_deref().filter(|open| open.propagate)?;
         let trace_id = open.scope.trace_id();
         let sampled = open.scope.is_sampled();
-        let traceparent = format!(
-            "00-{trace_id}-{}-{}",
-            open.span_id,
-            if sampled { "01" } else { "00" }
-        );
-        let sentry_trace = format!(
-            "{trace_id}-{}-{}",
-            open.span_id,
-            if sampled { "1" } else { "0" }
-        );
+        // Written into buffers the header values then own: no second copy.
+        let mut traceparent = String::with_capacity(55);
+        let mut sentry_trace = String::with_capacity(51);
+        let (flags, flag) = if sampled { ("01", "1") } else { ("00", "0") };
+        write!(traceparent, "00-{trace_id}-{}-{flags}", open.span_id).ok()?;
+        write!(sentry_trace, "{trace_id}-{}-{flag}", open.span_id).ok()?;
+        let value = |text: String| HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).ok();
         Some([
-            (TRACEPARENT, HeaderValue::from_str(&traceparent).ok()?),
-            (SENTRY_TRACE, HeaderValue::from_str(&sentry_trace).ok()?),
+            (TRACEPARENT, value(traceparent)?),
+            (SENTRY_TRACE, value(sentry_trace)?),
         ])
     }
 
@@ -398,15 +397,19 @@ mod tests {
 
     #[test]
     fn credentials_fragment_and_query_are_split_off() {
+        let split = |url| {
+            let (base, query) = split_url(url);
+            (base.as_str().to_owned(), query)
+        };
         assert_eq!(
-            split_url("https://ann:pw@api.example:8443/a/b?x=1&token=2#top"),
+            split("https://ann:pw@api.example:8443/a/b?x=1&token=2#top"),
             (
                 "https://api.example:8443/a/b".to_owned(),
                 Some("x=1&token=2".to_owned())
             )
         );
-        assert_eq!(split_url("http://h/p?"), ("http://h/p".to_owned(), None));
-        assert_eq!(split_url("http://h/a@b"), ("http://h/a@b".to_owned(), None));
+        assert_eq!(split("http://h/p?"), ("http://h/p".to_owned(), None));
+        assert_eq!(split("http://h/a@b"), ("http://h/a@b".to_owned(), None));
     }
 
     #[test]

@@ -506,7 +506,7 @@ fn http_data(call: HttpCall, data: &mut Map) -> String {
     if let Some(size) = response_size {
         data.insert("http.response_content_length".into(), size.into());
     }
-    format!("{method} {url}")
+    format!("{method} {}", url.as_str())
 }
 
 #[cfg(test)]
