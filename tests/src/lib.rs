@@ -369,6 +369,8 @@ pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::pa
         "/users",
         "/users/fixed",
         "/slow",
+        "/checkout",
+        "/api/rates",
     ] {
         assert!(body.contains(&format!("href=\"{link}\"")), "{link}");
     }
@@ -443,6 +445,96 @@ pub async fn check_demo_contract(addr: SocketAddr, client: &Client, db: &std::pa
             .transaction_problems(occurrence.transaction_event_id)
             .unwrap(),
         detail.occurrences
+    );
+}
+
+/// The demos' `/checkout`, end to end, against a demo served at `addr` whose client is
+/// `client` and whose SQLite store is at `db`: three checkouts store a `GET /checkout`
+/// transaction with an `http.client` span naming `/api/rates`, a `GET /api/rates`
+/// transaction in the same trace whose parent is that span, and cache spans with a
+/// miss, then hits (also counted in the transactions' `cache` context).
+pub async fn check_demo_checkout(addr: SocketAddr, client: &Client, db: &std::path::Path) {
+    let http = reqwest::Client::new();
+    let mut cached = Vec::new();
+    for _ in 0..3 {
+        let response = http
+            .get(format!("http://{addr}/checkout"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        cached.push(body["cached"].as_bool().unwrap());
+    }
+    assert_eq!(cached, [false, true, true], "a miss, then hits");
+    assert!(client.flush(Duration::from_secs(10)));
+
+    let reader = backstop_store::StoreReader::open(db).unwrap();
+    let requests = reader
+        .recent_requests(&backstop_store::RequestQuery::default())
+        .unwrap();
+    let detail = |name: &str| -> Vec<Transaction> {
+        requests
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| reader.request(r.event_id).unwrap().unwrap().transaction)
+            .collect()
+    };
+    let checkouts = detail("GET /checkout");
+    let rates = detail("GET /api/rates");
+    assert_eq!(checkouts.len(), 3, "{requests:#?}");
+    assert_eq!(rates.len(), 1, "only the miss calls /api/rates");
+    let rates = &rates[0];
+
+    let calling: Vec<_> = checkouts
+        .iter()
+        .filter(|t| {
+            t.spans
+                .iter()
+                .any(|s| s.op.as_deref() == Some("http.client"))
+        })
+        .collect();
+    assert_eq!(calling.len(), 1);
+    let checkout = calling[0];
+    let call = checkout
+        .spans
+        .iter()
+        .find(|s| s.op.as_deref() == Some("http.client"))
+        .unwrap();
+    assert_eq!(
+        call.description.as_deref(),
+        Some(format!("GET http://{addr}/api/rates").as_str())
+    );
+    assert_eq!(call.data["http.response.status_code"], 200);
+    assert_eq!(rates.trace.trace_id, checkout.trace.trace_id, "one trace");
+    assert_eq!(rates.trace.parent_span_id, Some(call.span_id));
+    assert!(call.duration() >= Duration::from_millis(45), "{call:?}");
+
+    let cache_ops: Vec<(String, Option<bool>)> = checkouts
+        .iter()
+        .flat_map(|t| &t.spans)
+        .filter(|s| s.op.as_deref().is_some_and(|op| op.starts_with("cache.")))
+        .map(|s| {
+            (
+                s.op.clone().unwrap(),
+                s.data.get("cache.hit").and_then(|h| h.as_bool()),
+            )
+        })
+        .collect();
+    let hits = cache_ops
+        .iter()
+        .filter(|(op, hit)| op == "cache.get" && *hit == Some(true))
+        .count();
+    let misses = cache_ops
+        .iter()
+        .filter(|(op, hit)| op == "cache.get" && *hit == Some(false))
+        .count();
+    let puts = cache_ops.iter().filter(|(op, _)| op == "cache.put").count();
+    assert_eq!((hits, misses, puts), (2, 1, 1), "{cache_ops:?}");
+    let rates_of = |t: &Transaction| t.contexts["cache"]["prefixes"][0].clone();
+    assert_eq!(
+        rates_of(checkout),
+        serde_json::json!({"prefix": "rates", "hits": 0, "misses": 1, "hit_rate": 0.0})
     );
 }
 
@@ -900,4 +992,346 @@ pub async fn route_metrics_count_all_traffic(
         failed,
         kept: reader.transaction_count().unwrap(),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Outgoing calls and caches
+
+/// The routes every adapter's parity app serves for outgoing calls and caches, each a
+/// thin wrapper around the helper named:
+///
+/// | route | behaviour |
+/// |---|---|
+/// | `GET /call?url=&times=&timeout_ms=` | [`call`]: calls `url` `times` times (default 1) with reqwest through Backstop's middleware; answers the last status, or 502 with the error attached |
+/// | `GET /spawned?url=` | [`spawned_call`]: the same call from a task spawned with `backstop_core::bind` |
+/// | `GET /cache` | [`cache_round`]: `cache.get` `rates:EUR` (miss), `cache.put`, `cache.get` (hit), `cache.get` `session:abc123` (miss) |
+///
+/// The downstream end is the axum parity app, with these routes too:
+///
+/// | route | behaviour |
+/// |---|---|
+/// | `GET /rates` | 200, JSON |
+/// | `GET /fail` | a bare 500 |
+/// | `GET /sleep?ms=` | 200 after `ms` milliseconds |
+/// | `GET /headers` | the `traceparent` and `sentry-trace` it received, as JSON |
+pub const OUTGOING_ROUTES: &[&str] = &["/call", "/spawned", "/cache"];
+
+/// What `/call` and `/spawned` take.
+#[derive(Debug, serde::Deserialize)]
+pub struct CallQuery {
+    /// The URL to call.
+    pub url: String,
+    /// How many times.
+    pub times: Option<u32>,
+    /// A per-call timeout, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A call that got no response.
+#[derive(Debug)]
+pub struct CallFailed(pub reqwest_middleware::Error);
+
+impl std::fmt::Display for CallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the downstream call failed")
+    }
+}
+
+impl std::error::Error for CallFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// A reqwest client through Backstop's middleware.
+pub fn traced_client() -> reqwest_middleware::ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(backstop_core::reqwest::Tracing::new())
+        .build()
+}
+
+/// `/call`: the status of the last call, or why it failed.
+pub async fn call(query: CallQuery) -> Result<u16, CallFailed> {
+    let http = traced_client();
+    let mut status = 0;
+    for _ in 0..query.times.unwrap_or(1) {
+        let mut request = http.get(&query.url);
+        if let Some(ms) = query.timeout_ms {
+            request = request.timeout(Duration::from_millis(ms));
+        }
+        let response = request.send().await.map_err(CallFailed)?;
+        status = response.status().as_u16();
+        let _ = response.bytes().await;
+    }
+    Ok(status)
+}
+
+/// `/spawned`: [`call`] from a task spawned with `backstop_core::bind`.
+pub async fn spawned_call(query: CallQuery) -> Result<u16, CallFailed> {
+    tokio::spawn(backstop_core::bind(call(query)))
+        .await
+        .expect("the task ran")
+}
+
+/// `/cache`: two prefixes, three gets (one hit) and a put.
+pub fn cache_round() {
+    let mut cache = std::collections::HashMap::new();
+    for key in ["rates:EUR", "rates:EUR", "session:abc123"] {
+        let mut get = backstop_core::cache::get(key);
+        let found: Option<&String> = cache.get(key);
+        get.hit(found.is_some());
+        drop(get);
+        if found.is_none() && key.starts_with("rates") {
+            let mut put = backstop_core::cache::put(key);
+            put.item_size(4);
+            cache.insert(key, "1.08".to_owned());
+        }
+    }
+}
+
+fn http_spans(transaction: &Transaction) -> Vec<&backstop_core::Span> {
+    transaction
+        .spans
+        .iter()
+        .filter(|s| s.op.as_deref() == Some("http.client"))
+        .collect()
+}
+
+/// Outgoing calls through an adapter's app at `upstream`, to the axum parity app at
+/// `downstream`, both reporting to `client` (sampling every request, with a slow-call
+/// threshold of 100 ms) and captured into `sink`:
+///
+/// - a call is an `http.client` span of the request: method and URL described, the
+///   query's secrets scrubbed, the status; the called service's transaction is in the
+///   same trace, its parent that span;
+/// - a 5xx, a refused connection and a timeout mark the span failed
+///   (`internal_error`, `unavailable`, `deadline_exceeded`), and the error event of
+///   the request carries the call's breadcrumb;
+/// - five calls in a row to one URL are an N+1 of API calls; a call over the
+///   threshold is a slow call;
+/// - a task spawned with `bind` keeps the request; a call outside any request records
+///   nothing and sends no trace header;
+/// - cache operations are spans, and their hits and misses are counted per prefix.
+pub async fn outgoing_calls(
+    framework: &str,
+    upstream: SocketAddr,
+    downstream: SocketAddr,
+    client: &Client,
+    sink: &TestSink,
+) {
+    use backstop_core::{ProblemKind, SpanStatus};
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .get(format!("http://{upstream}{path}"))
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    let call = |url: String, extra: &str| {
+        let url: String = form_urlencoded(&url);
+        format!("/call?url={url}{extra}")
+    };
+    let settle = || {
+        assert!(client.flush(Duration::from_secs(10)), "{framework}: flush");
+    };
+    let named = |name: &str| -> Vec<Transaction> {
+        sink.transactions()
+            .into_iter()
+            .filter(|t| t.name == name)
+            .collect()
+    };
+
+    // Propagation and the query.
+    sink.clear();
+    let url = format!("http://{downstream}/rates?token=s3cret&from=EUR");
+    assert_eq!(get(call(url, "")).await, 200, "{framework}");
+    settle();
+    let upstream_tx = named("GET /call");
+    assert_eq!(upstream_tx.len(), 1, "{framework}");
+    let spans = http_spans(&upstream_tx[0]);
+    assert_eq!(spans.len(), 1, "{framework}");
+    let span = spans[0];
+    assert_eq!(
+        span.description.as_deref(),
+        Some(format!("GET http://{downstream}/rates").as_str()),
+        "{framework}"
+    );
+    assert_eq!(
+        span.data["http.query"], "token=[Filtered]&from=EUR",
+        "{framework}"
+    );
+    assert_eq!(span.data["http.response.status_code"], 200, "{framework}");
+    assert_eq!(span.status, Some(SpanStatus::Ok), "{framework}");
+    assert_eq!(span.parent_span_id, Some(upstream_tx[0].trace.span_id));
+    let downstream_tx = named("GET /rates");
+    assert_eq!(downstream_tx.len(), 1, "{framework}");
+    assert_eq!(
+        downstream_tx[0].trace.trace_id, upstream_tx[0].trace.trace_id,
+        "{framework}: one trace"
+    );
+    assert_eq!(
+        downstream_tx[0].trace.parent_span_id,
+        Some(span.span_id),
+        "{framework}: the call's span is the downstream parent"
+    );
+
+    // Failures: a 5xx, a refused connection, a timeout.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    for (url, extra, status, span_status) in [
+        (
+            format!("http://{downstream}/fail"),
+            "",
+            500,
+            SpanStatus::InternalError,
+        ),
+        (
+            format!("http://{closed}/nothing"),
+            "",
+            502,
+            SpanStatus::Unavailable,
+        ),
+        (
+            format!("http://{downstream}/sleep?ms=5000"),
+            "&timeout_ms=300",
+            502,
+            SpanStatus::DeadlineExceeded,
+        ),
+    ] {
+        sink.clear();
+        assert_eq!(
+            get(call(url.clone(), extra)).await,
+            status,
+            "{framework}: {url}"
+        );
+        settle();
+        let tx = named("GET /call");
+        let spans = http_spans(&tx[0]);
+        assert_eq!(spans[0].status, Some(span_status), "{framework}: {url}");
+        let events: Vec<Event> = sink
+            .events()
+            .into_iter()
+            .filter(|e| e.transaction.as_deref() == Some("GET /call"))
+            .collect();
+        assert_eq!(events.len(), 1, "{framework}: {url}: one error event");
+        let crumb = events[0]
+            .breadcrumbs
+            .values
+            .iter()
+            .find(|b| b.ty == "http")
+            .expect("the call's breadcrumb");
+        let bare = url.split('?').next().unwrap();
+        assert_eq!(crumb.data["url"], bare, "{framework}");
+        assert_eq!(crumb.data["method"], "GET", "{framework}");
+        if status == 500 {
+            assert_eq!(crumb.data["status_code"], 500, "{framework}");
+        }
+    }
+
+    // The detectors: five calls in a row, and one slow call.
+    sink.clear();
+    let url = format!("http://{downstream}/rates");
+    assert_eq!(get(call(url, "&times=5")).await, 200, "{framework}");
+    let url = format!("http://{downstream}/sleep?ms=150");
+    assert_eq!(get(call(url, "")).await, 200, "{framework}");
+    settle();
+    let kinds: Vec<Vec<ProblemKind>> = named("GET /call")
+        .iter()
+        .map(|t| t.problems.iter().map(|p| p.kind).collect())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            vec![ProblemKind::NPlusOneApiCalls],
+            vec![ProblemKind::SlowHttpCall]
+        ],
+        "{framework}"
+    );
+    let n_plus_one = &named("GET /call")[0].problems[0];
+    assert_eq!(n_plus_one.count, 5);
+    assert_eq!(
+        n_plus_one.description,
+        format!("GET http://{downstream}/rates"),
+        "{framework}"
+    );
+
+    // A bound task keeps the request.
+    sink.clear();
+    let url = form_urlencoded(&format!("http://{downstream}/rates"));
+    assert_eq!(get(format!("/spawned?url={url}")).await, 200, "{framework}");
+    settle();
+    let tx = named("GET /spawned");
+    assert_eq!(http_spans(&tx[0]).len(), 1, "{framework}: the spawned call");
+    assert_eq!(
+        named("GET /rates")[0].trace.trace_id,
+        tx[0].trace.trace_id,
+        "{framework}"
+    );
+
+    // Outside any request: nothing recorded, no header sent.
+    sink.clear();
+    let echoed: serde_json::Value = traced_client()
+        .get(format!("http://{downstream}/headers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed,
+        serde_json::json!({"traceparent": null, "sentry-trace": null}),
+        "{framework}"
+    );
+    settle();
+    let all = sink.transactions();
+    assert_eq!(all.len(), 1, "{framework}: only the downstream request");
+    assert_eq!(all[0].trace.parent_span_id, None, "{framework}");
+
+    // Cache spans, counted per prefix.
+    sink.clear();
+    assert_eq!(get("/cache".to_owned()).await, 200, "{framework}");
+    settle();
+    let tx = &named("GET /cache")[0];
+    let ops: Vec<(&str, &str, Option<bool>)> = tx
+        .spans
+        .iter()
+        .map(|s| {
+            (
+                s.op.as_deref().unwrap(),
+                s.description.as_deref().unwrap(),
+                s.data.get("cache.hit").and_then(|h| h.as_bool()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("cache.get", "rates:EUR", Some(false)),
+            ("cache.put", "rates:EUR", None),
+            ("cache.get", "rates:EUR", Some(true)),
+            ("cache.get", "session:[Filtered]", Some(false)),
+        ],
+        "{framework}"
+    );
+    assert_eq!(
+        tx.contexts["cache"]["prefixes"],
+        serde_json::json!([
+            {"prefix": "rates", "hits": 1, "misses": 1, "hit_rate": 0.5},
+            {"prefix": "session", "hits": 0, "misses": 1, "hit_rate": 0.0},
+        ]),
+        "{framework}"
+    );
+}
+
+/// Percent-encodes a query value.
+fn form_urlencoded(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

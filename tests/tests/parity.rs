@@ -102,6 +102,20 @@ mod axum_app {
         serve_with(BackstopLayer::new(client)).await
     }
 
+    #[derive(serde::Deserialize)]
+    struct Sleep {
+        ms: u64,
+    }
+
+    async fn outgoing(
+        call: impl Future<Output = Result<u16, backstop_parity::CallFailed>>,
+    ) -> axum::response::Response {
+        match call.await {
+            Ok(status) => StatusCode::from_u16(status).unwrap().into_response(),
+            Err(failed) => StatusCode::BAD_GATEWAY.into_response().with_error(failed),
+        }
+    }
+
     pub(super) async fn serve_with(layer: BackstopLayer) -> SocketAddr {
         let app = Router::new()
             .route("/ok", get(|| async { "ok" }))
@@ -141,6 +155,32 @@ mod axum_app {
                     backstop_core::add_breadcrumb(Breadcrumb::new("step", format!("step {n}")));
                     tokio::task::yield_now().await;
                     StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }),
+            )
+            .route("/call", get(|Query(q)| outgoing(backstop_parity::call(q))))
+            .route(
+                "/spawned",
+                get(|Query(q)| outgoing(backstop_parity::spawned_call(q))),
+            )
+            .route("/cache", get(|| async { backstop_parity::cache_round() }))
+            .route("/rates", get(|| async { axum::Json([1.08, 0.85]) }))
+            .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+            .route(
+                "/sleep",
+                get(|Query(q): Query<Sleep>| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(q.ms)).await;
+                    "slept"
+                }),
+            )
+            .route(
+                "/headers",
+                get(|headers: http::HeaderMap| async move {
+                    let header =
+                        |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+                    axum::Json(serde_json::json!({
+                        "traceparent": header("traceparent"),
+                        "sentry-trace": header("sentry-trace"),
+                    }))
                 }),
             )
             .layer(layer);
@@ -210,8 +250,56 @@ mod actix_app {
         HttpResponse::InternalServerError().finish()
     }
 
+    /// A failed call as actix answers it: 502.
+    #[derive(Debug)]
+    pub(super) struct Failed(backstop_parity::CallFailed);
+
+    impl std::fmt::Display for Failed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    impl std::error::Error for Failed {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.0.source()
+        }
+    }
+
+    impl ResponseError for Failed {
+        fn status_code(&self) -> actix_web::http::StatusCode {
+            actix_web::http::StatusCode::BAD_GATEWAY
+        }
+    }
+
+    async fn outgoing(
+        call: impl Future<Output = Result<u16, backstop_parity::CallFailed>>,
+    ) -> Result<HttpResponse, Failed> {
+        let status = call.await.map_err(Failed)?;
+        Ok(HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish())
+    }
+
     fn routes(config: &mut web::ServiceConfig) {
         config
+            .route(
+                "/call",
+                web::get().to(|q: web::Query<backstop_parity::CallQuery>| {
+                    outgoing(backstop_parity::call(q.into_inner()))
+                }),
+            )
+            .route(
+                "/spawned",
+                web::get().to(|q: web::Query<backstop_parity::CallQuery>| {
+                    outgoing(backstop_parity::spawned_call(q.into_inner()))
+                }),
+            )
+            .route(
+                "/cache",
+                web::get().to(|| async {
+                    backstop_parity::cache_round();
+                    HttpResponse::Ok().finish()
+                }),
+            )
             .route("/ok", web::get().to(|| async { "ok" }))
             .route("/panic", web::get().to(panic))
             .route(
@@ -240,7 +328,9 @@ mod actix_app {
     }
 
     pub(super) fn serve_with(middleware: BackstopMiddleware) -> SocketAddr {
-        let middleware = middleware.error_type::<ParityError>();
+        let middleware = middleware
+            .error_type::<ParityError>()
+            .error_type::<Failed>();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -365,4 +455,34 @@ fn route_metrics_match(counts: &[backstop_parity::TrafficCounts]) {
     // At 100%, the store's keep budget bounds what is kept: per route and minute (two
     // routes, over at most two minutes), not the 2,020 requests.
     assert!(all.kept <= 2 * 2 * 135, "{} kept", all.kept);
+}
+
+/// A client for the outgoing-call scenarios: every request sampled, calls over 100 ms
+/// slow.
+fn outgoing_client() -> (BackstopGuard, TestSink) {
+    start(
+        Options::new()
+            .environment("production")
+            .traces_sample_rate(1.0)
+            .problem_thresholds(backstop_core::detect::Thresholds {
+                slow_call: std::time::Duration::from_millis(100),
+                ..Default::default()
+            }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_outgoing_calls() {
+    let (backstop, sink) = outgoing_client();
+    let downstream = axum_app::serve(&backstop).await;
+    let upstream = axum_app::serve(&backstop).await;
+    backstop_parity::outgoing_calls("axum", upstream, downstream, &backstop, &sink).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_outgoing_calls() {
+    let (backstop, sink) = outgoing_client();
+    let downstream = axum_app::serve(&backstop).await;
+    let upstream = actix_app::serve(&backstop);
+    backstop_parity::outgoing_calls("actix", upstream, downstream, &backstop, &sink).await;
 }

@@ -229,6 +229,8 @@ pub(crate) fn problem_label(kind: ProblemKind) -> &'static str {
         ProblemKind::DuplicateQueries => "duplicate",
         ProblemKind::SlowQuery => "slow query",
         ProblemKind::TooManyQueries => "too many",
+        ProblemKind::NPlusOneApiCalls => "n+1 calls",
+        ProblemKind::SlowHttpCall => "slow call",
     }
 }
 

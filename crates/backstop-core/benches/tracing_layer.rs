@@ -15,6 +15,11 @@
 //!   `BreadcrumbLayer` makes it a breadcrumb (no span, no timing).
 //! - `backstop_outside`: the same ten queries and span with no request around them,
 //!   which Backstop's layer must ignore cheaply.
+//! - `backstop_call`: ten outgoing HTTP calls instead of the queries, each what the
+//!   reqwest middleware and the tower layer do on the request thread: start the
+//!   `http.client` span, put the trace headers on the request, record the status and
+//!   size, end it (span and breadcrumb). The cost of one call is the difference with
+//!   `backstop/0` divided by 10; the goal is a query's cost.
 //!
 //! `cargo bench -p backstop-core --bench tracing_layer`
 
@@ -48,6 +53,17 @@ fn sqlx_event() {
         elapsed = ?Duration::from_micros(210),
         elapsed_secs = 0.000_21,
     );
+}
+
+/// What a client middleware does on the request thread for one outgoing call, on a
+/// request whose headers exist already (the map is the caller's, reused).
+fn outgoing_call(headers: &mut http::HeaderMap) {
+    headers.clear();
+    let mut call =
+        backstop_core::outgoing::start(&http::Method::GET, "http://127.0.0.1:3000/api/rates?day=1");
+    call.inject(headers);
+    call.status(200).response_size(64);
+    black_box(&headers);
 }
 
 /// The span a sentry-tracing user writes by hand to get a query span.
@@ -114,6 +130,24 @@ fn tracing_layer(c: &mut Criterion) {
                 })
             });
         }
+        group.bench_function(BenchmarkId::new("backstop_call", 10), |b| {
+            let mut headers = http::HeaderMap::with_capacity(8);
+            b.iter_custom(|iters| {
+                timed(&backstop, iters, || {
+                    let scope = RequestScope::builder(&backstop, "GET /checkout")
+                        .op("http.server")
+                        .sampled(true)
+                        .start();
+                    scope.run(|| {
+                        let _span = tracing::info_span!("load_users").entered();
+                        for _ in 0..10 {
+                            outgoing_call(&mut headers);
+                        }
+                    });
+                    black_box(scope.finish_http(200));
+                })
+            })
+        });
         group.bench_function(BenchmarkId::new("backstop_outside", 10), |b| {
             b.iter(|| {
                 let _span = tracing::info_span!("load_users").entered();

@@ -7,8 +7,9 @@
 //! - [`RequestScope`]: per-request context that handler code reaches with the free
 //!   functions below ([`set_user`], [`add_breadcrumb`], [`capture_error`], ...);
 //! - the panic hook, grouping ([`fingerprint`]), PII scrubbing and sampling;
-//! - performance monitoring: the [`tracing`] layer, [`db_span`], [`sql`] normalisation
-//!   and the [`detect`]ors;
+//! - performance monitoring: the [`tracing`] layer, [`db_span`], [`outgoing`] HTTP
+//!   calls with trace propagation, [`cache`] spans, [`sql`] normalisation and the
+//!   [`detect`]ors;
 //! - route metrics from every request ([`RouteMinute`]);
 //! - the pipeline: a bounded queue, a worker thread, and [`Sink`]s;
 //! - a [`ConsoleSink`], and test support (`backstop_core::test`, feature `test`).
@@ -52,7 +53,9 @@ pub mod test;
 pub use capture::{fingerprint, trace::TraceParent};
 #[cfg(feature = "diesel")]
 pub use performance::diesel;
-pub use performance::{detect, sql, tracing};
+#[cfg(feature = "reqwest")]
+pub use performance::reqwest;
+pub use performance::{cache, detect, outgoing, sql, tracing};
 
 pub use capture::error::error_event;
 pub use capture::panic::PanicDetails;

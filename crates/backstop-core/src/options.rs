@@ -90,6 +90,7 @@ pub struct Options {
     pub(crate) in_app_exclude: Vec<String>,
     pub(crate) scrub_keys: Vec<String>,
     pub(crate) scrub_headers: Vec<String>,
+    pub(crate) propagation_targets: Option<Vec<String>>,
     pub(crate) queue_capacity: usize,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) sinks: Vec<Box<dyn Sink>>,
@@ -168,6 +169,7 @@ impl Options {
             in_app_exclude: Vec::new(),
             scrub_keys: Vec::new(),
             scrub_headers: Vec::new(),
+            propagation_targets: None,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             sinks: Vec::new(),
@@ -306,6 +308,29 @@ impl Options {
     /// ```
     pub fn problem_thresholds(mut self, thresholds: Thresholds) -> Self {
         self.detectors = Some(thresholds);
+        self
+    }
+
+    /// Where outgoing calls carry the trace headers (`traceparent`, `sentry-trace`):
+    /// only to URLs that one of these regular expressions matches, searched anywhere
+    /// in the URL (scheme, host, port and path), as Sentry's
+    /// `tracePropagationTargets`. A host name matches the URLs on that host. By
+    /// default every call carries them; an empty list keeps trace ids in the service.
+    /// A pattern that does not compile is an [`InitError`] naming
+    /// `trace_propagation_targets`.
+    ///
+    /// ```
+    /// use backstop_core::Options;
+    ///
+    /// let options = Options::new()
+    ///     .trace_propagation_targets(["api.internal.example", r"^http://127\.0\.0\.1:\d+/"]);
+    /// ```
+    pub fn trace_propagation_targets<I, S>(mut self, targets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.propagation_targets = Some(targets.into_iter().map(Into::into).collect());
         self
     }
 
@@ -501,7 +526,18 @@ pub(crate) struct Settings {
     pub(crate) in_app_include: Vec<String>,
     pub(crate) in_app_exclude: Vec<String>,
     pub(crate) scrub: crate::pipeline::scrub::Scrubber,
+    /// Where outgoing calls carry trace headers; `None` is everywhere.
+    pub(crate) propagation_targets: Option<regex::RegexSet>,
     pub(crate) shutdown_timeout: Duration,
+}
+
+impl Settings {
+    /// Whether an outgoing call to `url` carries the trace headers.
+    pub(crate) fn propagates_to(&self, url: &str) -> bool {
+        self.propagation_targets
+            .as_ref()
+            .is_none_or(|targets| targets.is_match(url))
+    }
 }
 
 // The callbacks are only ever called under `catch_unwind`, and a panic in one leaves no
@@ -577,6 +613,23 @@ impl Options {
             std::mem::take(&mut self.scrub_headers),
         )
         .map_err(|why| invalid("scrub_key", why))?;
+        let propagation_targets = match self.propagation_targets.take() {
+            None => None,
+            Some(targets) => {
+                for target in &targets {
+                    regex::Regex::new(target).map_err(|why| {
+                        invalid(
+                            "trace_propagation_targets",
+                            format!("{target:?} is not a regular expression: {why}"),
+                        )
+                    })?;
+                }
+                Some(
+                    regex::RegexSet::new(&targets)
+                        .map_err(|why| invalid("trace_propagation_targets", why.to_string()))?,
+                )
+            }
+        };
         let settings = Settings {
             dsn,
             environment,
@@ -597,6 +650,7 @@ impl Options {
             in_app_include: std::mem::take(&mut self.in_app_include),
             in_app_exclude: std::mem::take(&mut self.in_app_exclude),
             scrub,
+            propagation_targets,
             shutdown_timeout: self.shutdown_timeout,
         };
         Ok(Validated {

@@ -861,6 +861,10 @@ pub enum ProblemKind {
     SlowQuery,
     /// More queries in one request than the threshold.
     TooManyQueries,
+    /// The same outgoing call (one normalised URL) made again and again in a row.
+    NPlusOneApiCalls,
+    /// One outgoing HTTP call over the slow-call threshold.
+    SlowHttpCall,
 }
 
 impl ProblemKind {
@@ -871,6 +875,8 @@ impl ProblemKind {
             ProblemKind::DuplicateQueries => "duplicate_queries",
             ProblemKind::SlowQuery => "slow_query",
             ProblemKind::TooManyQueries => "too_many_queries",
+            ProblemKind::NPlusOneApiCalls => "n_plus_one_api_calls",
+            ProblemKind::SlowHttpCall => "slow_http_call",
         }
     }
 
@@ -881,6 +887,8 @@ impl ProblemKind {
             ProblemKind::DuplicateQueries => "Duplicate queries",
             ProblemKind::SlowQuery => "Slow query",
             ProblemKind::TooManyQueries => "Too many queries",
+            ProblemKind::NPlusOneApiCalls => "N+1 API calls",
+            ProblemKind::SlowHttpCall => "Slow external call",
         }
     }
 }
@@ -936,6 +944,17 @@ impl PerformanceProblem {
             ProblemKind::TooManyQueries => {
                 format!("{} queries in one request took {ms} ms", self.count)
             }
+            ProblemKind::NPlusOneApiCalls => format!(
+                "{} calls to `{}` in a row took {ms} ms",
+                self.count, self.description
+            ),
+            ProblemKind::SlowHttpCall if self.count == 1 => {
+                format!("call to `{}` took {ms} ms", self.description)
+            }
+            ProblemKind::SlowHttpCall => format!(
+                "{} slow calls to `{}` took {ms} ms",
+                self.count, self.description
+            ),
         }
     }
 }

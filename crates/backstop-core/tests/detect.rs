@@ -432,6 +432,7 @@ fn hostile_inputs_do_not_panic() {
         duplicate_count: 0,
         slow_query: Duration::ZERO,
         too_many_queries: 0,
+        ..Thresholds::default()
     };
     assert!(detect("GET /", &[], &zero).is_empty());
     let root = SpanId::new();
@@ -521,4 +522,118 @@ fn hostile_inputs_do_not_panic() {
         [ProblemKind::DuplicateQueries, ProblemKind::TooManyQueries]
     );
     assert_eq!(problems[0].count, 1000);
+}
+
+// ---------------------------------------------------------------------------------------
+// Outgoing calls
+
+mod calls {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use backstop_core::detect::{CallSpan, Thresholds, detect_calls};
+    use backstop_core::{ProblemKind, SpanId};
+
+    const RATES: &str = "GET https://rates.example/eur";
+    const USER: &str = "GET https://api.example/users/*";
+
+    fn call(normalized: &'static str, start_ms: u64, took_ms: u64) -> CallSpan<'static> {
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_000_000 + ms);
+        CallSpan {
+            span_id: SpanId::new(),
+            parent_span_id: None,
+            normalized,
+            group: group_of(normalized),
+            start: at(start_ms),
+            end: at(start_ms + took_ms),
+        }
+    }
+
+    fn group_of(text: &str) -> u64 {
+        text.bytes()
+            .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+    }
+
+    fn kinds(calls: &[CallSpan<'_>]) -> Vec<ProblemKind> {
+        detect_calls("GET /team", calls, &Thresholds::default())
+            .iter()
+            .map(|p| p.kind)
+            .collect()
+    }
+
+    #[test]
+    fn five_calls_in_a_row_to_one_url_are_an_n_plus_one() {
+        let five: Vec<_> = (0..5).map(|i| call(USER, i * 10, 5)).collect();
+        let problems = detect_calls("GET /team", &five, &Thresholds::default());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind, ProblemKind::NPlusOneApiCalls);
+        assert_eq!(problems[0].count, 5);
+        assert_eq!(problems[0].description, USER);
+        assert_eq!(problems[0].duration_ms, 25.0);
+        assert_eq!(
+            problems[0].summary(),
+            format!("5 calls to `{USER}` in a row took 25 ms")
+        );
+        // Four are not; nor five broken up by another call.
+        assert!(kinds(&five[..4]).is_empty());
+        let mut broken = five.clone();
+        broken.insert(2, call(RATES, 15, 1));
+        assert!(kinds(&broken).is_empty());
+        // The input's order does not matter.
+        let mut reversed = five.clone();
+        reversed.reverse();
+        assert_eq!(kinds(&reversed), [ProblemKind::NPlusOneApiCalls]);
+    }
+
+    #[test]
+    fn two_runs_of_one_url_are_one_problem_with_a_stable_fingerprint() {
+        let mut calls: Vec<_> = (0..5).map(|i| call(USER, i * 10, 5)).collect();
+        calls.push(call(RATES, 60, 5));
+        calls.extend((0..6).map(|i| call(USER, 100 + i * 10, 5)));
+        let problems = detect_calls("GET /team", &calls, &Thresholds::default());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].count, 11);
+        let again = detect_calls("GET /team", &calls[..5], &Thresholds::default());
+        assert_eq!(
+            again[0].fingerprint, problems[0].fingerprint,
+            "same route, same URL"
+        );
+        let elsewhere = detect_calls("GET /other", &calls[..5], &Thresholds::default());
+        assert_ne!(elsewhere[0].fingerprint, problems[0].fingerprint);
+    }
+
+    #[test]
+    fn calls_over_the_threshold_are_slow_one_problem_per_url() {
+        let calls = vec![
+            call(RATES, 0, 600),
+            call(USER, 700, 10),
+            call(RATES, 800, 500),
+            call(USER, 1400, 499),
+        ];
+        let problems = detect_calls("GET /team", &calls, &Thresholds::default());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind, ProblemKind::SlowHttpCall);
+        assert_eq!((problems[0].count, problems[0].duration_ms), (2, 1100.0));
+        let strict = Thresholds {
+            slow_call: Duration::from_millis(5),
+            ..Thresholds::default()
+        };
+        assert_eq!(detect_calls("GET /team", &calls, &strict).len(), 2);
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        assert!(kinds(&[]).is_empty());
+        let mut backwards = call(RATES, 100, 0);
+        backwards.end = UNIX_EPOCH;
+        let zero = Thresholds {
+            n_plus_one_calls: 0,
+            slow_call: Duration::ZERO,
+            ..Thresholds::default()
+        };
+        let problems = detect_calls("", &[backwards.clone(), backwards], &zero);
+        assert_eq!(
+            problems.iter().map(|p| p.kind).collect::<Vec<_>>(),
+            [ProblemKind::NPlusOneApiCalls, ProblemKind::SlowHttpCall]
+        );
+    }
 }

@@ -49,6 +49,10 @@ fn bad_values_are_typed_errors_naming_the_setting() {
         setting_of(Options::new().dsn("https://key@sentry.example.com/abc")),
         "dsn"
     );
+    assert_eq!(
+        setting_of(Options::new().trace_propagation_targets(["api.example", "(unclosed"])),
+        "trace_propagation_targets"
+    );
     assert_eq!(setting_of(Options::new().sample_rate(1.5)), "sample_rate");
     assert_eq!(
         setting_of(Options::new().sample_rate(f64::NAN)),

@@ -299,3 +299,56 @@ fn a_request_source_is_built_on_the_worker_for_events_and_transactions() {
     );
     assert_eq!(transaction.contexts["browser"]["name"], "Safari");
 }
+
+#[test]
+fn call_and_cache_spans_and_the_cache_context_read_back() {
+    let sink = test::TestSink::new();
+    let backstop =
+        backstop_core::test::start(Options::new().traces_sample_rate(1.0).sink(sink.clone()))
+            .unwrap();
+    let scope = RequestScope::builder(&backstop, "GET /checkout")
+        .op("http.server")
+        .start();
+    scope.run(|| {
+        let mut get = backstop_core::cache::get("rates:EUR");
+        get.hit(false);
+        drop(get);
+        let mut call = backstop_core::outgoing::start(
+            &http::Method::GET,
+            "https://rates.example/eur?token=abc&day=1",
+        );
+        call.status(503).response_size(12);
+        drop(call);
+    });
+    scope.finish_http(502);
+    assert!(backstop.flush(Duration::from_secs(5)));
+    let ours = sink.transactions().pop().unwrap();
+    let json = serde_json::to_string(&ours).unwrap();
+    let theirs: sentry::Transaction<'_> =
+        serde_json::from_str(&json).expect("sentry-types reads it");
+    let call = theirs
+        .spans
+        .iter()
+        .find(|s| s.op.as_deref() == Some("http.client"))
+        .unwrap();
+    assert_eq!(
+        call.description.as_deref(),
+        Some("GET https://rates.example/eur")
+    );
+    assert_eq!(call.status, Some(sentry::SpanStatus::Unavailable));
+    assert_eq!(call.data["http.query"], "token=[Filtered]&day=1");
+    assert_eq!(call.data["http.response.status_code"], 503);
+    assert_eq!(call.data["http.response_content_length"], 12);
+    let get = theirs
+        .spans
+        .iter()
+        .find(|s| s.op.as_deref() == Some("cache.get"))
+        .unwrap();
+    assert_eq!(get.data["cache.hit"], false);
+    assert!(matches!(
+        theirs.contexts["cache"],
+        sentry::Context::Other(_)
+    ));
+    let again: backstop_core::Transaction = serde_json::from_str(&json).unwrap();
+    assert_eq!(again.contexts["cache"], ours.contexts["cache"]);
+}

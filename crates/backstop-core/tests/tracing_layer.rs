@@ -583,3 +583,105 @@ fn a_span_closing_just_after_the_request_still_joins_it() {
     assert!(late.spans.is_empty());
     assert_eq!(backstop.stats().spans_dropped, 1);
 }
+
+/// A team's own cache wrapper, instrumented with the cache fields.
+#[tracing::instrument(skip(cache), fields(cache.key = %key, cache.hit, cache.item_size))]
+fn cached_get(cache: &std::collections::HashMap<&str, String>, key: &str) -> Option<String> {
+    let found = cache.get(key).cloned();
+    let span = tracing::Span::current();
+    span.record("cache.hit", found.is_some());
+    if let Some(value) = &found {
+        span.record("cache.item_size", value.len() as u64);
+    }
+    found
+}
+
+#[tracing::instrument(skip(cache, value), fields(cache.key = %key, cache.op = "put"))]
+fn cached_put(
+    cache: &mut std::collections::HashMap<&'static str, String>,
+    key: &'static str,
+    value: &str,
+) {
+    cache.insert(key, value.to_owned());
+}
+
+#[test]
+fn spans_with_cache_fields_are_cache_spans_with_breadcrumbs() {
+    let (t, _) = request(|| {
+        let mut cache = std::collections::HashMap::new();
+        assert_eq!(cached_get(&cache, "user:7"), None);
+        cached_put(&mut cache, "user:7", "ann");
+        assert_eq!(cached_get(&cache, "user:7").as_deref(), Some("ann"));
+        // The breadcrumbs are in the scope for any error that follows.
+        let crumbs = backstop_core::configure_scope(|s| {
+            s.breadcrumbs()
+                .map(|b| {
+                    (
+                        b.category.clone().unwrap(),
+                        b.data.get("cache.hit").cloned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+        assert_eq!(
+            crumbs,
+            [
+                ("cache.get".to_owned(), Some(false.into())),
+                ("cache.put".to_owned(), None),
+                ("cache.get".to_owned(), Some(true.into())),
+            ]
+        );
+    });
+    let ops: Vec<_> = t
+        .spans
+        .iter()
+        .map(|s| {
+            (
+                s.op.as_deref().unwrap(),
+                s.description.as_deref().unwrap(),
+                s.data.get("cache.hit").and_then(|v| v.as_bool()),
+                s.data.get("cache.item_size").and_then(|v| v.as_u64()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("cache.get", "user:7", Some(false), None),
+            ("cache.put", "user:7", None, None),
+            ("cache.get", "user:7", Some(true), Some(3)),
+        ]
+    );
+    assert_eq!(
+        t.contexts["cache"]["prefixes"],
+        serde_json::json!([{"prefix": "user", "hits": 1, "misses": 1, "hit_rate": 0.5}])
+    );
+}
+
+#[test]
+fn cache_spans_of_an_unsampled_request_leave_breadcrumbs_only() {
+    let (backstop, sink) = start(Options::new());
+    let subscriber = tracing_subscriber::registry().with(backstop_core::tracing::layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let scope = RequestScope::builder(&backstop, "GET /users")
+            .sampled(false)
+            .start();
+        scope.run(|| {
+            cached_get(&Default::default(), "user:8");
+            let _ = backstop_core::cache::get("session:abc");
+            backstop_core::capture_message("after the cache", backstop_core::Level::Error);
+        });
+        scope.finish_http(200);
+    });
+    assert!(backstop.flush(Duration::from_secs(10)));
+    assert!(sink.transactions().is_empty());
+    let events = sink.events();
+    let keys: Vec<_> = events[0]
+        .breadcrumbs
+        .values
+        .iter()
+        .map(|b| b.data["cache.key"].clone())
+        .collect();
+    assert_eq!(keys, ["user:8", "session:[Filtered]"]);
+}

@@ -53,6 +53,21 @@ fn every_page_answers_and_stays_under_200_kb() {
     assert!(health.contains("Last prune"));
     let queries = body("queries");
     assert!(queries.contains("SELECT * FROM posts WHERE user_id = ?"));
+    // The route page lists the route's outgoing calls and caches beside its queries;
+    // the request page draws them in the waterfall.
+    let route = body("route");
+    assert!(
+        route.contains("Outgoing calls") && route.contains("Caches"),
+        "{route}"
+    );
+    assert!(
+        route.contains("<code>GET https://rates.example/api/rates</code>"),
+        "{route}"
+    );
+    assert!(route.contains("<code>rates</code>"), "{route}");
+    let request = body("request");
+    assert!(request.contains("<li class=\"call\">"), "{request}");
+    assert!(request.contains("<li class=\"cache\">"), "{request}");
 
     // Unknown ids are a clean 404 page, bad input never a 500.
     for path in [
@@ -105,6 +120,23 @@ fn recorded_text_is_escaped_on_every_page() {
             );
         }
     }
+    // The route page's calls and caches show their URL and key prefix escaped (the
+    // payload's `/` ends the host and a prefix; an id-like path segment becomes `*`).
+    let route = every_page(server.addr, &cookie)
+        .into_iter()
+        .find(|(name, _)| name == "route")
+        .unwrap()
+        .1;
+    let route = get(server.addr, &cookie, &route).body;
+    assert!(
+        route.contains("<code>GET https://rates&lt;script&gt;alert(1)&lt;/*/api/rates</code>"),
+        "{route}"
+    );
+    assert!(
+        route.contains("<code>rates&lt;script&gt;alert(1)&lt;</code>"),
+        "{route}"
+    );
+
     // The issue page shows the payload in each field it was recorded in.
     let issues = get(
         server.addr,

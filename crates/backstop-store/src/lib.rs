@@ -59,11 +59,11 @@ pub use error::StoreError;
 pub use metrics::MetricsRetention;
 pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
 pub use reader::{
-    Buckets, Cursor, EventLinks, EventSummary, Filter, InvalidCursor, InvalidStatus, Issue,
-    IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery, IssueSort, IssueStatus, PerfIssue,
-    PerfIssueDetail, PerfIssueQuery, PerfOccurrence, Query, ReleaseStats, ReleaseSummary,
-    RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats, SeriesPoint,
-    SpanTotal, StatementRun, StatementStats, StoreHealth, StoreReader, StoredEvent,
+    Buckets, CacheStats, CallStats, Cursor, EventLinks, EventSummary, Filter, InvalidCursor,
+    InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery, IssueSort,
+    IssueStatus, PerfIssue, PerfIssueDetail, PerfIssueQuery, PerfOccurrence, Query, ReleaseStats,
+    ReleaseSummary, RequestDetail, RequestQuery, RequestSummary, RouteQuery, RouteSort, RouteStats,
+    SeriesPoint, SpanTotal, StatementRun, StatementStats, StoreHealth, StoreReader, StoredEvent,
     TagDistribution,
 };
 pub use stats::{StoreCounters, StoreStats};

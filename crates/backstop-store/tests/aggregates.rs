@@ -167,3 +167,90 @@ fn series_histograms_statements_and_releases_add_up() {
     assert_eq!(reader.transaction_count().unwrap(), 0);
     assert!(reader.releases().unwrap().is_empty());
 }
+
+/// Outgoing calls and cache reads recorded by core's real pipeline, read back per
+/// route: calls grouped by method and normalised URL, cache reads by key prefix.
+#[test]
+fn calls_and_caches_per_route() {
+    use backstop_core::{Options, RequestScope, SpanStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backstop.db");
+    let backstop = backstop_core::test::start(
+        Options::new()
+            .traces_sample_rate(1.0)
+            .console(false)
+            .sink(SqliteStore::open(&path).unwrap()),
+    )
+    .unwrap();
+    let request = |name: &str, f: &dyn Fn()| {
+        let scope = RequestScope::builder(&backstop, name).sampled(true).start();
+        scope.run(f);
+        scope.finish_http(200);
+    };
+    for user in 1..=3 {
+        request("GET /checkout", &|| {
+            let mut get = backstop_core::cache::get("rates:EUR");
+            get.hit(user > 1);
+            drop(get);
+            let mut call =
+                backstop_core::outgoing::start(&http::Method::GET, "https://rates.example/eur?x=1");
+            call.status(if user == 3 { 503 } else { 200 });
+            drop(call);
+            let url = format!("https://api.example/users/{user}");
+            let mut call = backstop_core::outgoing::start(&http::Method::GET, &url);
+            call.failed(SpanStatus::Unavailable);
+            drop(call);
+        });
+    }
+    request("GET /other", &|| {
+        let mut call =
+            backstop_core::outgoing::start(&http::Method::POST, "https://other.example/");
+        call.status(204);
+        drop(call);
+        let mut get = backstop_core::cache::get("user/7");
+        get.hit(true);
+    });
+    assert!(backstop.flush(Duration::from_secs(10)));
+
+    let reader = backstop_store::StoreReader::open(&path).unwrap();
+    let filter = RequestQuery::new();
+    let calls = reader
+        .calls(filter.filter(), Some("GET /checkout"))
+        .unwrap();
+    let summary: Vec<_> = calls
+        .iter()
+        .map(|c| (c.url.as_str(), c.count, c.failed))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("GET https://api.example/users/*", 3, 3),
+            ("GET https://rates.example/eur", 3, 1),
+        ]
+    );
+    assert!(calls.iter().all(|c| c.p95 <= c.total));
+    let caches = reader
+        .caches(filter.filter(), Some("GET /checkout"))
+        .unwrap();
+    assert_eq!(caches.len(), 1);
+    assert_eq!(
+        (caches[0].prefix.as_str(), caches[0].hits, caches[0].misses),
+        ("rates", 2, 1)
+    );
+    assert!((caches[0].hit_rate() - 2.0 / 3.0).abs() < 1e-9);
+    // Every route, and nothing for a route without any.
+    assert_eq!(reader.calls(filter.filter(), None).unwrap().len(), 3);
+    assert_eq!(reader.caches(filter.filter(), None).unwrap().len(), 2);
+    assert!(
+        reader
+            .calls(filter.filter(), Some("GET /none"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        reader
+            .caches(filter.filter(), Some("GET /none"))
+            .unwrap()
+            .is_empty()
+    );
+}

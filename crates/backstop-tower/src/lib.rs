@@ -13,6 +13,9 @@
 //!
 //! There is no second layer to order, and no separate panic catcher.
 //!
+//! For the service's own calls to others, [`OutgoingLayer`] wraps a tower HTTP client
+//! (hyper's): each call is a span of the request, and carries its trace.
+//!
 //! ```
 //! use axum::{Router, routing::get};
 //! use backstop_tower::BackstopLayer;
@@ -29,6 +32,7 @@ use std::sync::Arc;
 
 mod capture;
 mod layer;
+pub mod outgoing;
 mod service;
 
 #[cfg(feature = "axum")]
@@ -39,6 +43,7 @@ pub use backstop_pages::ErrorPages;
 #[cfg(feature = "axum")]
 pub use extract::BackstopScope;
 pub use layer::{BackstopLayer, UserFrom};
+pub use outgoing::{Outgoing, OutgoingLayer};
 pub use service::{BackstopBody, BackstopService, BoxError, ResponseFuture};
 #[doc(hidden)]
 pub use service::{Glue, Held, Route};

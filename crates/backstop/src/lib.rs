@@ -19,7 +19,7 @@ pub use backstop_core::{
 // The HTTP options both adapters take.
 pub use backstop_core::{HttpOptions, IpNet, PagePolicy, PageRule};
 // Performance monitoring.
-pub use backstop_core::{DbSpan, db_span, detect, fingerprint, sql, tracing};
+pub use backstop_core::{DbSpan, cache, db_span, detect, fingerprint, outgoing, sql, tracing};
 // Where records go.
 pub use backstop_core::{
     ConsoleSink, FILTERED, KindStats, Record, SECRET_HEADERS, SECRET_KEYS, Sink, SinkError, Stats,
@@ -30,6 +30,8 @@ pub use backstop_core::{DurationHistogram, RouteMinute};
 
 #[cfg(feature = "diesel")]
 pub use backstop_core::diesel;
+#[cfg(feature = "reqwest")]
+pub use backstop_core::reqwest;
 #[cfg(feature = "test")]
 pub use backstop_core::test;
 
@@ -39,7 +41,7 @@ pub use backstop_pages as pages;
 #[cfg(feature = "tower")]
 pub use backstop_tower as tower;
 #[cfg(feature = "tower")]
-pub use backstop_tower::{BackstopLayer, ResponseErrorExt};
+pub use backstop_tower::{BackstopLayer, OutgoingLayer, ResponseErrorExt};
 
 #[cfg(feature = "sqlite")]
 pub use backstop_store as store;

@@ -11,21 +11,24 @@
 //! | any unknown path | 404 |
 //! | `GET /users` | users and their posts, with an N+1: one query for the users, then one per user (sqlx on SQLite) |
 //! | `GET /users/fixed` | the same data in one join |
+//! | `GET /slow` | about 300 ms of work |
+//! | `GET /checkout` | prices a basket with exchange rates from `GET /api/rates`, called over HTTP (reqwest) through a small in-memory cache: an outgoing span, a downstream trace, cache hits |
+//! | `GET /api/rates` | about 50 ms; the downstream end of `/checkout` |
 //!
 //! The routes read their users from a [`SqlitePool`] in the app's data (see
 //! [`backstop_demo_data::open`]).
-//! | `GET /slow` | about 300 ms of work |
 //!
 //! The middleware mounts the dashboard at `/_backstop/` (the store is among the sinks);
 //! in development with no `BACKSTOP_DASHBOARD_TOKEN`, its login URL is printed at start.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use backstop::actix::Backstop;
 use backstop::{Breadcrumb, Client, User};
 pub use backstop_demo_data::SqlitePool;
-use backstop_demo_data::UserPosts;
+use backstop_demo_data::{Checkout, Rates, RatesError, UserPosts};
 use maud::{DOCTYPE, html};
 
 /// The Backstop middleware as the demo configures it.
@@ -33,6 +36,7 @@ pub fn middleware(client: &Client) -> Backstop {
     Backstop::new(client)
         .error_type::<CheckoutError>()
         .error_type::<DataError>()
+        .error_type::<RatesFailed>()
         .user_from(|req| {
             // A real service reads its session here; the demo trusts a header.
             let id = req.headers().get("x-demo-user")?.to_str().ok()?;
@@ -60,7 +64,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/users", web::get().to(users))
         .route("/users/fixed", web::get().to(users_fixed))
-        .route("/slow", web::get().to(slow));
+        .route("/slow", web::get().to(slow))
+        .route("/checkout", web::get().to(checkout))
+        .route(
+            "/api/rates",
+            web::get().to(|| async { web::Json(backstop_demo_data::rates().await) }),
+        );
 }
 
 async fn home() -> HttpResponse {
@@ -76,6 +85,11 @@ async fn home() -> HttpResponse {
         ("/users", "users and their posts, with an N+1 query"),
         ("/users/fixed", "the same data in one join"),
         ("/slow", "about 300 ms of work"),
+        (
+            "/checkout",
+            "a call to /api/rates over HTTP through a cache (try it twice)",
+        ),
+        ("/api/rates", "about 50 ms: what /checkout calls"),
     ];
     let page = html! {
         (DOCTYPE)
@@ -171,4 +185,36 @@ impl ResponseError for DataError {}
 async fn slow() -> &'static str {
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     "done, slowly"
+}
+
+/// The rates cache, shared by every worker of the app.
+static RATES: LazyLock<Rates> = LazyLock::new(Rates::new);
+
+async fn checkout(req: HttpRequest) -> Result<web::Json<Checkout>, RatesFailed> {
+    // The rates are the app's own: called at the address this connection came in on.
+    let own = req.app_config().local_addr();
+    Ok(web::Json(RATES.checkout(own).await.map_err(RatesFailed)?))
+}
+
+/// The rates could not be fetched: a 502; [`middleware`] names the type, so the event
+/// carries it and its source chain.
+#[derive(Debug)]
+pub struct RatesFailed(RatesError);
+
+impl std::fmt::Display for RatesFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for RatesFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl ResponseError for RatesFailed {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::BAD_GATEWAY
+    }
 }

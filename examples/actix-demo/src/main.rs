@@ -53,6 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "/users",
         "/users/fixed",
         "/slow",
+        "/checkout",
+        "/api/rates",
     ] {
         println!("  http://{addr}{path}");
     }

@@ -63,3 +63,16 @@ async fn users_is_an_n_plus_one_and_users_fixed_is_not() {
     let (addr, backstop) = serve(options, &dir).await;
     backstop_parity::check_demo_queries(addr, &backstop, &sink).await;
 }
+
+/// `/checkout` as on the axum demo: an outgoing span, a downstream trace, cache hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_calls_rates_in_the_same_trace_through_a_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("backstop.db");
+    let options = Options::new()
+        .environment("production")
+        .traces_sample_rate(1.0)
+        .sink(SqliteStore::open(&db).unwrap());
+    let (addr, backstop) = serve(options, &dir).await;
+    backstop_parity::check_demo_checkout(addr, &backstop, &db).await;
+}

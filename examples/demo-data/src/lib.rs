@@ -1,7 +1,9 @@
 //! The demos' application data: 20 users with 3 posts each, in a real SQLite file read
 //! through sqlx. Both demos serve it on `/users` (with an N+1: one query for the users,
-//! then one per user) and `/users/fixed` (the same data in one join). Also the
-//! detection thresholds both demos (and their tests) run with.
+//! then one per user) and `/users/fixed` (the same data in one join). The checkout's
+//! exchange rates ([`Rates`]), which both demos serve on `/checkout`, fetched from
+//! their own `/api/rates` ([`rates`]) through a cache. Also the detection thresholds
+//! both demos (and their tests) run with.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sqlx::Error> {
@@ -12,6 +14,9 @@
 //! ```
 
 use std::path::Path;
+
+mod checkout;
+pub use checkout::{Checkout, RATES_DELAY, Rates, RatesError, rates};
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};

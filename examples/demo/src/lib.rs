@@ -12,7 +12,11 @@
 //! | `GET /users` | users and their posts, with an N+1: one query for the users, then one per user (sqlx on SQLite) |
 //! | `GET /users/fixed` | the same data in one join |
 //! | `GET /slow` | about 300 ms of work |
+//! | `GET /checkout` | prices a basket with exchange rates from `GET /api/rates`, called over HTTP (reqwest) through a small in-memory cache: an outgoing span, a downstream trace, cache hits |
+//! | `GET /api/rates` | about 50 ms; the downstream end of `/checkout` |
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -21,13 +25,26 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use backstop::{BackstopLayer, Breadcrumb, Client, ResponseErrorExt, User};
-use backstop_demo_data::{SqlitePool, UserPosts};
+use backstop_demo_data::{Checkout, Rates, RatesError, SqlitePool, UserPosts};
 use maud::{DOCTYPE, html};
 
 /// The demo's router, with the Backstop layer reporting to `client`, reading its users
-/// from `data` (see [`backstop_demo_data::open`]).
-pub fn app(client: &Client, data: SqlitePool) -> Router {
+/// from `data` (see [`backstop_demo_data::open`]). `own` is the address it is served
+/// at: `/checkout` calls its `/api/rates` there.
+pub fn app(client: &Client, data: SqlitePool, own: SocketAddr) -> Router {
+    let rates = Arc::new(Rates::new());
     Router::new()
+        .route(
+            "/checkout",
+            get(move || {
+                let rates = rates.clone();
+                async move { checkout(&rates, own).await }
+            }),
+        )
+        .route(
+            "/api/rates",
+            get(|| async { Json(backstop_demo_data::rates().await) }),
+        )
         .route("/", get(home))
         .route("/panic", get(panic))
         .route("/error", get(error))
@@ -60,6 +77,11 @@ async fn home() -> Html<String> {
         ("/users", "users and their posts, with an N+1 query"),
         ("/users/fixed", "the same data in one join"),
         ("/slow", "about 300 ms of work"),
+        (
+            "/checkout",
+            "a call to /api/rates over HTTP through a cache (try it twice)",
+        ),
+        ("/api/rates", "about 50 ms: what /checkout calls"),
     ];
     let page = html! {
         (DOCTYPE)
@@ -166,4 +188,35 @@ impl IntoResponse for DataError {
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_millis(300)).await;
     "done, slowly"
+}
+
+async fn checkout(rates: &Rates, own: SocketAddr) -> Result<Json<Checkout>, RatesFailed> {
+    Ok(Json(rates.checkout(own).await.map_err(RatesFailed)?))
+}
+
+/// The rates could not be fetched: a 502, with the error attached for Backstop.
+#[derive(Debug)]
+pub struct RatesFailed(RatesError);
+
+impl std::fmt::Display for RatesFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for RatesFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl IntoResponse for RatesFailed {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::BAD_GATEWAY,
+            "the exchange rates could not be fetched",
+        )
+            .into_response()
+            .with_error(self)
+    }
 }

@@ -46,13 +46,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "/users",
         "/users/fixed",
         "/slow",
+        "/checkout",
+        "/api/rates",
     ] {
         println!("  http://{addr}{path}");
     }
     // Building the app mounts the dashboard and, with no BACKSTOP_DASHBOARD_TOKEN in
     // development, prints its login URL.
     println!("  http://{addr}/_backstop/  (the dashboard: open the login URL below)");
-    let app = backstop_demo::app(&backstop, data);
+    let app = backstop_demo::app(&backstop, data, addr);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

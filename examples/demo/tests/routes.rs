@@ -16,7 +16,7 @@ async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backst
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = backstop_demo::app(&backstop, data);
+    let app = backstop_demo::app(&backstop, data, addr);
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -52,4 +52,18 @@ async fn users_is_an_n_plus_one_and_users_fixed_is_not() {
         .console(false);
     let (addr, backstop) = serve(options, &dir).await;
     backstop_parity::check_demo_queries(addr, &backstop, &sink).await;
+}
+
+/// The Bar of outgoing calls: three `GET /checkout` requests against the real demo and
+/// the real store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_calls_rates_in_the_same_trace_through_a_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("backstop.db");
+    let options = Options::new()
+        .environment("production")
+        .traces_sample_rate(1.0)
+        .sink(SqliteStore::open(&db).unwrap());
+    let (addr, backstop) = serve(options, &dir).await;
+    backstop_parity::check_demo_checkout(addr, &backstop, &db).await;
 }

@@ -21,7 +21,7 @@ async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backst
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = backstop_demo::app(&backstop, data);
+    let app = backstop_demo::app(&backstop, data, addr);
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -85,6 +85,7 @@ async fn the_demos_stored_events_reach_kent_with_the_same_ids() {
         "/users",
         "/users/fixed",
         "/slow",
+        "/checkout",
     ] {
         http.get(format!("http://{addr}{path}"))
             .send()
@@ -94,7 +95,11 @@ async fn the_demos_stored_events_reach_kent_with_the_same_ids() {
     assert!(backstop.flush(Duration::from_secs(30)));
     let (events, transactions) = stored_ids(&db);
     assert!(events.len() >= 2, "the panic and the error: {events:?}");
-    assert_eq!(transactions.len(), 9, "one per request");
+    assert_eq!(
+        transactions.len(),
+        11,
+        "one per request, and the /api/rates that /checkout called"
+    );
 
     let items = tokio::task::spawn_blocking(move || {
         let items = kent.wait_for(PATIENCE, |items| {
@@ -134,6 +139,35 @@ async fn the_demos_stored_events_reach_kent_with_the_same_ids() {
             .count(),
         20,
         "parameterised, so Sentry groups the N+1"
+    );
+    // The outgoing call reaches Sentry as its http.client span, and the called route's
+    // transaction is in its trace, under it.
+    let body = |name: &str| {
+        &items
+            .iter()
+            .find(|i| i.item_type() == "transaction" && i.body["transaction"] == name)
+            .unwrap_or_else(|| panic!("the {name} transaction"))
+            .body
+    };
+    let checkout = body("GET /checkout");
+    let call = checkout["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["op"] == "http.client")
+        .expect("the call's span");
+    assert_eq!(
+        call["description"],
+        format!("GET http://{addr}/api/rates").as_str()
+    );
+    let rates = body("GET /api/rates");
+    assert_eq!(
+        rates["contexts"]["trace"]["trace_id"],
+        checkout["contexts"]["trace"]["trace_id"]
+    );
+    assert_eq!(
+        rates["contexts"]["trace"]["parent_span_id"],
+        call["span_id"]
     );
 }
 

@@ -107,6 +107,12 @@ pub struct Thresholds {
     /// Too many queries: at least this many in one request. Default 50. Zero counts
     /// as 1: a transaction without queries never has too many.
     pub too_many_queries: usize,
+    /// N+1 API calls: at least this many calls to one normalised URL in a row.
+    /// Default 5. Values below 2 count as 2.
+    pub n_plus_one_calls: usize,
+    /// Slow external call: one outgoing call taking at least this long. Default
+    /// 500 ms.
+    pub slow_call: Duration,
 }
 
 impl Default for Thresholds {
@@ -117,6 +123,8 @@ impl Default for Thresholds {
             duplicate_count: 2,
             slow_query: Duration::from_millis(500),
             too_many_queries: 50,
+            n_plus_one_calls: 5,
+            slow_call: Duration::from_millis(500),
         }
     }
 }
@@ -363,4 +371,131 @@ fn too_many_queries<'a>(spans: &Spans<'_, 'a>, thresholds: &Thresholds) -> Vec<F
         parent: spans.common_parent(&ranks),
         ranks,
     }]
+}
+
+// ---------------------------------------------------------------------------------------
+// Outgoing calls
+
+/// One outgoing HTTP call (`http.client` span) as the call detectors see it.
+#[derive(Debug, Clone)]
+pub struct CallSpan<'a> {
+    /// The span.
+    pub span_id: SpanId,
+    /// The span it ran under.
+    pub parent_span_id: Option<SpanId>,
+    /// The method and normalised URL
+    /// ([`normalize_url`](crate::outgoing::normalize_url)).
+    pub normalized: &'a str,
+    /// A stable hash of `normalized`.
+    pub group: u64,
+    /// When it started.
+    pub start: SystemTime,
+    /// When it ended.
+    pub end: SystemTime,
+}
+
+/// Runs the outgoing-call detectors over the calls of the transaction named
+/// `transaction`, in any order:
+///
+/// - **N+1 API calls**: at least `n_plus_one_calls` calls in a row (by start, across
+///   the whole transaction) to the same normalised URL, where one call could have
+///   served; the runs of one URL become one problem.
+/// - **Slow external call**: every call taking at least `slow_call`; one problem per
+///   normalised URL.
+///
+/// Each problem is fingerprinted from its kind, the transaction name and the URL's
+/// group, like the query problems. Never panics, whatever the input.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use backstop_core::detect::{CallSpan, Thresholds, detect_calls};
+/// use backstop_core::{ProblemKind, SpanId};
+///
+/// let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_000_000 + ms);
+/// let calls: Vec<CallSpan> = (0..5)
+///     .map(|i| CallSpan {
+///         span_id: SpanId::new(),
+///         parent_span_id: None,
+///         normalized: "GET https://api.example/users/*",
+///         group: 7,
+///         start: at(i * 20),
+///         end: at(i * 20 + 10),
+///     })
+///     .collect();
+/// let problems = detect_calls("GET /team", &calls, &Thresholds::default());
+/// assert_eq!(problems[0].kind, ProblemKind::NPlusOneApiCalls);
+/// assert_eq!(problems[0].count, 5);
+/// ```
+pub fn detect_calls(
+    transaction: &str,
+    calls: &[CallSpan<'_>],
+    thresholds: &Thresholds,
+) -> Vec<PerformanceProblem> {
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    let mut sorted: Vec<&CallSpan<'_>> = calls.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.start, a.end, a.span_id, a.group).cmp(&(b.start, b.end, b.span_id, b.group))
+    });
+    let duration = |c: &CallSpan<'_>| c.end.duration_since(c.start).unwrap_or_default();
+
+    let min_count = thresholds.n_plus_one_calls.max(2);
+    let mut runs: Vec<(u64, Vec<usize>)> = Vec::new();
+    let mut start = 0;
+    while start < sorted.len() {
+        let group = sorted[start].group;
+        let len = sorted[start..]
+            .iter()
+            .take_while(|c| c.group == group)
+            .count();
+        if len >= min_count {
+            let ranks = start..start + len;
+            match runs.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, found)) => found.extend(ranks),
+                None => runs.push((group, ranks.collect())),
+            }
+        }
+        start += len;
+    }
+
+    let mut slow: Vec<(u64, Vec<usize>)> = Vec::new();
+    for (rank, call) in sorted.iter().enumerate() {
+        if duration(call) >= thresholds.slow_call {
+            match slow.iter_mut().find(|(g, _)| *g == call.group) {
+                Some((_, found)) => found.push(rank),
+                None => slow.push((call.group, vec![rank])),
+            }
+        }
+    }
+
+    let problem = |kind: ProblemKind, (group, ranks): (u64, Vec<usize>)| {
+        let group_hex = group_hex(group);
+        let first = sorted[ranks[0]];
+        let parent = first.parent_span_id;
+        let total = ranks.iter().fold(Duration::ZERO, |sum, &r| {
+            sum.saturating_add(duration(sorted[r]))
+        });
+        PerformanceProblem {
+            kind,
+            fingerprint: hash_parts([kind.as_str(), transaction, group_hex.as_str()]),
+            description: first.normalized.to_owned(),
+            query_group: Some(group_hex),
+            parent_span_id: ranks
+                .iter()
+                .all(|&r| sorted[r].parent_span_id == parent)
+                .then_some(parent)
+                .flatten(),
+            span_ids: ranks.iter().map(|&r| sorted[r].span_id).collect(),
+            count: u32::try_from(ranks.len()).unwrap_or(u32::MAX),
+            duration_ms: total.as_secs_f64() * 1000.0,
+        }
+    };
+    runs.into_iter()
+        .map(|found| problem(ProblemKind::NPlusOneApiCalls, found))
+        .chain(
+            slow.into_iter()
+                .map(|found| problem(ProblemKind::SlowHttpCall, found)),
+        )
+        .collect()
 }

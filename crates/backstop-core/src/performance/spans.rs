@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::performance::detect::QuerySpan;
+use crate::performance::cache::CacheCall;
+use crate::performance::detect::{CallSpan, QuerySpan};
+use crate::performance::outgoing::{HttpCall, call_group, normalize_url};
 use crate::performance::sql::{Normalizer, group_hex};
 use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
 use crate::reuse::intern::Text;
@@ -74,6 +76,10 @@ pub(crate) enum Detail {
     /// A driver's statement (`db.sql.query`) from [`crate::db_span`], which may carry
     /// parameters.
     Query(Box<Query>),
+    /// An outgoing HTTP call (`http.client`).
+    Http(Box<HttpCall>),
+    /// A cache operation (`cache.get`, `cache.put`).
+    Cache(Box<CacheCall>),
 }
 
 /// A statement as sqlx reports it.
@@ -178,6 +184,8 @@ pub(crate) struct Assembled {
     /// For each query: its index in `spans`, the statement and params as executed,
     /// and its group.
     pub(crate) queries: Vec<QueryRef>,
+    /// For each outgoing call: its index in `spans` and its normalised URL.
+    pub(crate) calls: Vec<(usize, String)>,
 }
 
 pub(crate) struct QueryRef {
@@ -236,6 +244,24 @@ impl QueryRef {
 }
 
 impl Assembled {
+    /// The outgoing calls as the detectors take them.
+    pub(crate) fn call_spans(&self) -> Vec<CallSpan<'_>> {
+        self.calls
+            .iter()
+            .map(|(index, normalized)| {
+                let span = &self.spans[*index];
+                CallSpan {
+                    span_id: span.span_id,
+                    parent_span_id: span.parent_span_id,
+                    normalized,
+                    group: call_group(normalized),
+                    start: span.start_timestamp,
+                    end: span.timestamp,
+                }
+            })
+            .collect()
+    }
+
     /// The queries as the detectors take them.
     pub(crate) fn query_spans(&self) -> Vec<QuerySpan<'_>> {
         // A `db` span (an ORM's) with a `db.sql.query` child (its driver's) is the same
@@ -332,6 +358,7 @@ pub(crate) fn assemble(
     keep_statements: bool,
 ) -> Assembled {
     let mut spans = Vec::with_capacity(pending.len());
+    let mut calls = Vec::new();
     let mut assembler = QueryAssembler {
         normalizer,
         keep_statements,
@@ -414,6 +441,27 @@ pub(crate) fn assemble(
                     assembler.query(source, spans.len(), &mut data),
                 )
             }
+            Detail::Http(call) => {
+                let description = http_data(*call, &mut data);
+                calls.push((spans.len(), normalize_url(&description)));
+                ("http.client", description)
+            }
+            Detail::Cache(call) => {
+                let CacheCall {
+                    op,
+                    key,
+                    hit,
+                    item_size,
+                } = *call;
+                data.insert("cache.key".into(), key.as_str().into());
+                if let Some(hit) = hit {
+                    data.insert("cache.hit".into(), hit.into());
+                }
+                if let Some(size) = item_size {
+                    data.insert("cache.item_size".into(), size.into());
+                }
+                (op.as_str(), key)
+            }
         };
         spans.push(Span {
             span_id,
@@ -429,7 +477,36 @@ pub(crate) fn assemble(
         });
     }
     let queries = assembler.queries;
-    Assembled { spans, queries }
+    Assembled {
+        spans,
+        queries,
+        calls,
+    }
+}
+
+/// An outgoing call's data, in OpenTelemetry's names; returns its description
+/// (`GET https://api.example/rates`).
+fn http_data(call: HttpCall, data: &mut Map) -> String {
+    let HttpCall {
+        method,
+        url,
+        query,
+        status,
+        response_size,
+        failure: _,
+    } = call;
+    data.insert("http.request.method".into(), method.as_str().into());
+    data.insert("url".into(), url.as_str().into());
+    if let Some(query) = query {
+        data.insert("http.query".into(), query.into());
+    }
+    if let Some(status) = status {
+        data.insert("http.response.status_code".into(), status.into());
+    }
+    if let Some(size) = response_size {
+        data.insert("http.response_content_length".into(), size.into());
+    }
+    format!("{method} {}", url.as_str())
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //!   time;
 //! - spans with a `db.system` field (sea-orm 2's `tracing-spans`, OpenTelemetry-style
 //!   instrumentation) become `db` spans, their `db.statement` the query;
+//! - spans with a `cache.key` field become `cache.get` or `cache.put` spans, with a
+//!   breadcrumb each (see [`cache`](crate::cache) for the field names);
 //! - events at `ERROR` are captured as error events with the request's context, and
 //!   events at `INFO` and `WARN` become breadcrumbs ([`Config`] changes both levels).
 //!
@@ -40,6 +42,7 @@ use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{self, Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::performance::cache::{CacheCall, CacheOp};
 use crate::performance::spans::{
     Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement,
 };
@@ -253,6 +256,9 @@ pub(crate) fn current() -> Option<(Arc<RequestScope>, Option<SpanId>)> {
 /// What the layer keeps in a recorded span's extensions.
 struct SpanData {
     scope: Arc<RequestScope>,
+    /// Whether the request is sampled: a cache span of a request that is not is only
+    /// followed for its breadcrumb.
+    sampled: bool,
     span_id: SpanId,
     parent: Option<SpanId>,
     start: Instant,
@@ -283,11 +289,13 @@ where
         if attrs.metadata().fields().field(QUERY_FIELD).is_some() {
             scope.count_query();
         }
-        if !scope.is_sampled() {
+        let sampled = scope.is_sampled();
+        if !sampled && attrs.metadata().fields().field(CACHE_KEY).is_none() {
             return;
         }
         let mut data = SpanData {
             scope,
+            sampled,
             span_id: SpanId::new(),
             parent,
             start: crate::performance::spans::now(),
@@ -348,13 +356,22 @@ where
         let meta = span.metadata();
         let SpanData {
             scope,
+            sampled,
             span_id,
             parent,
             start,
             status,
             query,
-            fields,
+            mut fields,
         } = data;
+        if let Some(call) = cache_call(&mut fields) {
+            let took_ns = nanos_since(start);
+            crate::performance::cache::record(&scope, parent, start, took_ns, call);
+            return;
+        }
+        if !sampled {
+            return;
+        }
         scope.record_span(Recorded {
             span_id,
             parent,
@@ -437,6 +454,40 @@ impl SpanLayer {
             parent, start, took_ns, status, detail,
         ));
     }
+}
+
+/// The field that makes a span a cache operation.
+const CACHE_KEY: &str = "cache.key";
+
+/// A cache operation, when the span's fields describe one (see
+/// [`crate::cache`]).
+fn cache_call(fields: &mut Vec<(&'static str, FieldValue)>) -> Option<CacheCall> {
+    let at = fields.iter().position(|(name, _)| *name == CACHE_KEY)?;
+    let key = match fields.swap_remove(at).1 {
+        FieldValue::Str(key) => bounded(&key, crate::performance::cache::MAX_KEY),
+        FieldValue::I64(v) => v.to_string(),
+        FieldValue::U64(v) => v.to_string(),
+        FieldValue::F64(v) => v.to_string(),
+        FieldValue::Bool(v) => v.to_string(),
+    };
+    let mut call = CacheCall {
+        op: CacheOp::Get,
+        key,
+        hit: None,
+        item_size: None,
+    };
+    for (name, value) in fields.drain(..) {
+        match (name, value) {
+            ("cache.hit", FieldValue::Bool(hit)) => call.hit = Some(hit),
+            ("cache.item_size", FieldValue::U64(size)) => call.item_size = Some(size),
+            ("cache.item_size", FieldValue::I64(size)) => call.item_size = u64::try_from(size).ok(),
+            ("cache.op", FieldValue::Str(op)) if op == "put" || op == "cache.put" => {
+                call.op = CacheOp::Put;
+            }
+            _ => {}
+        }
+    }
+    Some(call)
 }
 
 /// Nanoseconds since `start`, saturating (585 years).

@@ -228,11 +228,18 @@ impl Processor {
         self.reuse.recycle_span_list(spans);
         let problems = match &settings.detectors {
             Some(thresholds) => {
-                crate::performance::detect::detect(&name, &assembled.query_spans(), thresholds)
+                let mut problems =
+                    crate::performance::detect::detect(&name, &assembled.query_spans(), thresholds);
+                problems.extend(crate::performance::detect::detect_calls(
+                    &name,
+                    &assembled.call_spans(),
+                    thresholds,
+                ));
+                problems
             }
             None => Vec::new(),
         };
-        let crate::performance::spans::Assembled { spans, queries } = assembled;
+        let crate::performance::spans::Assembled { spans, queries, .. } = assembled;
         if let Some(code) = http_status {
             data.insert("http.response.status_code".into(), code.into());
         }
@@ -288,6 +295,10 @@ impl Processor {
             &mut transaction.sdk,
         );
         settings.scrub.transaction(&mut transaction);
+        // From the scrubbed keys: a prefix is never a secret the scrubber filtered.
+        if let Some(rates) = crate::performance::cache::hit_rates(&transaction.spans) {
+            transaction.contexts.insert("cache".into(), rates);
+        }
         match &settings.before_send_transaction {
             None => Ok(transaction),
             Some(f) => match catch_unwind(AssertUnwindSafe(|| f(transaction))) {

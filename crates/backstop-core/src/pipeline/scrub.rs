@@ -198,6 +198,14 @@ impl Scrubber {
         for span in &mut transaction.spans {
             self.map(&mut span.data);
             self.tags(&mut span.tags);
+            if span
+                .op
+                .as_deref()
+                .is_some_and(|op| op.starts_with("cache."))
+                && let Some(key) = &mut span.description
+            {
+                *key = self.cache_key(key);
+            }
         }
     }
 
@@ -283,8 +291,44 @@ impl Scrubber {
         }
     }
 
+    /// Filters the secrets in a cache key: the values of `token=…` pairs, and the
+    /// segment after one that names a secret (`session:…`).
+    pub(crate) fn cache_key(&self, key: &str) -> String {
+        let mut out = String::with_capacity(key.len());
+        let mut after_secret = false;
+        for (i, segment) in key.split(':').enumerate() {
+            if i > 0 {
+                out.push(':');
+            }
+            if after_secret {
+                out.push_str(FILTERED);
+                after_secret = false;
+            } else if segment.contains('=') {
+                out.push_str(&self.query(segment));
+            } else {
+                out.push_str(segment);
+                after_secret = self.is_secret_key(segment);
+            }
+        }
+        out
+    }
+
     fn map(&self, map: &mut Map) {
         for (key, value) in map.iter_mut() {
+            // An outgoing call's query and a cache key hold secrets inside the value.
+            if let Value::String(text) = value {
+                match key.as_str() {
+                    "http.query" => {
+                        *text = self.query(text);
+                        continue;
+                    }
+                    "cache.key" => {
+                        *text = self.cache_key(text);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
             if self.is_secret_key(key) {
                 *value = Value::String(FILTERED.to_owned());
             } else {
@@ -375,6 +419,21 @@ mod tests {
         let s = Scrubber::new(false, Vec::new(), Vec::new()).unwrap();
         assert_eq!(s.common.len(), COMMON_KEYS.len());
         assert!(s.common.values().all(|plain_header| *plain_header));
+    }
+
+    #[test]
+    fn cache_keys_lose_their_secrets() {
+        let s = scrubber();
+        assert_eq!(s.cache_key("rates:EUR"), "rates:EUR");
+        assert_eq!(
+            s.cache_key("session:abc123:cart"),
+            "session:[Filtered]:cart"
+        );
+        assert_eq!(
+            s.cache_key("user:7:token=abc&x=1"),
+            "user:7:token=[Filtered]&x=1"
+        );
+        assert_eq!(s.cache_key(""), "");
     }
 
     #[test]

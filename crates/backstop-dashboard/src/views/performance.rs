@@ -111,6 +111,8 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
     let recent = reader.recent_requests(&requests.clone().limit(10))?;
     let top = RouteQuery::new().since(buckets.since).limit(10);
     let spans = reader.span_totals(top.filter(), Some(name))?;
+    let calls = reader.calls(top.filter(), Some(name))?;
+    let caches = reader.caches(top.filter(), Some(name))?;
     let issues = reader.route_issues(name, 8)?;
     let problems = reader.performance_issue_count(&PerfIssueQuery::new().route(name))?;
 
@@ -189,6 +191,46 @@ pub(crate) fn route(reader: &StoreReader, ctx: &Ctx<'_>) -> Result<Page, StoreEr
                         }
                     }
                 } }
+            }
+        }
+        div.grid2 {
+            section.panel {
+                h2 { "Outgoing calls" }
+                @if calls.is_empty() { (empty("No outgoing HTTP calls recorded on this route.")) }
+                @else {
+                    div.table-wrap { table.statements {
+                        thead { tr { th { "Call" } th.num { "Calls" } th.num { "Failed" } th.num { "p95" } } }
+                        tbody {
+                            @for c in &calls {
+                                tr {
+                                    td.sqlcell { code { (c.url) } }
+                                    td.num { (count(c.count)) }
+                                    td.num { (count(c.failed)) }
+                                    td.num { (dur(c.p95)) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            section.panel {
+                h2 { "Caches" }
+                @if caches.is_empty() { (empty("No cache reads recorded on this route.")) }
+                @else {
+                    div.table-wrap { table.statements {
+                        thead { tr { th { "Key prefix" } th.num { "Hits" } th.num { "Misses" } th.num { "Hit rate" } } }
+                        tbody {
+                            @for c in &caches {
+                                tr {
+                                    td.sqlcell { code { (c.prefix) } }
+                                    td.num { (count(c.hits)) }
+                                    td.num { (count(c.misses)) }
+                                    td.num { (pct(c.hit_rate())) }
+                                }
+                            }
+                        }
+                    } }
+                }
             }
         }
     };

@@ -1,5 +1,6 @@
-//! One request: its span waterfall with N+1 groups and duplicates marked, the errors
-//! of its trace, and "copy as curl" without secrets.
+//! One request: its span waterfall (queries, outgoing calls and cache operations) with
+//! N+1 groups and duplicates marked, the errors of its trace, and "copy as curl"
+//! without secrets.
 
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
@@ -99,7 +100,7 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>, id: &str) -> Result<Page
         section.panel {
             h2 { "Spans" }
             div.legend {
-                span.key.query { "query" } span.key.nplus1 { "N+1" } span.key.dup { "duplicate" } span.key.other { "other" }
+                span.key.query { "query" } span.key.call { "HTTP call" } span.key.cache { "cache" } span.key.nplus1 { "N+1" } span.key.dup { "duplicate" } span.key.other { "other" }
             }
             @if spans.is_empty() { (empty("This request recorded no spans.")) }
             ol.waterfall {
@@ -108,10 +109,12 @@ pub(crate) fn page(reader: &StoreReader, ctx: &Ctx<'_>, id: &str) -> Result<Page
                     @let width = (span.timestamp.duration_since(span.start_timestamp).unwrap_or_default().as_secs_f64() / total * 1000.0).max(2.0);
                     @let desc = span.description.as_deref().unwrap_or("");
                     @let class = match marks.get(&span.span_id) {
-                        Some(ProblemKind::NPlusOne) => "nplus1",
+                        Some(ProblemKind::NPlusOne | ProblemKind::NPlusOneApiCalls) => "nplus1",
                         Some(_) => "dup",
-                        None if duplicates.contains(desc) => "dup",
+                        None if is_query(span.op.as_deref()) && duplicates.contains(desc) => "dup",
                         None if is_query(span.op.as_deref()) => "query",
+                        None if span.op.as_deref() == Some("http.client") => "call",
+                        None if span.op.as_deref().is_some_and(|op| op.starts_with("cache.")) => "cache",
                         None => "other",
                     };
                     li.(class) {

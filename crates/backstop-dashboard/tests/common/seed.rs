@@ -319,6 +319,43 @@ fn transaction(
             data: Default::default(),
         });
     }
+    // An outgoing call and a cache read, which the worker would count into the
+    // transaction's `cache` context.
+    let hit = !duration.as_millis().is_multiple_of(3);
+    for (op, description) in [
+        (
+            "http.client",
+            format!("GET https://rates{text}.example/api/rates"),
+        ),
+        ("cache.get", format!("rates{text}:EUR")),
+    ] {
+        let mut data = serde_json::Map::new();
+        if op == "cache.get" {
+            data.insert("cache.hit".into(), hit.into());
+        }
+        list.push(Span {
+            span_id: SpanId::new(),
+            trace_id,
+            parent_span_id: Some(root),
+            op: Some(op.into()),
+            description: Some(description),
+            status: Some(SpanStatus::Ok),
+            start_timestamp: start,
+            timestamp: start + duration / 4,
+            tags: Default::default(),
+            data,
+        });
+    }
+    let mut contexts = std::collections::BTreeMap::new();
+    contexts.insert(
+        "cache".to_owned(),
+        serde_json::json!({"prefixes": [{
+            "prefix": backstop_core::cache::key_prefix(&format!("rates{text}:EUR")),
+            "hits": u64::from(hit),
+            "misses": u64::from(!hit),
+            "hit_rate": if hit { 1.0 } else { 0.0 },
+        }]}),
+    );
     let mut data = serde_json::Map::new();
     data.insert("http.response.status_code".into(), http_status.into());
     let mut request = Request {
@@ -347,7 +384,7 @@ fn transaction(
             status: Some(SpanStatus::from_http(http_status)),
             data,
         },
-        contexts: Default::default(),
+        contexts,
         spans: list,
         release: None,
         environment: None,

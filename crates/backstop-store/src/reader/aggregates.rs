@@ -133,6 +133,45 @@ pub struct SpanTotal {
     pub mean: Duration,
 }
 
+/// Outgoing HTTP calls to one URL pattern (method and normalised URL) across the kept
+/// requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallStats {
+    /// `GET https://api.example/users/*` (see [`backstop_core::outgoing::normalize_url`]).
+    pub url: String,
+    /// How many calls.
+    pub count: u64,
+    /// How many of them failed (an error, or a 5xx).
+    pub failed: u64,
+    /// Their 95th percentile duration (nearest rank).
+    pub p95: Duration,
+    /// Their total time.
+    pub total: Duration,
+}
+
+/// `cache.get` hits and misses for one key prefix across the kept requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheStats {
+    /// The key prefix (`rates` for `rates:EUR`).
+    pub prefix: String,
+    /// Reads that found the key.
+    pub hits: u64,
+    /// Reads that did not.
+    pub misses: u64,
+}
+
+impl CacheStats {
+    /// Hits over reads, from 0 to 1.
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
+}
+
 /// One request that ran a statement, with how often and how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatementRun {
@@ -527,6 +566,103 @@ impl StoreReader {
                 })?
                 .collect()
         })
+    }
+
+    /// Outgoing calls over the kept requests in `filter`'s range, environment and
+    /// release (and `route`), grouped by method and normalised URL, the most calls
+    /// first.
+    pub fn calls(
+        &self,
+        filter: &Filter,
+        route: Option<&str>,
+    ) -> Result<Vec<CallStats>, StoreError> {
+        #[derive(Default)]
+        struct Group {
+            durations: Vec<i64>,
+            failed: u64,
+        }
+        let mut sql = Sql::new(
+            "SELECT s.description, s.duration_us, s.status
+             FROM spans s JOIN transactions t ON t.id = s.transaction_id",
+        );
+        sql.and("s.op = 'http.client' AND s.description IS NOT NULL", []);
+        sql.and_some("t.name = ?", route.map(str::to_owned));
+        sql.range("t.timestamp", filter);
+        sql.and_some("t.environment = ?", filter.environment.clone());
+        sql.and_some("t.release = ?", filter.release.clone());
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(sql.text())?;
+            let mut rows = stmt.query(sql.values())?;
+            while let Some(r) = rows.next()? {
+                let description = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                let group = groups
+                    .entry(backstop_core::outgoing::normalize_url(description))
+                    .or_default();
+                group.durations.push(r.get(1)?);
+                let status: Option<String> = r.get(2)?;
+                if status.is_some_and(|s| s != "ok") {
+                    group.failed += 1;
+                }
+            }
+            Ok(())
+        })?;
+        let mut out: Vec<CallStats> = groups
+            .into_iter()
+            .map(|(url, mut g)| {
+                g.durations.sort_unstable();
+                CallStats {
+                    url,
+                    count: g.durations.len() as u64,
+                    failed: g.failed,
+                    p95: micros(nearest_rank(&g.durations, 95)),
+                    total: micros(g.durations.iter().sum()),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.url.cmp(&b.url)));
+        Ok(out
+            .into_iter()
+            .skip(filter.offset)
+            .take(filter.limit)
+            .collect())
+    }
+
+    /// Cache reads over the kept requests in `filter`'s range, environment and release
+    /// (and `route`), by key prefix, the most reads first. They come from each
+    /// transaction's `cache` context, which the worker computed.
+    pub fn caches(
+        &self,
+        filter: &Filter,
+        route: Option<&str>,
+    ) -> Result<Vec<CacheStats>, StoreError> {
+        let mut sql = Sql::new(
+            "SELECT p.value ->> '$.prefix', sum(p.value ->> '$.hits'), sum(p.value ->> '$.misses')
+             FROM transactions t, json_each(t.json, '$.contexts.cache.prefixes') p",
+        );
+        query::transaction_conditions(&mut sql, filter, route);
+        sql.then("GROUP BY 1");
+        let mut out: Vec<CacheStats> = self.with_conn(|c| {
+            c.prepare_cached(sql.text())?
+                .query_map(sql.values(), |r| {
+                    Ok(CacheStats {
+                        prefix: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        hits: r.get::<_, Option<i64>>(1)?.unwrap_or(0).max(0) as u64,
+                        misses: r.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64,
+                    })
+                })?
+                .collect::<Result<_, _>>()
+        })?;
+        out.sort_by(|a, b| {
+            (b.hits + b.misses)
+                .cmp(&(a.hits + a.misses))
+                .then_with(|| a.prefix.cmp(&b.prefix))
+        });
+        Ok(out
+            .into_iter()
+            .skip(filter.offset)
+            .take(filter.limit)
+            .collect())
     }
 
     /// The requests that ran `statement`, the most time in it first.

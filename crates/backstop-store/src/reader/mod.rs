@@ -31,8 +31,8 @@ use backstop_core::protocol::EventId;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub use aggregates::{
-    Buckets, EventLinks, ReleaseStats, Series, SeriesPoint, SpanTotal, StatementRun,
-    StatementStats, StoreHealth, TagDistribution,
+    Buckets, CacheStats, CallStats, EventLinks, ReleaseStats, Series, SeriesPoint, SpanTotal,
+    StatementRun, StatementStats, StoreHealth, TagDistribution,
 };
 pub use models::{
     EventSummary, InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueSort,
