@@ -120,7 +120,10 @@ pub(crate) struct Offer<'a> {
 /// The budget's state: the current minutes of each route.
 pub(crate) struct Budget {
     limits: KeepBudget,
-    minutes: HashMap<(String, i64), Minute>,
+    /// Per route, its current minutes (two at most: this one and the one before),
+    /// looked up by the route's `&str`, so an offer allocates nothing once its route
+    /// has been seen.
+    minutes: HashMap<String, Vec<(i64, Minute)>>,
     /// What was decided of each transaction offered before processing, until its
     /// record arrives: its minute when kept, `None` when declined (its record comes
     /// only if another sink wanted it). Records arrive in the batch right after their
@@ -153,9 +156,19 @@ impl Budget {
     pub(crate) fn offer(&mut self, offer: &Offer<'_>, problems: Option<&[&str]>) -> bool {
         let minute = minute_of(offer.at);
         self.forget_before(minute);
-        let key = (offer.route.to_owned(), minute);
         let limits = self.limits;
-        let state = self.minutes.entry(key.clone()).or_default();
+        if !self.minutes.contains_key(offer.route) {
+            self.minutes.insert(offer.route.to_owned(), Vec::new());
+        }
+        let minutes = self.minutes.get_mut(offer.route).expect("inserted above");
+        let at = match minutes.iter().position(|(m, _)| *m == minute) {
+            Some(at) => at,
+            None => {
+                minutes.push((minute, Minute::default()));
+                minutes.len() - 1
+            }
+        };
+        let state = &mut minutes[at].1;
         state.seen += 1;
         let mut reasons = 0;
         if offer.error && state.errors < limits.errors {
@@ -218,7 +231,8 @@ impl Budget {
             self.declined += 1;
         }
         if problems.is_none() {
-            self.decided.insert(offer.id, keep.then_some(key));
+            self.decided
+                .insert(offer.id, keep.then(|| (offer.route.to_owned(), minute)));
         }
         keep
     }
@@ -232,7 +246,12 @@ impl Budget {
             return Some(false);
         };
         let limits = self.limits;
-        let Some(state) = self.minutes.get_mut(&key) else {
+        let state = self
+            .minutes
+            .get_mut(&key.0)
+            .and_then(|minutes| minutes.iter_mut().find(|(m, _)| *m == key.1))
+            .map(|(_, state)| state);
+        let Some(state) = state else {
             // Its minute is long gone: keep what was decided.
             return Some(true);
         };
@@ -270,7 +289,10 @@ impl Budget {
             return;
         }
         self.newest = minute;
-        self.minutes.retain(|(_, m), _| *m >= minute - 1);
+        self.minutes.retain(|_, minutes| {
+            minutes.retain(|(m, _)| *m >= minute - 1);
+            !minutes.is_empty()
+        });
     }
 }
 
