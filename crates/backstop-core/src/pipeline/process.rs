@@ -77,25 +77,37 @@ impl Processor {
         let may_have_problem = self.settings.detectors.as_ref().is_some_and(|thresholds| {
             let too_many = thresholds.too_many_queries.max(1);
             let mut texts: Vec<&str> = Vec::new();
+            let mut calls = 0;
             for span in &pending.spans {
                 let PendingSpan::Recorded(recorded) = span else {
                     continue;
                 };
+                let took = std::time::Duration::from_nanos(recorded.took_ns);
                 let text = match &recorded.detail {
                     Detail::Statement(statement) => statement.text.as_str(),
                     Detail::Query(query) => query.statement.as_str(),
                     Detail::Traced {
                         query: Some(query), ..
                     } => query.statement.as_str(),
-                    Detail::Traced { .. } => continue,
+                    Detail::Traced { .. } | Detail::Cache(_) => continue,
+                    // Calls are few; their URLs are normalised only on the worker, so
+                    // enough of them for an N+1, or a slow one, may be a problem.
+                    Detail::Http(_) => {
+                        calls += 1;
+                        if calls >= thresholds.n_plus_one_calls.max(2)
+                            || took >= thresholds.slow_call
+                        {
+                            return true;
+                        }
+                        continue;
+                    }
                 };
                 // Statements are interned, so the same text again is mostly the same
                 // pointer; texts past the intern budget compare by content.
                 let repeat = texts
                     .iter()
                     .any(|seen| std::ptr::eq(*seen, text) || *seen == text);
-                let slow =
-                    std::time::Duration::from_nanos(recorded.took_ns) >= thresholds.slow_query;
+                let slow = took >= thresholds.slow_query;
                 texts.push(text);
                 if repeat || slow || texts.len() >= too_many {
                     return true;
