@@ -1,5 +1,6 @@
 //! Server time of every dashboard page on a store at its retention limits: 10,000
-//! transactions with 5 spans each, 100,000 events across 1,000 issues.
+//! transactions with 5 spans each, 100,000 events across 1,000 issues, and 7 days of
+//! minute metrics for 50 routes (rolled up to hours past a day, as the store does).
 //!
 //! `cargo bench -p backstop-dashboard` (add `-- --quick` for a short run). Seeding the
 //! store takes a while; it happens once per run.

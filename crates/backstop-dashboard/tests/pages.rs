@@ -53,6 +53,15 @@ fn every_page_answers_and_stays_under_200_kb() {
     assert!(health.contains("Last prune"));
     let queries = body("queries");
     assert!(queries.contains("SELECT * FROM posts WHERE user_id = ?"));
+    // Each statement's p95 and the rows its runs returned (the seed reports them).
+    assert!(
+        queries.contains("<th class=\"num wide\">p95</th>"),
+        "{queries}"
+    );
+    assert!(
+        queries.contains("<th class=\"num wide\">Rows</th>"),
+        "{queries}"
+    );
     // The route page lists the route's outgoing calls and caches beside its queries;
     // the request page draws them in the waterfall.
     let route = body("route");

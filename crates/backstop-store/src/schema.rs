@@ -207,6 +207,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (minute, name, environment, release, span)
     ) WITHOUT ROWID;
     "#,
+    // Version 7: the rows a query span returned or changed (`db.rows_returned`, else
+    // `db.rows_affected`), for the queries page. NULL where the driver did not say.
+    r#"
+    ALTER TABLE spans ADD COLUMN rows INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1018,8 +1018,8 @@ fn write_transaction(
     let id = tx.last_insert_rowid();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO spans (transaction_id, seq, span_id, parent_span_id, op, description,
-            status, start_us, duration_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            status, start_us, duration_us, rows)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for (seq, span) in t.spans.iter().enumerate() {
         let span_start = micros(span.start_timestamp);
@@ -1033,6 +1033,7 @@ fn write_transaction(
             span.status.map(|s| s.as_str()),
             span_start - start,
             (micros(span.timestamp) - span_start).max(0),
+            span_rows(span),
         ])?;
     }
     // Nothing more for the usual transaction, which has no problems.
@@ -1340,4 +1341,11 @@ fn incremental_vacuum(conn: &Connection, pages: Option<i64>) -> rusqlite::Result
     let mut rows = stmt.query([])?;
     while rows.next()?.is_some() {}
     Ok(())
+}
+
+/// The rows a query span returned, else changed, as the driver reported them.
+fn span_rows(span: &backstop_core::Span) -> Option<i64> {
+    ["db.rows_returned", "db.rows_affected"]
+        .iter()
+        .find_map(|key| span.data.get(*key)?.as_i64())
 }

@@ -32,6 +32,14 @@ fn series_histograms_statements_and_releases_add_up() {
             status,
         );
         t.release = Some(release.into());
+        // The driver said how many rows each query returned.
+        for span in t
+            .spans
+            .iter_mut()
+            .filter(|s| s.op.as_deref().is_some_and(|op| op.starts_with("db")))
+        {
+            span.data.insert("db.rows_returned".into(), 5.into());
+        }
         batch.push(tx(t));
     }
     let mut e1 = released(
@@ -103,6 +111,11 @@ fn series_histograms_statements_and_releases_add_up() {
         .unwrap();
     assert_eq!(statements.len(), 2);
     assert!(statements.iter().all(|s| s.count == 4 && s.requests == 4));
+    assert!(
+        statements.iter().all(|s| s.rows == Some(20)),
+        "{statements:?}"
+    );
+    assert!(statements.iter().all(|s| s.mean <= s.p95 && s.p95 <= s.max));
     assert_eq!(statements[0].routes, ["GET /users"]);
     // Every span kind, queries and renders alike.
     let spans = reader

@@ -29,7 +29,7 @@ pub(crate) fn statement_table(ctx: &Ctx<'_>, statements: &[StatementStats]) -> M
         div.table-wrap { table.statements {
             thead { tr {
                 th { "Statement" } th.num { "Runs" } th.num.wide { "Requests" } th.num { "Total" }
-                th.num.wide { "Mean" } th.num.wide { "Max" }
+                th.num.wide { "Mean" } th.num.wide { "p95" } th.num.wide { "Rows" }
             } }
             tbody {
                 @for s in statements {
@@ -44,7 +44,8 @@ pub(crate) fn statement_table(ctx: &Ctx<'_>, statements: &[StatementStats]) -> M
                         td.num.wide { (count(s.requests)) }
                         td.num { (dur(s.total)) }
                         td.num.wide { (dur(s.mean)) }
-                        td.num.wide { (dur(s.max)) }
+                        td.num.wide { (dur(s.p95)) }
+                        td.num.wide { (s.rows.map_or("–".to_owned(), count)) }
                     }
                 }
             }

@@ -13,7 +13,7 @@ use backstop_core::protocol::{
     Breadcrumb, Exception, Frame, PerformanceProblem, ProblemKind, Request, Span, SpanId,
     SpanStatus, Stacktrace, TraceContext, TraceId, Transaction,
 };
-use backstop_core::{Event, EventId, Level, Record, User};
+use backstop_core::{Event, EventId, Level, Record, RouteMinute, User};
 use backstop_store::{AlertStatus, NewAlert, SqliteStore};
 
 /// How much to write.
@@ -25,6 +25,9 @@ pub struct Size {
     pub issues: usize,
     /// How far back the records reach.
     pub over: Duration,
+    /// Routes with a week of route metrics of their own, every minute (rolled up as
+    /// the store does), beside those of the transactions.
+    pub metric_routes: usize,
 }
 
 impl Size {
@@ -35,6 +38,7 @@ impl Size {
         events: 100_000,
         issues: 1_000,
         over: Duration::from_secs(7 * 86_400),
+        metric_routes: 50,
     };
 
     /// Enough to fill every page.
@@ -44,6 +48,7 @@ impl Size {
         events: 600,
         issues: 40,
         over: Duration::from_secs(86_400),
+        metric_routes: 0,
     };
 }
 
@@ -153,6 +158,36 @@ pub fn seed(store: &mut SqliteStore, size: Size, text: &str) {
     }
     flush(&mut batch, store);
     seed_alerts(store, now, text);
+    seed_route_metrics(store, now, size.metric_routes);
+}
+
+/// A week of every minute of `routes` routes, each minute a dozen requests, then the
+/// store's own roll-up of those over a day old into hours: the route metrics of a
+/// store at its limits.
+fn seed_route_metrics(store: &mut SqliteStore, now: SystemTime, routes: usize) {
+    if routes == 0 {
+        return;
+    }
+    let minutes = 7 * 24 * 60;
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut batch = Vec::with_capacity(routes * 60);
+    for minute in (0..minutes).rev() {
+        let at = now - Duration::from_secs(60 * minute);
+        for route in 0..routes {
+            let mut m = RouteMinute::new(format!("GET /api/v1/resource-{route}/{{id}}"), at);
+            for _ in 0..12 {
+                let took = Duration::from_micros(2_000 + rng.u64(0..40_000));
+                m.record(took, rng.u8(0..100) == 0, rng.u64(1..6));
+            }
+            batch.push(m);
+        }
+        if batch.len() >= routes * 60 {
+            store.write_metrics(&batch).expect("seed route metrics");
+            batch.clear();
+        }
+    }
+    store.write_metrics(&batch).expect("seed route metrics");
+    store.prune_now().expect("roll up the seeded route metrics");
 }
 
 /// A history of alerts: sent, suppressed by the interval, and failed with the
@@ -316,7 +351,13 @@ fn transaction(
             start_timestamp: s,
             timestamp: s + duration / (spans as u32 + 2),
             tags: Default::default(),
-            data: Default::default(),
+            data: if query {
+                [("db.rows_returned".to_owned(), (i as u64 + 1).into())]
+                    .into_iter()
+                    .collect()
+            } else {
+                Default::default()
+            },
         });
     }
     // An outgoing call and a cache read, which the worker would count into the

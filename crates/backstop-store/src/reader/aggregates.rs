@@ -111,8 +111,13 @@ pub struct StatementStats {
     pub total: Duration,
     /// Its mean time.
     pub mean: Duration,
+    /// Its 95th percentile time (nearest rank over the kept runs).
+    pub p95: Duration,
     /// Its slowest run.
     pub max: Duration,
+    /// Rows returned or changed, over the runs whose driver reported them; `None` when
+    /// none did.
+    pub rows: Option<u64>,
     /// The routes that ran it (up to five).
     pub routes: Vec<String>,
 }
@@ -439,7 +444,8 @@ impl StoreReader {
         struct Group {
             count: u64,
             total: i64,
-            max: i64,
+            durations: Vec<i64>,
+            rows: Option<u64>,
             requests: HashSet<i64>,
             routes: Vec<String>,
         }
@@ -468,7 +474,7 @@ impl StoreReader {
                 return Ok(());
             }
             let mut stmt = c.prepare_cached(
-                "SELECT description, transaction_id, duration_us FROM spans
+                "SELECT description, transaction_id, duration_us, rows FROM spans
                  WHERE op LIKE 'db%' AND description IS NOT NULL",
             )?;
             let mut rows = stmt.query([])?;
@@ -484,7 +490,10 @@ impl StoreReader {
                 let duration: i64 = r.get(2)?;
                 group.count += 1;
                 group.total += duration;
-                group.max = group.max.max(duration);
+                group.durations.push(duration);
+                if let Some(rows) = r.get::<_, Option<i64>>(3)? {
+                    *group.rows.get_or_insert(0) += rows.max(0) as u64;
+                }
                 group.requests.insert(r.get(1)?);
                 let name = &names[route];
                 if group.routes.len() < 5 && !group.routes.contains(name) {
@@ -495,14 +504,19 @@ impl StoreReader {
         })?;
         let mut out: Vec<StatementStats> = groups
             .into_iter()
-            .map(|(statement, g)| StatementStats {
-                statement,
-                count: g.count,
-                requests: g.requests.len() as u64,
-                total: micros(g.total),
-                mean: micros(g.total / g.count.max(1) as i64),
-                max: micros(g.max),
-                routes: g.routes,
+            .map(|(statement, mut g)| {
+                g.durations.sort_unstable();
+                StatementStats {
+                    statement,
+                    count: g.count,
+                    requests: g.requests.len() as u64,
+                    total: micros(g.total),
+                    mean: micros(g.total / g.count.max(1) as i64),
+                    p95: micros(nearest_rank(&g.durations, 95)),
+                    max: micros(g.durations.last().copied().unwrap_or(0)),
+                    rows: g.rows,
+                    routes: g.routes,
+                }
             })
             .collect();
         out.sort_by(|a, b| {
