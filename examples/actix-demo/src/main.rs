@@ -34,7 +34,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .console(true),
     )?;
     let data = web::Data::new(backstop_demo_data::open(&data_path).await?);
-    let middleware = backstop_actix_demo::middleware(&backstop);
+    let middleware = backstop_actix_demo::middleware(&backstop)
+        .dashboard(backstop_demo_data::dashboard(backstop.environment(), addr));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(middleware.clone())
@@ -43,22 +44,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .bind(addr)?;
     println!("Backstop actix demo on http://{addr} (events in {db}, data in {data_path})");
-    for path in [
-        "/",
-        "/panic",
-        "/error",
-        "/forbidden",
-        "/bad-request",
-        "/no/such/page",
-        "/users",
-        "/users/fixed",
-        "/slow",
-        "/checkout",
-        "/api/rates",
-    ] {
+    for path in backstop_demo_data::ROUTES {
         println!("  http://{addr}{path}");
     }
-    println!("  http://{addr}/_backstop/  (the dashboard: open the login URL printed above)");
+    println!("  http://{addr}/_backstop/  (the dashboard: open the login URL below)");
     // Ctrl-C stops the server gracefully; dropping the guard then flushes the store.
     server.run().await?;
     drop(backstop);

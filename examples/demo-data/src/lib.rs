@@ -32,6 +32,37 @@ pub fn thresholds() -> backstop_core::detect::Thresholds {
     }
 }
 
+/// The paths both demos serve (the demo contract), as they print them at start; an
+/// unknown path stands for the 404.
+pub const ROUTES: [&str; 11] = [
+    "/",
+    "/panic",
+    "/error",
+    "/forbidden",
+    "/bad-request",
+    "/no/such/page",
+    "/users",
+    "/users/fixed",
+    "/slow",
+    "/checkout",
+    "/api/rates",
+];
+
+/// The dashboard as a demo served at `own` mounts it: configured from the environment
+/// like any app's, with the demo's own address as the base URL (unless
+/// `BACKSTOP_DASHBOARD_URL` names another), so the login URL printed at start is one a
+/// browser can open.
+pub fn dashboard(
+    environment: &str,
+    own: std::net::SocketAddr,
+) -> backstop_dashboard::DashboardConfig {
+    let config = backstop_dashboard::DashboardConfig::from_env().environment(environment);
+    match std::env::var_os(backstop_dashboard::URL_ENV) {
+        Some(_) => config,
+        None => config.base_url(format!("http://{own}/_backstop")),
+    }
+}
+
 /// How many users the seed creates.
 pub const USERS: i64 = 20;
 /// How many posts each seeded user has.

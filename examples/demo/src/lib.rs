@@ -57,11 +57,15 @@ pub fn app(client: &Client, data: SqlitePool, own: SocketAddr) -> Router {
         .route("/users/fixed", get(users_fixed))
         .route("/slow", get(slow))
         .with_state(data)
-        .layer(BackstopLayer::new(client).user_from(|parts| {
-            // A real service reads its session here; the demo trusts a header.
-            let id = parts.headers.get("x-demo-user")?.to_str().ok()?;
-            Some(User::with_id(id))
-        }))
+        .layer(
+            BackstopLayer::new(client)
+                .dashboard(backstop_demo_data::dashboard(client.environment(), own))
+                .user_from(|parts| {
+                    // A real service reads its session here; the demo trusts a header.
+                    let id = parts.headers.get("x-demo-user")?.to_str().ok()?;
+                    Some(User::with_id(id))
+                }),
+        )
 }
 
 async fn home() -> Html<String> {

@@ -36,19 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = backstop_demo_data::open(&data_path).await?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Backstop demo on http://{addr} (events in {db}, data in {data_path})");
-    for path in [
-        "/",
-        "/panic",
-        "/error",
-        "/forbidden",
-        "/bad-request",
-        "/no/such/page",
-        "/users",
-        "/users/fixed",
-        "/slow",
-        "/checkout",
-        "/api/rates",
-    ] {
+    for path in backstop_demo_data::ROUTES {
         println!("  http://{addr}{path}");
     }
     // Building the app mounts the dashboard and, with no BACKSTOP_DASHBOARD_TOKEN in

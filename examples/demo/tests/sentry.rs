@@ -75,18 +75,7 @@ async fn the_demos_stored_events_reach_kent_with_the_same_ids() {
     let db = dir.path().join("backstop.db");
     let (addr, backstop) = serve(options(kent.dsn(), &db), &dir).await;
     let http = reqwest::Client::new();
-    for path in [
-        "/",
-        "/panic",
-        "/error",
-        "/forbidden",
-        "/bad-request",
-        "/no/such/page",
-        "/users",
-        "/users/fixed",
-        "/slow",
-        "/checkout",
-    ] {
+    for path in backstop_demo_data::ROUTES {
         http.get(format!("http://{addr}{path}"))
             .send()
             .await
@@ -97,7 +86,7 @@ async fn the_demos_stored_events_reach_kent_with_the_same_ids() {
     assert!(events.len() >= 2, "the panic and the error: {events:?}");
     assert_eq!(
         transactions.len(),
-        11,
+        backstop_demo_data::ROUTES.len() + 1,
         "one per request, and the /api/rates that /checkout called"
     );
 
