@@ -1335,3 +1335,151 @@ pub async fn outgoing_calls(
 fn form_urlencoded(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// A demo binary, and its dashboard
+
+/// A demo binary (`env!("CARGO_BIN_EXE_...")`) serving on a free loopback port with its
+/// own store, killed when dropped (also when a test fails).
+pub struct DemoProcess {
+    /// Where it serves.
+    pub addr: SocketAddr,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the demo binary `bin` with `env` set, and waits (up to a minute) until it
+/// answers.
+pub fn start_demo(bin: &str, env: &[(&str, &str)]) -> DemoProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let child = std::process::Command::new(bin)
+        .env("BACKSTOP_DEMO_ADDR", addr.to_string())
+        .env("BACKSTOP_DB", dir.path().join("backstop.db"))
+        .env("BACKSTOP_DEMO_DATA", dir.path().join("data.db"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let demo = DemoProcess {
+        addr,
+        child,
+        _dir: dir,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{bin} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    demo
+}
+
+/// The dashboard's bar on a demo started with `BACKSTOP_DASHBOARD_TOKEN` = `token`: closed
+/// without the token (or with a wrong one), open with it through an `HttpOnly`,
+/// `SameSite=Strict` cookie; the `/error` issue, the `/users` N+1 and its SQL on the
+/// pages; and a panicking URL with a script payload shown escaped.
+pub async fn check_demo_dashboard(framework: &str, addr: SocketAddr, token: &str) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("http://{addr}/_backstop");
+    for path in ["/", "/issues", "/?token=wrong"] {
+        let reply = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(reply.status(), 404, "{framework}: {path} without the token");
+    }
+    let login = http
+        .get(format!("{base}/?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303, "{framework}: the token redirects");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = |path: String| {
+        let request = http.get(format!("{base}{path}")).header("cookie", &session);
+        async move {
+            let reply = request.send().await.unwrap();
+            assert_eq!(reply.status(), 200, "{path}");
+            reply.text().await.unwrap()
+        }
+    };
+
+    let payload = "<script>alert(1)</script>";
+    for path in [
+        "/error".to_owned(),
+        "/users".to_owned(),
+        format!("/panic?{payload}"),
+    ] {
+        let _ = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // The store writes on its own thread: wait for all three issues.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let issues = loop {
+        let issues = page("/issues?status=all".into()).await;
+        if issues.matches("href=\"/_backstop/issues/").count() >= 3 {
+            break issues;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{framework}: {issues}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let links: Vec<String> = issues
+        .match_indices("href=\"/_backstop/issues/")
+        .map(|(at, _)| {
+            let rest = &issues[at + "href=\"/_backstop".len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect();
+    let mut pages = Vec::new();
+    for link in &links {
+        pages.push(page(link.clone()).await);
+    }
+    assert!(
+        pages.iter().any(|p| p.contains("/error")),
+        "{framework}: the /error issue"
+    );
+    let n_plus_one = pages
+        .iter()
+        .find(|p| p.contains("N+1 query"))
+        .unwrap_or_else(|| panic!("{framework}: the /users N+1"));
+    assert!(n_plus_one.contains("FROM posts"), "{framework}: its SQL");
+    let panicked = pages
+        .iter()
+        .find(|p| p.contains("/panic"))
+        .unwrap_or_else(|| panic!("{framework}: the panic"));
+    assert!(
+        panicked.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            || panicked.contains("%3Cscript%3Ealert(1)%3C/script%3E"),
+        "{framework}: the payload is shown"
+    );
+    for p in &pages {
+        assert!(
+            !p.contains(payload),
+            "{framework}: a script tag got through"
+        );
+    }
+}
