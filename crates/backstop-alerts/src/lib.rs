@@ -31,6 +31,7 @@ mod channel;
 mod config;
 mod delivery;
 mod engine;
+mod metric;
 mod notification;
 mod rule;
 
@@ -42,11 +43,12 @@ use backstop_store::{AlertHistory, AlertStatus, NewAlert, SqliteStore};
 pub use channel::{Channel, Email, PAGERDUTY_EVENTS_URL, WebhookSecret};
 pub use config::{ConfigError, DEFAULT_EMAIL_FROM, DEFAULT_SMTP_URL};
 pub use delivery::RetryPolicy;
-pub use notification::{Action, IssueSummary, Notification};
-pub use rule::{DEFAULT_INTERVAL, Rule, Trigger};
+pub use notification::{Action, IssueSummary, MetricSummary, Notification};
+pub use rule::{DEFAULT_INTERVAL, DEFAULT_MIN_REQUESTS, Rule, Trigger};
 
 use crate::delivery::{Context, Courier, message_id, record};
 use crate::engine::Evaluator;
+use crate::metric::MetricWatch;
 use crate::notification::rfc3339;
 
 /// How long one attempt may take.
@@ -62,6 +64,7 @@ pub struct Alerts {
     dashboard_url: Option<String>,
     retry: RetryPolicy,
     timeout: Duration,
+    evaluate_every: Duration,
 }
 
 impl Default for Alerts {
@@ -79,6 +82,7 @@ impl Alerts {
             dashboard_url: None,
             retry: RetryPolicy::default(),
             timeout: TIMEOUT,
+            evaluate_every: metric::DEFAULT_EVERY,
         }
     }
 
@@ -131,6 +135,13 @@ impl Alerts {
         self
     }
 
+    /// How often metric rules read the route metrics (default 30 s, at most 60 s: a
+    /// longer interval is taken as 60 s).
+    pub fn evaluate_every(mut self, every: Duration) -> Self {
+        self.evaluate_every = every.min(metric::MAX_EVERY);
+        self
+    }
+
     /// The channels configured.
     pub fn channels(&self) -> &[Channel] {
         &self.channels
@@ -146,8 +157,10 @@ impl Alerts {
     }
 
     /// Evaluates the rules on every batch `store` writes, and starts one delivery
-    /// thread per channel. The store's readers (so the dashboard's Alerts page) can
-    /// then send a test notification. With no channel, the store is returned untouched.
+    /// thread per channel. With a metric rule, also starts the thread that judges the
+    /// route metrics every [evaluation interval](Alerts::evaluate_every); it ends with
+    /// the store. The store's readers (so the dashboard's Alerts page) can then send a
+    /// test notification. With no channel, the store is returned untouched.
     pub fn watch(self, mut store: SqliteStore) -> SqliteStore {
         if self.channels.is_empty() {
             return store;
@@ -173,7 +186,20 @@ impl Alerts {
                 }
             }
         }
-        store.observe(Evaluator::new(rules, outboxes, history));
+        let (metric_rules, issue_rules): (Vec<Rule>, Vec<Rule>) =
+            rules.into_iter().partition(|r| r.trigger.is_metric());
+        let mut evaluator = Evaluator::new(issue_rules, outboxes.clone(), history.clone());
+        if !metric_rules.is_empty() {
+            let watch = MetricWatch::new(metric_rules, store.reader(), outboxes, history);
+            match watch.spawn(self.evaluate_every) {
+                // The store's evaluator holds the thread's stop: it ends with the store.
+                Ok(stop) => evaluator.stop_with(stop),
+                Err(error) => {
+                    tracing::error!(target: "backstop", "cannot start the metric alerts' thread: {error}")
+                }
+            }
+        }
+        store.observe(evaluator);
         store
     }
 
@@ -221,6 +247,7 @@ impl Alerts {
             trigger: "test".into(),
             what: "Test notification from Backstop".into(),
             issue: None,
+            metric: None,
             url: self.dashboard_url.clone(),
             timestamp: rfc3339(at),
         };
