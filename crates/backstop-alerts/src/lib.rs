@@ -135,10 +135,10 @@ impl Alerts {
         self
     }
 
-    /// How often metric rules read the route metrics (default 30 s, at most 60 s: a
-    /// longer interval is taken as 60 s).
+    /// How often metric rules read the route metrics: default 30 s, kept between
+    /// 100 ms and 60 s, so that a metric alert fires within a minute of its condition.
     pub fn evaluate_every(mut self, every: Duration) -> Self {
-        self.evaluate_every = every.min(metric::MAX_EVERY);
+        self.evaluate_every = every.clamp(metric::MIN_EVERY, metric::MAX_EVERY);
         self
     }
 

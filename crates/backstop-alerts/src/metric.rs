@@ -17,6 +17,9 @@ use crate::rule::{Rule, Trigger};
 /// How often metric rules are judged unless told otherwise.
 pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(30);
 
+/// The shortest evaluation interval: each round reads the store.
+pub(crate) const MIN_EVERY: Duration = Duration::from_millis(100);
+
 /// The longest evaluation interval: a metric alert fires within a minute of its
 /// condition holding.
 pub(crate) const MAX_EVERY: Duration = Duration::from_secs(60);
@@ -95,7 +98,7 @@ impl MetricWatch {
                 Trigger::Latency { window, .. } | Trigger::ErrorRate { window, .. } => window,
                 _ => continue,
             };
-            let minutes = window.as_secs().div_ceil(60).max(1);
+            let minutes = whole_minutes(window);
             let environments: Vec<Option<String>> = if rule.environments.is_empty() {
                 vec![None]
             } else {
@@ -106,7 +109,7 @@ impl MetricWatch {
                     .entry((environment.clone(), minutes))
                     .or_insert_with(|| {
                         let since = end
-                            .checked_sub(Duration::from_secs(minutes * 60))
+                            .checked_sub(Duration::from_secs(minutes.saturating_mul(60)))
                             .unwrap_or(UNIX_EPOCH);
                         let mut query = RouteQuery::new().since(since).until(end).limit(usize::MAX);
                         if let Some(environment) = &environment {
@@ -195,7 +198,7 @@ fn judge(
         value: 0.0,
         threshold: 0.0,
         unit: "",
-        window_secs: minutes * 60,
+        window_secs: minutes.saturating_mul(60),
         requests,
         errors,
     };
@@ -289,10 +292,15 @@ fn empty_summary(rule: &Rule, key: &Key) -> MetricSummary {
         value: 0.0,
         threshold,
         unit,
-        window_secs: window.as_secs().div_ceil(60).max(1) * 60,
+        window_secs: whole_minutes(window).saturating_mul(60),
         requests: 0,
         errors: 0,
     }
+}
+
+/// A window in whole minutes, as the route metrics count them: at least one.
+fn whole_minutes(window: Duration) -> u64 {
+    window.as_secs().div_ceil(60).max(1)
 }
 
 fn millis(d: Duration) -> f64 {

@@ -282,3 +282,28 @@ fn metric_rules_take_their_environment_and_routes_and_need_enough_requests() {
     assert_eq!(got[2]["data"]["rule"], "rare");
     assert_eq!(got[2]["data"]["metric"]["requests"], 15);
 }
+
+#[test]
+fn odd_thresholds_and_windows_neither_panic_nor_fire_wrongly() {
+    let receiver = Receiver::start();
+    let alerts = Alerts::new()
+        .notify(Channel::webhook(&receiver.url("/hook"), SECRET).unwrap())
+        .rule(Rule::latency(ms(500), Duration::MAX).named("forever"))
+        .rule(Rule::error_rate(f64::NAN, FIVE_MINUTES).named("nan"))
+        .rule(Rule::service_error_rate(1.0, Duration::ZERO).named("all-failed"));
+    let mut run = start(alerts);
+    traffic(&mut run, "GET /slow", "production", 20, ms(800), 20);
+    let got = bodies(&receiver, "/hook", 1);
+    assert_eq!(got[0]["data"]["rule"], "forever");
+    // A window of all time is read whole; a zero window is one minute.
+    assert!(got[0]["data"]["metric"]["requests"].as_u64().unwrap() >= 20 * 10);
+    traffic(&mut run, "GET /slow", "production", 2000, ms(20), 0);
+    let got = bodies(&receiver, "/hook", 2);
+    assert_eq!(
+        got.len(),
+        2,
+        "only `forever` fired, then resolved: {got:#?}"
+    );
+    assert_eq!(got[1]["type"], "alert.resolve");
+    assert_eq!(got[1]["data"]["rule"], "forever");
+}
