@@ -1,8 +1,11 @@
-//! Backstop's alerts: the team hears about new issues, regressions and spikes.
+//! Backstop's alerts: the team hears about new issues, regressions, spikes, slow
+//! routes and failure rates.
 //!
-//! Rules are evaluated on Backstop's worker thread right after the store commits a
-//! batch, from what the batch did to issues (no query). When one fires, each channel's
-//! own thread reads the issue from the store, sends the notification with retries, and
+//! Issue rules are evaluated on Backstop's worker thread right after the store commits
+//! a batch, from what the batch did to issues (no query). Metric rules (route latency,
+//! error rate) read the store's route metrics on a thread of their own, every
+//! evaluation interval, and resolve when the figure is back under its threshold. When
+//! a rule fires, each channel's own thread sends the notification with retries, and
 //! records the outcome in the store's alert history. A request, or the worker, never
 //! waits on a channel.
 //!
@@ -16,7 +19,8 @@
 //! let alerts = Alerts::from_env()?
 //!     .notify(Channel::slack("https://hooks.slack.com/services/T0/B0/XXXX")?)
 //!     .rule(Rule::new_issue())
-//!     .rule(Rule::frequency(50, Duration::from_secs(60)).environment("production"));
+//!     .rule(Rule::frequency(50, Duration::from_secs(60)).environment("production"))
+//!     .rule(Rule::latency(Duration::from_millis(500), Duration::from_secs(300)));
 //! let store = alerts.watch(SqliteStore::open("backstop.db")?);
 //! let backstop = backstop_core::init(backstop_core::Options::new().sink(store))?;
 //! # drop(backstop);
