@@ -34,7 +34,6 @@ struct Key {
 }
 
 /// A figure as read this round.
-#[derive(Clone)]
 struct Judged {
     summary: MetricSummary,
     /// Enough requests, and the value over the threshold.
@@ -131,33 +130,31 @@ impl MetricWatch {
         }
 
         let mut changes: Vec<(Action, Key, Judged)> = Vec::new();
-        for (key, figure) in judged.iter() {
-            if figure.over && !self.firing.contains(key) {
-                changes.push((Action::Trigger, key.clone(), figure.clone()));
-            }
-        }
         for key in &self.firing {
             if unread.contains(&(key.rule, key.environment.clone())) {
                 continue;
             }
-            match judged.get(key) {
+            match judged.remove(key) {
                 Some(figure) if figure.over => {}
-                Some(figure) => changes.push((Action::Resolve, key.clone(), figure.clone())),
-                // The route had no request in the window: nothing left over the line.
+                Some(figure) => changes.push((Action::Resolve, key.clone(), figure)),
+                // The route had no request in the window: nothing is over the line.
                 None => {
-                    let summary = empty_summary(&self.rules[key.rule], key);
-                    changes.push((
-                        Action::Resolve,
-                        key.clone(),
-                        Judged {
-                            summary,
-                            over: false,
-                            too_few: true,
-                        },
-                    ));
+                    let figure = Judged {
+                        summary: empty_summary(&self.rules[key.rule], key),
+                        over: false,
+                        too_few: true,
+                    };
+                    changes.push((Action::Resolve, key.clone(), figure));
                 }
             }
         }
+        // What is left was not firing.
+        changes.extend(
+            judged
+                .into_iter()
+                .filter(|(_, figure)| figure.over)
+                .map(|(key, figure)| (Action::Trigger, key, figure)),
+        );
         let at = SystemTime::now();
         for (action, key, figure) in changes {
             match action {

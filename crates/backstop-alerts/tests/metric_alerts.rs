@@ -16,12 +16,14 @@ const FIVE_MINUTES: Duration = Duration::from_secs(300);
 struct Running {
     store: SqliteStore,
     history: AlertHistory,
+    db: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 fn start(alerts: Alerts) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("backstop.db")).unwrap();
+    let db = dir.path().join("backstop.db");
+    let store = SqliteStore::open(&db).unwrap();
     let history = store.alert_history();
     let store = alerts
         .evaluate_every(Duration::from_millis(200))
@@ -29,6 +31,7 @@ fn start(alerts: Alerts) -> Running {
     Running {
         store,
         history,
+        db,
         _dir: dir,
     }
 }
@@ -306,4 +309,41 @@ fn odd_thresholds_and_windows_neither_panic_nor_fire_wrongly() {
     );
     assert_eq!(got[1]["type"], "alert.resolve");
     assert_eq!(got[1]["data"]["rule"], "forever");
+}
+
+#[test]
+fn a_route_that_stops_getting_requests_resolves() {
+    let receiver = Receiver::start();
+    let alerts = Alerts::new()
+        .notify(
+            Channel::pagerduty("R0123")
+                .unwrap()
+                .pagerduty_endpoint(&receiver.url("/pd"))
+                .unwrap(),
+        )
+        .notify(Channel::webhook(&receiver.url("/hook"), SECRET).unwrap())
+        .rule(Rule::error_rate(0.5, FIVE_MINUTES).environment("production"));
+    let mut run = start(alerts);
+    traffic(&mut run, "GET /flaky", "production", 10, ms(5), 9);
+    let trigger = bodies(&receiver, "/pd", 1).remove(0);
+    assert_eq!(
+        trigger["dedup_key"],
+        "backstop-rule-error-rate@production:GET /flaky"
+    );
+    assert_eq!(trigger["payload"]["severity"], "error");
+    assert_eq!(trigger["payload"]["source"], "production");
+    // The route is gone from the window: nothing is left over the threshold.
+    rusqlite::Connection::open(&run.db)
+        .unwrap()
+        .execute("DELETE FROM route_metrics WHERE name = 'GET /flaky'", [])
+        .unwrap();
+    let events = bodies(&receiver, "/pd", 2);
+    assert_eq!(events[1]["event_action"], "resolve");
+    assert_eq!(events[1]["dedup_key"], trigger["dedup_key"]);
+    let hooks = bodies(&receiver, "/hook", 2);
+    assert_eq!(
+        hooks[1]["data"]["what"],
+        "Resolved: 0 requests in 5m, too few to judge"
+    );
+    assert_eq!(hooks[1]["data"]["metric"]["route"], "GET /flaky");
 }
