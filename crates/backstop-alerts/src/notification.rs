@@ -298,3 +298,45 @@ pub(crate) fn route_url(base: &str, route: Option<&str>) -> String {
 pub(crate) fn issue_url(base: &str, id: IssueId) -> String {
     format!("{}/issues/{}", base.trim_end_matches('/'), id.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric_alert(route: &str) -> Notification {
+        Notification {
+            id: "msg_1".into(),
+            action: Action::Trigger,
+            rule: "latency".into(),
+            trigger: "latency".into(),
+            what: "p95 812 ms, over 500 ms for 5m".into(),
+            issue: None,
+            metric: Some(MetricSummary {
+                metric: "p95",
+                route: Some(route.into()),
+                routes: None,
+                environment: None,
+                value: 812.0,
+                threshold: 500.0,
+                unit: "ms",
+                window_secs: 300,
+                requests: 100,
+                errors: 0,
+            }),
+            url: None,
+            timestamp: "2026-12-07T10:41:30Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_long_route_still_makes_one_pagerduty_key_per_route() {
+        let a = metric_alert(&format!("GET /{}/a", "x".repeat(400))).dedup_key();
+        let b = metric_alert(&format!("GET /{}/b", "x".repeat(400))).dedup_key();
+        assert!(a.len() <= 255 && b.len() <= 255, "{a}");
+        assert_ne!(a, b);
+        assert_eq!(
+            metric_alert("GET /slow").dedup_key(),
+            "backstop-rule-latency:GET /slow"
+        );
+    }
+}
