@@ -8,7 +8,9 @@ use backstop_store::{AlertHistory, AlertStatus, IssueId, NewAlert, StoreReader};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::channel::{Channel, Failure};
-use crate::notification::{Action, IssueSummary, Notification, issue_url, rfc3339};
+use crate::notification::{
+    Action, IssueSummary, MetricSummary, Notification, issue_url, rfc3339, route_url,
+};
 
 /// Alerts waiting per channel; more are recorded as failed rather than queued.
 const QUEUE: usize = 256;
@@ -83,17 +85,46 @@ impl Courier {
     }
 }
 
-/// An alert a rule fired, before it is written for a channel.
+/// An alert a rule fired (or a metric alert's resolve), before it is written for a
+/// channel.
 #[derive(Debug)]
 pub(crate) struct Fired {
+    pub(crate) action: Action,
     pub(crate) rule: String,
     pub(crate) trigger: &'static str,
     pub(crate) what: String,
-    pub(crate) issue: IssueId,
+    pub(crate) about: About,
     pub(crate) at: SystemTime,
 }
 
-/// The worker's end of one channel's queue.
+/// What a fired alert is about.
+#[derive(Debug)]
+pub(crate) enum About {
+    /// An issue, read from the store when the notification is written.
+    Issue(IssueId),
+    /// A route figure, complete as the metric thread measured it.
+    Metric(MetricSummary),
+}
+
+impl Fired {
+    pub(crate) fn issue(&self) -> Option<IssueId> {
+        match self.about {
+            About::Issue(id) => Some(id),
+            About::Metric(_) => None,
+        }
+    }
+
+    /// The history's title when no notification was written.
+    fn title(&self) -> String {
+        match &self.about {
+            About::Issue(_) => self.what.clone(),
+            About::Metric(metric) => format!("{}: {}", self.what, metric.subject()),
+        }
+    }
+}
+
+/// The worker's (and the metric thread's) end of one channel's queue.
+#[derive(Clone)]
 pub(crate) struct Outbox {
     pub(crate) channel: String,
     tx: Sender<Arc<Fired>>,
@@ -114,8 +145,8 @@ impl Outbox {
                 rule: fired.rule.clone(),
                 channel: Some(self.channel.clone()),
                 status: AlertStatus::Failed,
-                issue: Some(fired.issue),
-                title: fired.what.clone(),
+                issue: fired.issue(),
+                title: fired.title(),
                 attempts: 0,
                 error: Some(reason.into()),
             },
@@ -175,7 +206,7 @@ fn run(channel: Channel, rx: Receiver<Arc<Fired>>, context: Arc<Context>) {
                 } else {
                     AlertStatus::Failed
                 },
-                issue: Some(fired.issue),
+                issue: fired.issue(),
                 title: n.summary(),
                 attempts,
                 error: result.err(),
@@ -186,25 +217,39 @@ fn run(channel: Channel, rx: Receiver<Arc<Fired>>, context: Arc<Context>) {
 
 /// The notification for `fired`, with the issue as the store has it now.
 fn notification(fired: &Fired, context: &Context) -> Notification {
-    let issue = match context.reader.issue(fired.issue, 0) {
-        Ok(Some(detail)) => Some(IssueSummary::from_issue(&detail.issue)),
-        Ok(None) => None,
-        Err(error) => {
-            tracing::warn!(target: "backstop", "alert without issue details: {error}");
-            None
+    let (issue, metric, url) = match &fired.about {
+        About::Issue(id) => {
+            let issue = match context.reader.issue(*id, 0) {
+                Ok(Some(detail)) => Some(IssueSummary::from_issue(&detail.issue)),
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::warn!(target: "backstop", "alert without issue details: {error}");
+                    None
+                }
+            };
+            let url = context
+                .dashboard_url
+                .as_deref()
+                .map(|base| issue_url(base, *id));
+            (issue, None, url)
+        }
+        About::Metric(metric) => {
+            let url = context
+                .dashboard_url
+                .as_deref()
+                .map(|base| route_url(base, metric.route.as_deref()));
+            (None, Some(metric.clone()), url)
         }
     };
     Notification {
         id: message_id(),
-        action: Action::Trigger,
+        action: fired.action,
         rule: fired.rule.clone(),
         trigger: fired.trigger.to_owned(),
         what: fired.what.clone(),
         issue,
-        url: context
-            .dashboard_url
-            .as_deref()
-            .map(|base| issue_url(base, fired.issue)),
+        metric,
+        url,
         timestamp: rfc3339(fired.at),
     }
 }

@@ -9,7 +9,8 @@ use backstop_store::{
     AlertHistory, AlertStatus, BatchObserver, IssueCategory, IssueOutcome, NewAlert,
 };
 
-use crate::delivery::{Fired, Outbox, record};
+use crate::delivery::{About, Fired, Outbox, record};
+use crate::notification::Action;
 use crate::rule::{Occurrence, Rule, Trigger};
 
 /// States untouched for this long past their window and interval are forgotten.
@@ -34,6 +35,9 @@ pub(crate) struct Evaluator {
     outboxes: Vec<Outbox>,
     history: AlertHistory,
     last_sweep: Instant,
+    /// Dropping it ends the metric rules' thread, so that thread lives as long as the
+    /// store that owns this.
+    metric_thread: Option<crossbeam_channel::Sender<()>>,
 }
 
 impl Evaluator {
@@ -44,7 +48,12 @@ impl Evaluator {
             outboxes,
             history,
             last_sweep: Instant::now(),
+            metric_thread: None,
         }
+    }
+
+    pub(crate) fn stop_with(&mut self, metric_thread: crossbeam_channel::Sender<()>) {
+        self.metric_thread = Some(metric_thread);
     }
 
     fn evaluate(&mut self, batch: &[Record], outcome: &IssueOutcome, now: Instant) {
@@ -164,10 +173,11 @@ impl Evaluator {
         state.last_fired = Some(now);
         state.suppression_recorded = false;
         let fired = Arc::new(Fired {
+            action: Action::Trigger,
             rule: rule.name.clone(),
             trigger: rule.trigger.as_str(),
             what,
-            issue: outcome.issue,
+            about: About::Issue(outcome.issue),
             at: SystemTime::now(),
         });
         for outbox in &self.outboxes {

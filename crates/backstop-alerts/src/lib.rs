@@ -1,8 +1,11 @@
-//! Backstop's alerts: the team hears about new issues, regressions and spikes.
+//! Backstop's alerts: the team hears about new issues, regressions, spikes, slow
+//! routes and failure rates.
 //!
-//! Rules are evaluated on Backstop's worker thread right after the store commits a
-//! batch, from what the batch did to issues (no query). When one fires, each channel's
-//! own thread reads the issue from the store, sends the notification with retries, and
+//! Issue rules are evaluated on Backstop's worker thread right after the store commits
+//! a batch, from what the batch did to issues (no query). Metric rules (route latency,
+//! error rate) read the store's route metrics on a thread of their own, every
+//! evaluation interval, and resolve when the figure is back under its threshold. When
+//! a rule fires, each channel's own thread sends the notification with retries, and
 //! records the outcome in the store's alert history. A request, or the worker, never
 //! waits on a channel.
 //!
@@ -16,7 +19,8 @@
 //! let alerts = Alerts::from_env()?
 //!     .notify(Channel::slack("https://hooks.slack.com/services/T0/B0/XXXX")?)
 //!     .rule(Rule::new_issue())
-//!     .rule(Rule::frequency(50, Duration::from_secs(60)).environment("production"));
+//!     .rule(Rule::frequency(50, Duration::from_secs(60)).environment("production"))
+//!     .rule(Rule::latency(Duration::from_millis(500), Duration::from_secs(300)));
 //! let store = alerts.watch(SqliteStore::open("backstop.db")?);
 //! let backstop = backstop_core::init(backstop_core::Options::new().sink(store))?;
 //! # drop(backstop);
@@ -31,6 +35,7 @@ mod channel;
 mod config;
 mod delivery;
 mod engine;
+mod metric;
 mod notification;
 mod rule;
 
@@ -42,11 +47,12 @@ use backstop_store::{AlertHistory, AlertStatus, NewAlert, SqliteStore};
 pub use channel::{Channel, Email, PAGERDUTY_EVENTS_URL, WebhookSecret};
 pub use config::{ConfigError, DEFAULT_EMAIL_FROM, DEFAULT_SMTP_URL};
 pub use delivery::RetryPolicy;
-pub use notification::{Action, IssueSummary, Notification};
-pub use rule::{DEFAULT_INTERVAL, Rule, Trigger};
+pub use notification::{Action, IssueSummary, MetricSummary, Notification};
+pub use rule::{DEFAULT_INTERVAL, DEFAULT_MIN_REQUESTS, Rule, Trigger};
 
 use crate::delivery::{Context, Courier, message_id, record};
 use crate::engine::Evaluator;
+use crate::metric::MetricWatch;
 use crate::notification::rfc3339;
 
 /// How long one attempt may take.
@@ -62,6 +68,7 @@ pub struct Alerts {
     dashboard_url: Option<String>,
     retry: RetryPolicy,
     timeout: Duration,
+    evaluate_every: Duration,
 }
 
 impl Default for Alerts {
@@ -79,6 +86,7 @@ impl Alerts {
             dashboard_url: None,
             retry: RetryPolicy::default(),
             timeout: TIMEOUT,
+            evaluate_every: metric::DEFAULT_EVERY,
         }
     }
 
@@ -131,6 +139,13 @@ impl Alerts {
         self
     }
 
+    /// How often metric rules read the route metrics: default 30 s, kept between
+    /// 100 ms and 60 s, so that a metric alert fires within a minute of its condition.
+    pub fn evaluate_every(mut self, every: Duration) -> Self {
+        self.evaluate_every = every.clamp(metric::MIN_EVERY, metric::MAX_EVERY);
+        self
+    }
+
     /// The channels configured.
     pub fn channels(&self) -> &[Channel] {
         &self.channels
@@ -146,8 +161,10 @@ impl Alerts {
     }
 
     /// Evaluates the rules on every batch `store` writes, and starts one delivery
-    /// thread per channel. The store's readers (so the dashboard's Alerts page) can
-    /// then send a test notification. With no channel, the store is returned untouched.
+    /// thread per channel. With a metric rule, also starts the thread that judges the
+    /// route metrics every [evaluation interval](Alerts::evaluate_every); it ends with
+    /// the store. The store's readers (so the dashboard's Alerts page) can then send a
+    /// test notification. With no channel, the store is returned untouched.
     pub fn watch(self, mut store: SqliteStore) -> SqliteStore {
         if self.channels.is_empty() {
             return store;
@@ -173,7 +190,20 @@ impl Alerts {
                 }
             }
         }
-        store.observe(Evaluator::new(rules, outboxes, history));
+        let (metric_rules, issue_rules): (Vec<Rule>, Vec<Rule>) =
+            rules.into_iter().partition(|r| r.trigger.is_metric());
+        let mut evaluator = Evaluator::new(issue_rules, outboxes.clone(), history.clone());
+        if !metric_rules.is_empty() {
+            let watch = MetricWatch::new(metric_rules, store.reader(), outboxes, history);
+            match watch.spawn(self.evaluate_every) {
+                // The store's evaluator holds the thread's stop: it ends with the store.
+                Ok(stop) => evaluator.stop_with(stop),
+                Err(error) => {
+                    tracing::error!(target: "backstop", "cannot start the metric alerts' thread: {error}")
+                }
+            }
+        }
+        store.observe(evaluator);
         store
     }
 
@@ -221,6 +251,7 @@ impl Alerts {
             trigger: "test".into(),
             what: "Test notification from Backstop".into(),
             issue: None,
+            metric: None,
             url: self.dashboard_url.clone(),
             timestamp: rfc3339(at),
         };

@@ -8,8 +8,12 @@ use backstop_store::IssueCategory;
 /// The action interval rules get unless told otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30 * 60);
 
+/// Metric rules judge nothing on fewer requests than this in their window, unless
+/// told otherwise.
+pub const DEFAULT_MIN_REQUESTS: u64 = 10;
+
 /// What makes a rule fire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Trigger {
     /// An issue is seen for the first time (an error or a performance problem).
@@ -30,6 +34,25 @@ pub enum Trigger {
         /// The sliding window.
         window: Duration,
     },
+    /// A route's p95 duration over `p95` across the last `window` of its requests
+    /// (whole minutes, from the route metrics). Resolves when it is back under.
+    Latency {
+        /// The threshold.
+        p95: Duration,
+        /// The window, rounded up to whole minutes.
+        window: Duration,
+    },
+    /// A route's failure rate (or, `service_wide`, that of every route the rule's
+    /// filters take, combined) over `rate` across the last `window`. Resolves when it
+    /// is back under.
+    ErrorRate {
+        /// The threshold, a fraction of requests: `0.05` is 5%.
+        rate: f64,
+        /// The window, rounded up to whole minutes.
+        window: Duration,
+        /// One figure for all routes together, instead of one per route.
+        service_wide: bool,
+    },
 }
 
 impl Trigger {
@@ -41,7 +64,15 @@ impl Trigger {
             Trigger::Regression => "regression",
             Trigger::Frequency { .. } => "frequency",
             Trigger::Users { .. } => "users",
+            Trigger::Latency { .. } => "latency",
+            Trigger::ErrorRate { .. } => "error_rate",
         }
+    }
+
+    /// Whether the trigger reads the route metrics (on the alerts' own thread) rather
+    /// than the issues a batch touched.
+    pub fn is_metric(&self) -> bool {
+        matches!(self, Trigger::Latency { .. } | Trigger::ErrorRate { .. })
     }
 }
 
@@ -59,7 +90,7 @@ impl Trigger {
 ///     .interval(Duration::from_secs(3600));
 /// assert_eq!(rule.name(), "frequency");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct Rule {
     pub(crate) name: String,
@@ -69,6 +100,7 @@ pub struct Rule {
     pub(crate) category: Option<IssueCategory>,
     pub(crate) route: Option<String>,
     pub(crate) interval: Duration,
+    pub(crate) min_requests: u64,
 }
 
 impl Rule {
@@ -79,6 +111,14 @@ impl Rule {
             Trigger::Regression => "regression",
             Trigger::Frequency { .. } => "frequency",
             Trigger::Users { .. } => "users",
+            Trigger::Latency { .. } => "latency",
+            Trigger::ErrorRate {
+                service_wide: false,
+                ..
+            } => "error-rate",
+            Trigger::ErrorRate {
+                service_wide: true, ..
+            } => "service-error-rate",
         };
         Rule {
             name: name.to_owned(),
@@ -88,6 +128,7 @@ impl Rule {
             category: None,
             route: None,
             interval: DEFAULT_INTERVAL,
+            min_requests: DEFAULT_MIN_REQUESTS,
         }
     }
 
@@ -111,6 +152,44 @@ impl Rule {
         Rule::new(Trigger::Users { count, window })
     }
 
+    /// Fires when a route's p95 duration over the last `window` (whole minutes) is
+    /// above `p95`, and resolves when it is back under. Needs
+    /// [`min_requests`](Rule::min_requests) in the window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use backstop_alerts::Rule;
+    ///
+    /// // A route's p95 over 500 ms for 5 minutes, in production, under /api/.
+    /// let rule = Rule::latency(Duration::from_millis(500), Duration::from_secs(300))
+    ///     .environment("production")
+    ///     .route("/api/*");
+    /// assert_eq!(rule.name(), "latency");
+    /// ```
+    pub fn latency(p95: Duration, window: Duration) -> Rule {
+        Rule::new(Trigger::Latency { p95, window })
+    }
+
+    /// Fires when a route's failure rate over the last `window` (whole minutes) is
+    /// above `rate` (a fraction: `0.05` is 5%), and resolves when it is back under.
+    pub fn error_rate(rate: f64, window: Duration) -> Rule {
+        Rule::new(Trigger::ErrorRate {
+            rate,
+            window,
+            service_wide: false,
+        })
+    }
+
+    /// As [`error_rate`](Rule::error_rate), over all the routes the rule's filters
+    /// take, counted together: the service's failure rate.
+    pub fn service_error_rate(rate: f64, window: Duration) -> Rule {
+        Rule::new(Trigger::ErrorRate {
+            rate,
+            window,
+            service_wide: true,
+        })
+    }
+
     /// The rules used when channels are configured and no rule is given: a new issue,
     /// a regression, and more than 100 events of one issue in 5 minutes.
     pub fn defaults() -> Vec<Rule> {
@@ -127,26 +206,29 @@ impl Rule {
         self
     }
 
-    /// Only occurrences from this environment (call again to allow more).
+    /// Only occurrences from this environment (call again to allow more). A metric
+    /// rule judges each environment named on its own figures.
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.environments.push(environment.into());
         self
     }
 
     /// Only occurrences at this level or above (performance problems are `warning`).
+    /// Metric rules have no level and ignore it.
     pub fn min_level(mut self, level: Level) -> Self {
         self.min_level = Some(level);
         self
     }
 
-    /// Only error issues, or only performance issues.
+    /// Only error issues, or only performance issues. Metric rules ignore it.
     pub fn category(mut self, category: IssueCategory) -> Self {
         self.category = Some(category);
         self
     }
 
     /// Only occurrences on routes matching `pattern`, where `*` matches any run of
-    /// characters (`/api/*`, `GET /users/*`).
+    /// characters (`/api/*`, `GET /users/*`). A metric rule watches the routes that
+    /// match.
     pub fn route(mut self, pattern: impl Into<String>) -> Self {
         self.route = Some(pattern.into());
         self
@@ -158,6 +240,13 @@ impl Rule {
         self
     }
 
+    /// Metric rules judge nothing on fewer requests than this in their window
+    /// (default 10), so one slow request does not page anyone.
+    pub fn min_requests(mut self, min: u64) -> Self {
+        self.min_requests = min;
+        self
+    }
+
     /// The rule's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -166,6 +255,11 @@ impl Rule {
     /// The trigger.
     pub fn trigger(&self) -> &Trigger {
         &self.trigger
+    }
+
+    /// Whether a metric rule watches `route`.
+    pub(crate) fn takes_route(&self, route: &str) -> bool {
+        self.route.as_deref().is_none_or(|p| glob(p, route))
     }
 
     pub(crate) fn matches(&self, o: &Occurrence<'_>) -> bool {

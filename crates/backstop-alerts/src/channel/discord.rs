@@ -14,17 +14,14 @@ pub(crate) fn body(n: &Notification) -> Vec<u8> {
             |(label, value)| json!({"name": label, "value": truncate(&value, 512), "inline": true}),
         )
         .collect();
-    let title = n
-        .issue
-        .as_ref()
-        .map_or(n.what.as_str(), |issue| issue.title.as_str());
+    let title = n.title();
     let color = match n.action {
         Action::Trigger => 0xd0_3b_3b,
         Action::Resolve => 0x2e_a0_43,
         Action::Test => 0x5b_6b_f0,
     };
     let mut embed = json!({
-        "title": truncate(title, 256),
+        "title": truncate(&title, 256),
         "description": truncate(&n.what, 1024),
         "color": color,
         "fields": fields,

@@ -14,7 +14,13 @@ pub(crate) fn body(routing_key: &str, action: &str, n: &Notification) -> Vec<u8>
         "dedup_key": n.dedup_key(),
     });
     if action == "trigger" {
-        let severity = match n.issue.as_ref().map(|i| i.level.as_str()) {
+        let level = match (&n.issue, &n.metric) {
+            (Some(issue), _) => Some(issue.level.as_str()),
+            (None, Some(metric)) if metric.metric == "error_rate" => Some("error"),
+            (None, Some(_)) => Some("warning"),
+            (None, None) => None,
+        };
+        let severity = match level {
             Some("fatal") => "critical",
             Some("error") => "error",
             Some("warning") => "warning",
@@ -26,13 +32,24 @@ pub(crate) fn body(routing_key: &str, action: &str, n: &Notification) -> Vec<u8>
             .map(|(label, value)| (label.to_owned(), Value::String(value)))
             .collect();
         let issue = n.issue.as_ref();
+        let metric = n.metric.as_ref();
+        let source = issue
+            .and_then(|i| i.environment.as_deref())
+            .or_else(|| metric.and_then(|m| m.environment.as_deref()))
+            .unwrap_or("backstop");
+        let component = issue
+            .and_then(|i| i.culprit.clone())
+            .or_else(|| metric.map(|m| m.subject()));
+        let class = issue
+            .map(|i| i.kind.as_str())
+            .or_else(|| metric.map(|m| m.metric));
         event["payload"] = json!({
             "summary": truncate(&n.summary(), 1024),
-            "source": issue.and_then(|i| i.environment.as_deref()).unwrap_or("backstop"),
+            "source": source,
             "severity": severity,
             "timestamp": n.timestamp,
-            "component": issue.and_then(|i| i.culprit.as_deref()),
-            "class": issue.map(|i| i.kind.as_str()),
+            "component": component,
+            "class": class,
             "custom_details": details,
         });
         event["client"] = json!("Backstop");
