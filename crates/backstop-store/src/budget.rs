@@ -276,6 +276,11 @@ impl Budget {
         Some(true)
     }
 
+    /// Forgets every pick: after a failed write, what was kept is not known.
+    pub(crate) fn reset(&mut self) {
+        *self = Budget::new(self.limits);
+    }
+
     /// Forgets the offers whose records did not come with the batch just written
     /// (declined, with no other sink wanting them; or dropped by `before_send`).
     pub(crate) fn batch_done(&mut self) {

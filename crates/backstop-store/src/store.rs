@@ -345,6 +345,12 @@ impl SqliteStore {
                 self.counters
                     .failed(events, transactions, error.to_string());
                 self.failing = true;
+                // The batch's picks were never stored, and the file may be another
+                // one next time: the budget starts its minutes afresh rather than
+                // count rows that are not there.
+                if let Some(budget) = &mut self.budget {
+                    budget.reset();
+                }
                 if !is_transient(&error) {
                     // Start afresh next time: the file may be gone or replaced, or the
                     // connection stuck in a failed transaction.
