@@ -341,18 +341,21 @@ impl Tail {
         if !self.path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(
+        let opened = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .and_then(|c| {
             c.busy_timeout(Duration::from_secs(2))?;
-            Ok(c)
-        })
-        .map_err(|e| self.sqlite(e))?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.sqlite(e))?;
+            let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            Ok((c, version))
+        });
+        // The file was checked when `tail` started. A file that cannot be opened or
+        // read now is one the writer is creating again (its header or its WAL not yet
+        // written): nothing new until it can.
+        let Ok((conn, version)) = opened else {
+            return Ok(None);
+        };
         // A file the writer is still creating migrates one version at a time: read it
         // once it has every table this build reads, not while its tables are half made.
         Ok((version >= backstop_store::SCHEMA_VERSION).then_some(conn))
