@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use backstop_alerts::{Alerts, Channel, Email, RetryPolicy, Rule};
 use backstop_core::{BackstopGuard, Event, Level, Options, User};
 use backstop_store::{AlertHistory, AlertRecord, AlertStatus, SqliteStore};
-use common::{Answer, Receiver, Smtp, dead_port, poll};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use common::{Answer, Receiver, SECRET, Smtp, dead_port, poll};
 
 struct Running {
     backstop: BackstopGuard,

@@ -8,9 +8,8 @@ use std::time::{Duration, SystemTime};
 use backstop_alerts::{Alerts, Channel, Rule};
 use backstop_core::RouteMinute;
 use backstop_store::{AlertHistory, AlertStatus, SqliteStore};
-use common::{Received, Receiver, poll};
+use common::{Received, Receiver, SECRET, poll};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const FIVE_MINUTES: Duration = Duration::from_secs(300);
 
 struct Running {

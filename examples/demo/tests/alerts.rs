@@ -11,9 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backstop::store::{IssueQuery, StoreReader};
-use common::{Receiver, Smtp, dead_port, poll};
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use common::{Receiver, SECRET, Smtp, dead_port, poll};
 
 /// The demo process, killed when the test ends, also when it fails.
 struct Demo(Child);

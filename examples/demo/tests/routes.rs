@@ -1,6 +1,8 @@
 //! The demo contract, end to end: the demo's router on a real server on loopback,
 //! with the real SQLite store, and its users read through sqlx from a real SQLite file.
 
+mod common;
+
 use std::net::SocketAddr;
 
 use backstop::test::TestSink;
@@ -9,22 +11,8 @@ use backstop::{Options, SqliteStore};
 /// Serves the demo on loopback with `options` plus the tracing layer and a fresh data
 /// file; returns its address and client.
 async fn serve(options: Options, dir: &tempfile::TempDir) -> (SocketAddr, backstop::BackstopGuard) {
-    backstop_parity::install_tracing();
     let backstop = backstop::test::start(options).unwrap();
-    let data = backstop_demo_data::open(dir.path().join("data.db"))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = backstop_demo::app(&backstop, data, addr);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = common::serve_demo(&backstop, dir).await;
     (addr, backstop)
 }
 

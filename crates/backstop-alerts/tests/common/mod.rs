@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The webhook secret the tests sign with (Standard Webhooks `whsec_` form).
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Received {
