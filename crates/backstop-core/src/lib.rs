@@ -55,6 +55,8 @@ pub use capture::{fingerprint, trace::TraceParent};
 pub use performance::diesel;
 #[cfg(feature = "reqwest")]
 pub use performance::reqwest;
+#[cfg(feature = "tower")]
+pub use performance::tower;
 pub use performance::{cache, detect, outgoing, sql, tracing};
 
 pub use capture::error::error_event;

@@ -13,8 +13,9 @@
 //!
 //! There is no second layer to order, and no separate panic catcher.
 //!
-//! For the service's own calls to others, [`OutgoingLayer`] wraps a tower HTTP client
-//! (hyper's): each call is a span of the request, and carries its trace.
+//! For the service's own calls to others, [`OutgoingLayer`] (core's, re-exported) wraps
+//! a tower HTTP client (hyper's): each call is a span of the request, and carries its
+//! trace.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -32,19 +33,19 @@ use std::sync::Arc;
 
 mod capture;
 mod layer;
-pub mod outgoing;
 mod service;
 
 #[cfg(feature = "axum")]
 mod extract;
 
+pub use backstop_core::tower::BoxError;
+pub use backstop_core::tower::{Outgoing, OutgoingFuture, OutgoingLayer};
 pub use backstop_core::{HttpOptions, PagePolicy, PageRule};
 pub use backstop_pages::ErrorPages;
 #[cfg(feature = "axum")]
 pub use extract::BackstopScope;
 pub use layer::{BackstopLayer, UserFrom};
-pub use outgoing::{Outgoing, OutgoingLayer};
-pub use service::{BackstopBody, BackstopService, BoxError, ResponseFuture};
+pub use service::{BackstopBody, BackstopService, ResponseFuture};
 #[doc(hidden)]
 pub use service::{Glue, Held, Route};
 

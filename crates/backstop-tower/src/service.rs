@@ -14,6 +14,7 @@ use backstop_core::adapter::{
     Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, RequestHead, ResponseGlue,
     Step, Verdict, detail_text, error_response_event, merge_page_headers,
 };
+use backstop_core::tower::BoxError;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -21,9 +22,6 @@ use http_body_util::BodyExt;
 
 use crate::CapturedError;
 use crate::layer::Config;
-
-/// An error from the response body.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The service [`BackstopLayer`](crate::BackstopLayer) makes.
 #[derive(Clone, Debug)]

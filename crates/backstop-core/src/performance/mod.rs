@@ -12,4 +12,6 @@ pub mod outgoing;
 pub mod reqwest;
 pub(crate) mod spans;
 pub mod sql;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod tracing;

@@ -1,11 +1,12 @@
 //! [`OutgoingLayer`]: outgoing calls of a tower HTTP client (hyper's, or any
-//! `Service<http::Request<B>>`) as `http.client` spans, with trace propagation.
+//! `Service<http::Request<B>>`) as `http.client` spans, with trace propagation. It
+//! serves any app, whatever its server framework (feature `tower`).
 //!
 //! ```
-//! use backstop_tower::OutgoingLayer;
+//! use backstop_core::tower::OutgoingLayer;
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
-//! # async fn run() -> Result<(), backstop_tower::BoxError> {
+//! # async fn run() -> Result<(), backstop_core::tower::BoxError> {
 //! // Any client service: hyper-util's legacy client, or a stack ending in one.
 //! let client = service_fn(|request: http::Request<String>| async move {
 //!     Ok::<_, std::io::Error>(http::Response::new(String::new()))
@@ -19,19 +20,20 @@
 //!
 //! A call made inside a request is a child span of it, carries `traceparent` and
 //! `sentry-trace` (to the propagation targets), and leaves a breadcrumb; see
-//! [`backstop_core::outgoing`]. Outside any request it passes through untouched. The
+//! [`outgoing`](crate::outgoing). Outside any request it passes through untouched. The
 //! service's errors come out boxed ([`BoxError`]), after their span is marked failed.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use backstop_core::outgoing::HttpClientSpan;
+use crate::outgoing::HttpClientSpan;
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::BoxError;
+/// A client service's error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Wraps a client service in [`Outgoing`]; see the [module docs](self).
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,7 +77,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let span = backstop_core::outgoing::start_uri(request.method(), request.uri());
+        let span = crate::outgoing::start_uri(request.method(), request.uri());
         span.inject(request.headers_mut());
         OutgoingFuture {
             inner: self.inner.call(request),
@@ -123,7 +125,7 @@ where
                     }
                 }
                 Err(error) => {
-                    span.failed(backstop_core::outgoing::failure_status(&**error));
+                    span.failed(crate::outgoing::failure_status(&**error));
                 }
             }
         }
