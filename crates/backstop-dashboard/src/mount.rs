@@ -18,19 +18,22 @@ use crate::config::DashboardConfig;
 /// configured from the environment unless the builder says otherwise.
 ///
 /// It is made on first use, once: in development with no token, that is when the
-/// random token is made and the login URL printed.
+/// random token is made and the login URL printed. A clone shares it: axum clones the
+/// layer's service for each request, so a clone is one reference count.
 #[derive(Clone)]
-pub struct Mount {
+pub struct Mount(Arc<Inner>);
+
+struct Inner {
     client: Client,
     /// `None`: turned off on the builder.
     config: Option<DashboardConfig>,
-    built: Arc<OnceLock<Option<Dashboard>>>,
+    built: OnceLock<Option<Dashboard>>,
 }
 
 impl fmt::Debug for Mount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mount")
-            .field("config", &self.config)
+            .field("config", &self.0.config)
             .finish_non_exhaustive()
     }
 }
@@ -40,42 +43,40 @@ impl Mount {
     /// the client's environment, under `/_backstop`.
     pub fn new(client: &Client) -> Mount {
         let config = DashboardConfig::from_env().environment(client.environment());
-        Mount {
-            client: client.clone(),
-            config: Some(config),
-            built: Arc::default(),
-        }
+        Mount::with(client.clone(), Some(config))
+    }
+
+    fn with(client: Client, config: Option<DashboardConfig>) -> Mount {
+        Mount(Arc::new(Inner {
+            client,
+            config,
+            built: OnceLock::new(),
+        }))
     }
 
     /// Mounts with this configuration instead.
     #[must_use]
     pub fn with_config(self, config: DashboardConfig) -> Mount {
-        Mount {
-            config: Some(config),
-            built: Arc::default(),
-            ..self
-        }
+        Mount::with(self.0.client.clone(), Some(config))
     }
 
     /// No dashboard: every path goes to the app.
     #[must_use]
     pub fn off(self) -> Mount {
-        Mount {
-            config: None,
-            built: Arc::default(),
-            ..self
-        }
+        Mount::with(self.0.client.clone(), None)
     }
 
     /// The dashboard, when mounted and open: a store among the client's sinks, and a
     /// token (or development). The first call makes it and prints the login URL of a
     /// generated token on stderr.
     pub fn dashboard(&self) -> Option<&Dashboard> {
-        self.built
+        let inner = &*self.0;
+        inner
+            .built
             .get_or_init(|| {
-                let config = self.config.clone()?;
-                let reader = self.client.shared::<StoreReader>()?;
-                let client = self.client.clone();
+                let config = inner.config.clone()?;
+                let reader = inner.client.shared::<StoreReader>()?;
+                let client = inner.client.clone();
                 let config = config.pipeline_stats(move || client.stats());
                 let dashboard = Dashboard::new((*reader).clone(), config);
                 if *dashboard.access() == crate::Access::Generated
