@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use backstop_core::{Client, Dsn};
 
 use backstop_store::OutboxItem;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
 
 use crate::envelope::{self, Gzip, Kind};
 use crate::queue::Queue;
@@ -145,6 +147,55 @@ pub(crate) struct Transport {
     auth: String,
 }
 
+/// ureq resolves the host before every request, even one that goes over a pooled
+/// connection, and with a timeout set it starts a thread for each lookup: a tenth of the
+/// sender's time in the profile, besides a DNS query per envelope. This keeps each
+/// answer for [`RESOLVED_FOR`].
+#[derive(Debug, Default)]
+struct CachedResolver {
+    inner: DefaultResolver,
+    last: Mutex<Option<Resolved>>,
+}
+
+#[derive(Debug)]
+struct Resolved {
+    scheme: String,
+    authority: String,
+    addrs: ResolvedSocketAddrs,
+    at: Instant,
+}
+
+/// How long a lookup is used: short enough to follow a server that moves.
+const RESOLVED_FOR: Duration = Duration::from_secs(30);
+
+impl Resolver for CachedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let scheme = uri.scheme_str().unwrap_or("");
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let lock = || self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(last) = &*lock()
+            && last.scheme == scheme
+            && last.authority == authority
+            && last.at.elapsed() < RESOLVED_FOR
+        {
+            return Ok(last.addrs.clone());
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *lock() = Some(Resolved {
+            scheme: scheme.to_owned(),
+            authority: authority.to_owned(),
+            addrs: addrs.clone(),
+            at: Instant::now(),
+        });
+        Ok(addrs)
+    }
+}
+
 /// What the server answered.
 pub(crate) struct Answer {
     pub(crate) status: u16,
@@ -163,13 +214,20 @@ impl Transport {
             auth.push_str(", sentry_secret=");
             auth.push_str(secret);
         }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
+            // Both bounds: ureq keeps at most 10 idle connections in all by default, so
+            // 16 lanes would open a new connection for every few envelopes.
+            .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
             .user_agent(client.as_str())
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            CachedResolver::default(),
+        );
         Transport {
             agent,
             url: dsn.envelope_url(),
