@@ -1,6 +1,7 @@
 //! The sender thread: takes the oldest items from the queue, sends each in its own
-//! envelope, and applies what the server answered (rate limits, retries, drops).
-//! Request threads and the pipeline's worker never wait on it.
+//! envelope (it and its lanes, one keep-alive connection each, several in flight), and
+//! applies what the server answered (rate limits, retries, drops). Request threads and
+//! the pipeline's worker never wait on it.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -235,8 +236,8 @@ impl Transport {
         }
     }
 
-    /// Sends one envelope, compressed; for a sender of a few, where no [`Scratch`] is
-    /// kept.
+    /// Sends one envelope, compressed, with a compressor of its own: for the odd send
+    /// (a replay), where no [`Scratch`] is kept.
     pub(crate) fn send(&self, envelope: &[u8]) -> Result<Answer, ureq::Error> {
         let mut scratch = Scratch::new();
         self.post(envelope, &mut scratch.gzip, &mut scratch.body)
