@@ -1,8 +1,10 @@
 //! How fast the sender delivers to a local receiver: `cargo run --release -p
-//! backstop-sentry --example delivery_rate [-- COUNT]`. Queues COUNT events, then COUNT
-//! transactions (10 query spans each), straight into the exporter (the pipeline is not
-//! measured here), with the store's outbox or in memory, and reports items per second
-//! from the first send to the last answer.
+//! backstop-sentry --example delivery_rate [-- COUNT [CONNECTIONS]]` (defaults 5,000 and
+//! 4). Queues COUNT events, then COUNT transactions (10 query spans each), straight into
+//! the exporter (the pipeline is not measured here), with the store's outbox or in
+//! memory, and reports items per second from the first item queued to the last answer,
+//! then the process's peak resident memory. The queue's bound is raised to COUNT, so
+//! that nothing is dropped while the sender catches up.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use backstop_core::{Event, Level, Record, Sink, Span, SpanId, TraceId, Transaction};
 use backstop_sentry::SentryExporter;
+use backstop_store::OutboxLimits;
 
 /// A minimal keep-alive receiver: reads each request, answers 200, counts.
 fn receiver() -> (u16, Arc<AtomicU64>) {
@@ -19,13 +22,21 @@ fn receiver() -> (u16, Arc<AtomicU64>) {
     let port = listener.local_addr().unwrap().port();
     let count = Arc::new(AtomicU64::new(0));
     let counted = count.clone();
-    std::thread::spawn(move || {
+    spawn_named("receiver", move || {
         for stream in listener.incoming().flatten() {
             let counted = counted.clone();
-            std::thread::spawn(move || serve(stream, &counted));
+            spawn_named("receiver", move || serve(stream, &counted));
         }
     });
     (port, count)
+}
+
+/// Named threads, so that a profile tells the receiver's share from the sender's.
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("a thread");
 }
 
 fn serve(stream: TcpStream, count: &AtomicU64) {
@@ -115,13 +126,20 @@ fn template() -> Transaction {
 fn run(label: &str, connections: usize, outbox: Option<&std::path::Path>, records: Vec<Record>) {
     let (port, count) = receiver();
     let dsn = format!("http://public@127.0.0.1:{port}/1").parse().unwrap();
-    let mut builder = SentryExporter::builder(dsn).connections(connections);
+    let n = records.len() as u64;
+    // Room for all of them: the default bounds would drop some of a big COUNT.
+    let limits = OutboxLimits {
+        max_items: n.max(1),
+        ..OutboxLimits::default()
+    };
+    let mut builder = SentryExporter::builder(dsn)
+        .connections(connections)
+        .limits(limits);
     if let Some(path) = outbox {
         builder = builder.outbox(path);
     }
     let mut exporter = builder.build().unwrap();
     let handle = exporter.handle();
-    let n = records.len() as u64;
     let queued = Instant::now();
     for chunk in records.chunks(512) {
         exporter.consume(chunk).unwrap();
@@ -143,6 +161,13 @@ fn run(label: &str, connections: usize, outbox: Option<&std::path::Path>, record
         queue_time.as_secs_f64()
     );
     let _ = handle.stats();
+}
+
+/// The process's peak resident memory, from `/proc` (Linux only).
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line["VmHWM:".len()..].trim().to_owned())
 }
 
 fn main() {
@@ -175,4 +200,7 @@ fn main() {
         Some(&dir.path().join("transactions.db")),
         (0..n).map(|_| transaction(&template)).collect(),
     );
+    if let Some(rss) = peak_rss() {
+        println!("peak resident memory: {rss}");
+    }
 }

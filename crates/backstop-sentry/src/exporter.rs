@@ -194,7 +194,7 @@ impl Sink for SentryExporter {
                 }
             }
         }
-        let evicted = self.shared.queue.push(&items)?;
+        let evicted = self.shared.queue.push(items)?;
         for old in evicted {
             if let Some(kind) = Kind::from_item_type(&old.kind) {
                 self.shared

@@ -27,7 +27,9 @@ impl Queue {
         }))
     }
 
-    pub(crate) fn push(&self, items: &[Item]) -> Result<Vec<Evicted>, StoreError> {
+    /// Adds `items` (taken, so that the memory queue keeps their payloads without a
+    /// copy); returns what the bounds evicted.
+    pub(crate) fn push(&self, items: Vec<Item>) -> Result<Vec<Evicted>, StoreError> {
         match self {
             Queue::Outbox(outbox) => {
                 let new: Vec<NewItem<'_>> = items
@@ -45,9 +47,11 @@ impl Queue {
         }
     }
 
-    pub(crate) fn oldest(&self, n: usize) -> Result<Vec<OutboxItem>, StoreError> {
+    /// Up to `n` items, oldest first; shared, so that the memory queue copies no
+    /// payload.
+    pub(crate) fn oldest(&self, n: usize) -> Result<Vec<Arc<OutboxItem>>, StoreError> {
         match self {
-            Queue::Outbox(outbox) => outbox.oldest(n),
+            Queue::Outbox(outbox) => Ok(outbox.oldest(n)?.into_iter().map(Arc::new).collect()),
             Queue::Memory(memory) => Ok(memory.oldest(n)),
         }
     }
@@ -92,7 +96,7 @@ impl MemoryQueue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, items: &[Item]) -> Vec<Evicted> {
+    fn push(&self, items: Vec<Item>) -> Vec<Evicted> {
         let mut state = self.lock();
         for item in items {
             state.next_id += 1;
@@ -101,9 +105,9 @@ impl MemoryQueue {
             state.items.push_back(Arc::new(OutboxItem {
                 id,
                 kind: item.kind.item_type().to_owned(),
-                event_id: item.event_id.clone(),
+                event_id: item.event_id,
                 spans: item.spans,
-                payload: item.payload.clone(),
+                payload: item.payload,
             }));
         }
         let mut evicted = Vec::new();
@@ -122,16 +126,21 @@ impl MemoryQueue {
         evicted
     }
 
-    fn oldest(&self, n: usize) -> Vec<OutboxItem> {
+    fn oldest(&self, n: usize) -> Vec<Arc<OutboxItem>> {
         let state = self.lock();
-        state.items.iter().take(n).map(|i| (**i).clone()).collect()
+        state.items.iter().take(n).cloned().collect()
     }
 
     fn remove(&self, ids: &[i64]) {
         let mut state = self.lock();
-        // The sender removes what it took from the front, so this is a short scan.
+        // The sender removes what it took from the front, mostly in order: the front
+        // first, else a short scan.
         for id in ids {
-            if let Some(at) = state.items.iter().position(|i| i.id == *id)
+            if state.items.front().is_some_and(|i| i.id == *id) {
+                if let Some(item) = state.items.pop_front() {
+                    state.bytes -= item.payload.len() as u64;
+                }
+            } else if let Some(at) = state.items.iter().position(|i| i.id == *id)
                 && let Some(item) = state.items.remove(at)
             {
                 state.bytes -= item.payload.len() as u64;

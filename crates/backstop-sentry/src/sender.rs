@@ -1,14 +1,20 @@
 //! The sender thread: takes the oldest items from the queue, sends each in its own
-//! envelope, and applies what the server answered (rate limits, retries, drops).
-//! Request threads and the pipeline's worker never wait on it.
+//! envelope (it and its lanes, one keep-alive connection each, several in flight), and
+//! applies what the server answered (rate limits, retries, drops). Request threads and
+//! the pipeline's worker never wait on it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use backstop_core::{Client, Dsn};
 
-use crate::envelope::{self, Kind};
+use backstop_store::OutboxItem;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::NextTimeout;
+
+use crate::envelope::{self, Gzip, Kind};
 use crate::queue::Queue;
 use crate::ratelimit::RateLimits;
 use crate::report::{Outcomes, Reason};
@@ -142,6 +148,55 @@ pub(crate) struct Transport {
     auth: String,
 }
 
+/// ureq resolves the host before every request, even one that goes over a pooled
+/// connection, and with a timeout set it starts a thread for each lookup: a tenth of the
+/// sender's time in the profile, besides a DNS query per envelope. This keeps each
+/// answer for [`RESOLVED_FOR`].
+#[derive(Debug, Default)]
+struct CachedResolver {
+    inner: DefaultResolver,
+    last: Mutex<Option<Resolved>>,
+}
+
+#[derive(Debug)]
+struct Resolved {
+    scheme: String,
+    authority: String,
+    addrs: ResolvedSocketAddrs,
+    at: Instant,
+}
+
+/// How long a lookup is used: short enough to follow a server that moves.
+const RESOLVED_FOR: Duration = Duration::from_secs(30);
+
+impl Resolver for CachedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let scheme = uri.scheme_str().unwrap_or("");
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let lock = || self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(last) = &*lock()
+            && last.scheme == scheme
+            && last.authority == authority
+            && last.at.elapsed() < RESOLVED_FOR
+        {
+            return Ok(last.addrs.clone());
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *lock() = Some(Resolved {
+            scheme: scheme.to_owned(),
+            authority: authority.to_owned(),
+            addrs: addrs.clone(),
+            at: Instant::now(),
+        });
+        Ok(addrs)
+    }
+}
+
 /// What the server answered.
 pub(crate) struct Answer {
     pub(crate) status: u16,
@@ -160,13 +215,20 @@ impl Transport {
             auth.push_str(", sentry_secret=");
             auth.push_str(secret);
         }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
+            // Both bounds: ureq keeps at most 10 idle connections in all by default, so
+            // 16 lanes would open a new connection for every few envelopes.
+            .max_idle_connections(connections.max(1))
             .max_idle_connections_per_host(connections.max(1))
             .user_agent(client.as_str())
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            CachedResolver::default(),
+        );
         Transport {
             agent,
             url: dsn.envelope_url(),
@@ -174,15 +236,47 @@ impl Transport {
         }
     }
 
+    /// Sends one envelope, compressed, with a compressor of its own: for the odd send
+    /// (a replay), where no [`Scratch`] is kept.
     pub(crate) fn send(&self, envelope: &[u8]) -> Result<Answer, ureq::Error> {
-        let body = envelope::gzip(envelope);
-        let mut response = self
+        let mut scratch = Scratch::new();
+        self.post(envelope, &mut scratch.gzip, &mut scratch.body)
+    }
+
+    /// Writes and sends one envelope, reusing `scratch`'s compressor and buffers.
+    fn send_item(
+        &self,
+        scratch: &mut Scratch,
+        item: Option<(Kind, &str, &[u8])>,
+        report: Option<&[u8]>,
+    ) -> Result<Answer, ureq::Error> {
+        let Scratch {
+            gzip,
+            envelope,
+            body,
+        } = scratch;
+        envelope::write_into(envelope, item, report, SystemTime::now());
+        let answer = self.post(envelope, gzip, body);
+        scratch.trim();
+        answer
+    }
+
+    fn post(
+        &self,
+        envelope: &[u8],
+        gzip: &mut Gzip,
+        body: &mut Vec<u8>,
+    ) -> Result<Answer, ureq::Error> {
+        let request = self
             .agent
             .post(&self.url)
             .header("X-Sentry-Auth", &self.auth)
-            .header("Content-Type", "application/x-sentry-envelope")
-            .header("Content-Encoding", "gzip")
-            .send(&body[..])?;
+            .header("Content-Type", "application/x-sentry-envelope");
+        let mut response = if gzip.compress(envelope, body) {
+            request.header("Content-Encoding", "gzip").send(&body[..])?
+        } else {
+            request.send(envelope)?
+        };
         let header = |name: &str| {
             response
                 .headers()
@@ -205,6 +299,36 @@ impl Transport {
     }
 }
 
+/// What one connection reuses from one envelope to the next: the compressor and the
+/// envelope and body buffers.
+pub(crate) struct Scratch {
+    gzip: Gzip,
+    envelope: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Buffers past this size are given back after use: one big item should not pin a
+/// megabyte per connection.
+const KEPT_BUFFER: usize = 256 * 1024;
+
+impl Scratch {
+    pub(crate) fn new() -> Scratch {
+        Scratch {
+            gzip: Gzip::new(),
+            envelope: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn trim(&mut self) {
+        for buffer in [&mut self.envelope, &mut self.body] {
+            if buffer.capacity() > KEPT_BUFFER {
+                *buffer = Vec::new();
+            }
+        }
+    }
+}
+
 /// The exponential backoff after `failures` failures in a row, with jitter (between
 /// half and all of it), never over `max`.
 pub(crate) fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
@@ -224,13 +348,136 @@ struct Seen {
 
 pub(crate) struct Sender {
     shared: Arc<Shared>,
-    transport: Transport,
+    transport: Arc<Transport>,
+    /// The sender thread sends too, with its own compressor and buffers.
+    scratch: Scratch,
+    /// The threads that send alongside it, `connections - 1` of them.
+    lanes: Lanes,
     timing: Timing,
     limits: RateLimits,
     failures: u32,
     next_try: Option<Instant>,
     last_report: Instant,
     seen: Seen,
+}
+
+/// What one batch's sends are: the items, in the queue's order, taken one at a time
+/// by whichever thread is free.
+struct Work {
+    items: Vec<(Kind, Arc<OutboxItem>)>,
+    /// A client report, sent with the first item.
+    report: Option<Vec<u8>>,
+    /// The index of the next item to send.
+    next: AtomicUsize,
+    /// Set at the first failure worth retrying: the server is not taking any.
+    stop: AtomicBool,
+    /// The closing deadline: no send starts after it.
+    until: Option<Instant>,
+}
+
+type Sent = Vec<(usize, Result<Answer, ureq::Error>)>;
+
+impl Work {
+    fn run(&self, transport: &Transport, scratch: &mut Scratch) -> Sent {
+        let mut sent = Vec::new();
+        while !self.stop.load(Ordering::Relaxed) && self.until.is_none_or(|t| Instant::now() < t) {
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some((kind, item)) = self.items.get(index) else {
+                break;
+            };
+            let report = if index == 0 {
+                self.report.as_deref()
+            } else {
+                None
+            };
+            let answer = transport.send_item(
+                scratch,
+                Some((*kind, &item.event_id, &item.payload)),
+                report,
+            );
+            if answer.as_ref().map_or(true, |a| a.status >= 500) {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            sent.push((index, answer));
+        }
+        sent
+    }
+}
+
+/// Threads that send alongside the sender thread, each over its own keep-alive
+/// connection, with its own compressor and buffers. They live as long as the sender:
+/// starting threads for each batch cost more than the sends on a fast server.
+#[derive(Default)]
+struct Lanes {
+    jobs: Vec<mpsc::Sender<Arc<Work>>>,
+    answers: Option<mpsc::Receiver<Sent>>,
+}
+
+impl Lanes {
+    fn start(transport: &Arc<Transport>, n: usize) -> Lanes {
+        let (answer, answers) = mpsc::channel();
+        let mut jobs = Vec::with_capacity(n);
+        for i in 0..n {
+            let (job, work) = mpsc::channel::<Arc<Work>>();
+            let transport = transport.clone();
+            let answer = answer.clone();
+            let started = std::thread::Builder::new()
+                .name(format!("backstop-sentry-{}", i + 1))
+                .spawn(move || {
+                    let mut scratch = Scratch::new();
+                    for work in work {
+                        let sent = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            work.run(&transport, &mut scratch)
+                        }));
+                        // A lane that panicked sent nothing that counts: its items stay
+                        // queued.
+                        let sent = sent.unwrap_or_else(|_| {
+                            scratch = Scratch::new();
+                            Vec::new()
+                        });
+                        if answer.send(sent).is_err() {
+                            return;
+                        }
+                    }
+                });
+            match started {
+                Ok(_) => jobs.push(job),
+                Err(error) => {
+                    // Fewer connections, not none: the sender thread sends too.
+                    tracing::warn!(target: "backstop", "cannot start a Sentry sender thread: {error}");
+                    break;
+                }
+            }
+        }
+        Lanes {
+            jobs,
+            answers: Some(answers),
+        }
+    }
+
+    /// Gives `work` to at most `most` lanes; returns how many took it.
+    fn dispatch(&self, work: &Arc<Work>, most: usize) -> usize {
+        self.jobs
+            .iter()
+            .take(most)
+            .filter(|lane| lane.send(work.clone()).is_ok())
+            .count()
+    }
+
+    /// What `n` lanes sent of the work they were given.
+    fn collect(&self, n: usize) -> Sent {
+        let mut all = Sent::new();
+        let Some(answers) = &self.answers else {
+            return all;
+        };
+        for _ in 0..n {
+            match answers.recv() {
+                Ok(sent) => all.extend(sent),
+                Err(_) => break,
+            }
+        }
+        all
+    }
 }
 
 enum Batch {
@@ -243,7 +490,9 @@ impl Sender {
     pub(crate) fn new(shared: Arc<Shared>, transport: Transport, timing: Timing) -> Sender {
         Sender {
             shared,
-            transport,
+            transport: Arc::new(transport),
+            scratch: Scratch::new(),
+            lanes: Lanes::default(),
             timing,
             limits: RateLimits::default(),
             failures: 0,
@@ -254,13 +503,14 @@ impl Sender {
     }
 
     pub(crate) fn run(mut self) {
+        self.lanes = Lanes::start(&self.transport, self.timing.connections.saturating_sub(1));
         while let Some(closing) = self.wait() {
             self.collect_pipeline_drops();
             loop {
                 if closing.is_some_and(|deadline| Instant::now() >= deadline) {
                     break;
                 }
-                match self.send_batch() {
+                match self.send_batch(closing) {
                     Batch::Progress => continue,
                     Batch::Empty | Batch::Failed => break,
                 }
@@ -379,8 +629,8 @@ impl Sender {
 
     /// Sends the oldest items, each in its own envelope (Sentry takes one event or
     /// transaction per envelope), over up to `connections` connections at once; applies
-    /// the answers in the queue's order.
-    fn send_batch(&mut self) -> Batch {
+    /// the answers in the queue's order. Past `closing`, no more sends start.
+    fn send_batch(&mut self, closing: Option<Instant>) -> Batch {
         let items = match self.shared.queue.oldest(BATCH) {
             Ok(items) => items,
             Err(error) => {
@@ -395,7 +645,7 @@ impl Sender {
         let mut done = Vec::with_capacity(items.len());
         let now = Instant::now();
         let mut to_send = Vec::with_capacity(items.len());
-        for item in &items {
+        for item in items {
             let Some(kind) = Kind::from_item_type(&item.kind) else {
                 done.push(item.id);
                 continue;
@@ -415,14 +665,22 @@ impl Sender {
             } else {
                 None
             };
-        let answers = self.send_all(&to_send, report.as_ref().map(|(payload, _)| &payload[..]));
+        let (report, counts) = report.unzip();
+        let work = Arc::new(Work {
+            items: to_send,
+            report,
+            next: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            until: closing,
+        });
+        let answers = self.send_all(&work);
         let mut result = Batch::Progress;
         let mut failures = 0;
         let mut report_delivered = false;
         for (index, answer) in answers.into_iter().enumerate() {
-            // `None`: not sent, its lane stopped at a failure; it stays queued.
+            // `None`: not sent, the batch stopped at a failure; it stays queued.
             let Some(answer) = answer else { continue };
-            let (kind, item) = to_send[index];
+            let (kind, ref item) = work.items[index];
             let delivered = match answer {
                 Ok(answer) => {
                     self.limits.update(
@@ -472,10 +730,10 @@ impl Sender {
         if failures > 0 {
             self.fail(failures);
             result = Batch::Failed;
-        } else if !to_send.is_empty() {
+        } else if !work.items.is_empty() {
             self.succeed();
         }
-        if let Some((_, counts)) = report {
+        if let Some(counts) = counts {
             if report_delivered {
                 self.last_report = Instant::now();
                 self.shared
@@ -493,64 +751,21 @@ impl Sender {
         result
     }
 
-    /// Sends each item; the report rides with the first. Lane `i` of `n` sends items
-    /// `i`, `i + n`, ... and stops at its first failure worth retrying.
-    fn send_all(
-        &self,
-        to_send: &[(Kind, &backstop_store::OutboxItem)],
-        report: Option<&[u8]>,
-    ) -> Vec<Option<Result<Answer, ureq::Error>>> {
-        let transport = &self.transport;
-        let send = |index: usize| {
-            let (kind, item) = to_send[index];
-            let report = if index == 0 { report } else { None };
-            transport.send(&envelope::write(
-                Some((kind, &item.event_id, &item.payload)),
-                report,
-                SystemTime::now(),
-            ))
-        };
-        let retry = |answer: &Result<Answer, ureq::Error>| {
-            answer.as_ref().map_or(true, |a| a.status >= 500)
-        };
+    /// Sends `work`'s items over the lanes and this thread at once; an item's answer is
+    /// at its index, `None` for those not sent.
+    fn send_all(&mut self, work: &Arc<Work>) -> Vec<Option<Result<Answer, ureq::Error>>> {
         let mut answers: Vec<Option<Result<Answer, ureq::Error>>> =
-            (0..to_send.len()).map(|_| None).collect();
-        let lanes = self.timing.connections.clamp(1, to_send.len().max(1));
-        if lanes == 1 {
-            for (index, slot) in answers.iter_mut().enumerate() {
-                let answer = send(index);
-                let stop = retry(&answer);
-                *slot = Some(answer);
-                if stop {
-                    break;
-                }
-            }
-            return answers;
+            (0..work.items.len()).map(|_| None).collect();
+        // A helper for each item past the first that this thread sends itself.
+        let helpers = self
+            .lanes
+            .dispatch(work, work.items.len().saturating_sub(1));
+        for (index, answer) in work.run(&self.transport, &mut self.scratch) {
+            answers[index] = Some(answer);
         }
-        std::thread::scope(|scope| {
-            let lanes: Vec<_> = (0..lanes)
-                .map(|lane| {
-                    scope.spawn(move || {
-                        let mut sent = Vec::new();
-                        for index in (lane..to_send.len()).step_by(lanes) {
-                            let answer = send(index);
-                            let stop = retry(&answer);
-                            sent.push((index, answer));
-                            if stop {
-                                break;
-                            }
-                        }
-                        sent
-                    })
-                })
-                .collect();
-            for lane in lanes {
-                // A lane that panicked sent nothing that counts: its items stay queued.
-                for (index, answer) in lane.join().unwrap_or_default() {
-                    answers[index] = Some(answer);
-                }
-            }
-        });
+        for (index, answer) in self.lanes.collect(helpers) {
+            answers[index] = Some(answer);
+        }
         answers
     }
 
@@ -565,8 +780,10 @@ impl Sender {
         let Some((payload, counts)) = self.shared.outcomes.take_report() else {
             return;
         };
-        let body = envelope::write(None, Some(&payload), SystemTime::now());
-        match self.transport.send(&body) {
+        match self
+            .transport
+            .send_item(&mut self.scratch, None, Some(&payload))
+        {
             Ok(answer) if (200..300).contains(&answer.status) => {
                 self.shared
                     .outcomes

@@ -384,3 +384,39 @@ fn the_pipelines_own_drops_are_reported_too() {
     let spans = received.iter().find_map(|r| r.item("transaction")).unwrap()["spans"].clone();
     assert_eq!(spans.as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn over_many_connections_each_item_arrives_once_and_a_500_mid_batch_leaves_the_rest_queued() {
+    // The 40th request fails while other lanes are sending: the batch stops, what was
+    // answered 200 is done, the rest waits for the retry.
+    let receiver = Receiver::start(|n| {
+        if n == 40 {
+            Action::Answer(500, Vec::new())
+        } else {
+            ok()
+        }
+    });
+    let (backstop, export) = start(exporter(&receiver).connections(8).build().unwrap());
+    let ids: std::collections::BTreeSet<String> = (0..300)
+        .map(|i| event(&backstop, &format!("event {i}")).to_string())
+        .collect();
+    let delivered = |r: &[support::Received]| {
+        r.iter()
+            .filter(|e| e.status == 200)
+            .filter_map(support::Received::event_id)
+            .collect::<Vec<_>>()
+    };
+    let received = receiver.wait_for(PATIENCE, |r| delivered(r).len() >= ids.len());
+    assert!(export.wait_delivered(PATIENCE));
+    let mut once = delivered(&received);
+    once.sort();
+    let before = once.len();
+    once.dedup();
+    assert_eq!(before, once.len(), "none delivered twice");
+    assert_eq!(
+        once.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        ids
+    );
+    let stats = export.stats();
+    assert_eq!((stats.retries, stats.events_sent), (1, 300), "{stats:?}");
+}
