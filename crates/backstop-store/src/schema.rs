@@ -212,6 +212,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE spans ADD COLUMN rows INTEGER;
     "#,
+    // Version 8: the outbox's bounds are checked after every push from this index
+    // alone (it covers `count(*)` and `sum(size)`), not by reading every queued row.
+    r#"
+    CREATE INDEX outbox_size ON outbox (size);
+    "#,
 ];
 
 /// The schema version this build writes.
