@@ -5,12 +5,12 @@ The modules follow a record's path, and an import may only point down this order
 (low to high; a module may use any module before it, never one after it):
 
     protocol     the Sentry shapes; imports nothing else of core
+    metrics      route metrics from every request: plain counts and histograms
     options      the configuration: `Options`, the validated `Settings`, and the
                  plain values they hold (detector thresholds), so configuring never
                  reaches into the machinery it configures
     capture      what a capture carries: panic, backtrace, fingerprint, trace
     reuse        the allocator-aware machinery behind one small interface
-    metrics      route metrics from every request
     scope        the per-request scope that handler code reaches
     performance  the tracing layer, spans, db, outgoing calls, SQL, the detectors
     pipeline     queue, hand-off, worker, processing, scrubbing, sinks
@@ -52,10 +52,10 @@ from collections import defaultdict
 
 ORDER = [
     "protocol",
+    "metrics",
     "options",
     "capture",
     "reuse",
-    "metrics",
     "scope",
     "performance",
     "pipeline",

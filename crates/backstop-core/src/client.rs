@@ -105,7 +105,11 @@ impl Client {
             settings.max_spans,
             reuse.clone(),
         )
-        .with_metrics(crate::metrics::Merger::new(metrics.clone(), &settings));
+        .with_metrics(crate::metrics::Merger::new(
+            metrics.clone(),
+            settings.environment.clone(),
+            settings.release.clone(),
+        ));
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
             .spawn(move || {
