@@ -6,6 +6,7 @@ The modules follow a record's path, and an import may only point down this order
 
     protocol     the Sentry shapes; imports nothing else of core
     metrics      route metrics from every request: plain counts and histograms
+    sink         the `Sink` trait and what sinks receive (`Record`, the summary)
     options      the configuration: `Options`, the validated `Settings`, and the
                  plain values they hold (detector thresholds), so configuring never
                  reaches into the machinery it configures
@@ -53,6 +54,7 @@ from collections import defaultdict
 ORDER = [
     "protocol",
     "metrics",
+    "sink",
     "options",
     "capture",
     "reuse",

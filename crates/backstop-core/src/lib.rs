@@ -47,6 +47,7 @@ mod pipeline;
 pub mod protocol;
 mod reuse;
 mod scope;
+mod sink;
 #[cfg(feature = "test")]
 pub mod test;
 
@@ -72,7 +73,7 @@ pub use performance::db::{DbSpan, db_span};
 pub use pipeline::console::ConsoleSink;
 pub use pipeline::log_every::LogEvery;
 pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
-pub use pipeline::{KindStats, Record, Sink, SinkError, Stats, TransactionSummary};
+pub use pipeline::{KindStats, Stats};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
     SpanStatus, TraceId, Transaction, User,
@@ -81,6 +82,7 @@ pub use scope::{
     Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
     bind,
 };
+pub use sink::{Record, Sink, SinkError, TransactionSummary};
 
 /// What the two adapters (backstop-tower, backstop-actix) share of the request
 /// lifecycle: the request's facts, request ids, page decisions, status events. Not

@@ -19,8 +19,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pipeline::Sink;
 use crate::protocol::{Breadcrumb, Event, Transaction};
+use crate::sink::Sink;
 
 /// Decides, per transaction, the probability of keeping it (0.0 to 1.0).
 pub(crate) type TracesSampler = Arc<dyn Fn(&SamplingContext<'_>) -> f32 + Send + Sync>;
