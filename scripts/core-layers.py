@@ -8,8 +8,8 @@ The modules follow a record's path, and an import may only point down this order
     metrics      route metrics from every request: plain counts and histograms
     sink         the `Sink` trait and what sinks receive (`Record`, the summary)
     options      the configuration: `Options`, the validated `Settings`, and the
-                 plain values they hold (detector thresholds), so configuring never
-                 reaches into the machinery it configures
+                 plain values they hold (detector thresholds, the scrubbing rules),
+                 so configuring never reaches into the machinery it configures
     capture      what a capture carries: panic, backtrace, fingerprint, trace
     reuse        the allocator-aware machinery behind one small interface
     scope        the per-request scope that handler code reaches

@@ -65,6 +65,7 @@ pub use capture::panic::PanicDetails;
 pub use client::{BackstopGuard, Client, init};
 pub use http::{HttpOptions, IpNet, PagePolicy, PageRule};
 pub use metrics::{DurationHistogram, InvalidHistogram, OTHER_ROUTES, RouteMinute};
+pub use options::secrets::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use options::{
     DEFAULT_MAX_BREADCRUMBS, DEFAULT_MAX_SPANS, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
     Dsn, InitError, InvalidDsn, Options, SamplingContext,
@@ -72,7 +73,6 @@ pub use options::{
 pub use performance::db::{DbSpan, db_span};
 pub use pipeline::console::ConsoleSink;
 pub use pipeline::log_every::LogEvery;
-pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use pipeline::{KindStats, Stats};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,

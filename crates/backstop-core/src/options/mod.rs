@@ -15,6 +15,8 @@
 //! Nothing is checked until `init`: a bad value there is an [`InitError`] naming the
 //! setting, never a panic.
 
+pub(crate) mod secrets;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -565,7 +567,7 @@ pub(crate) struct Settings {
     pub(crate) ignore_statuses: Vec<u16>,
     pub(crate) in_app_include: Vec<String>,
     pub(crate) in_app_exclude: Vec<String>,
-    pub(crate) scrub: crate::pipeline::scrub::Scrubber,
+    pub(crate) scrub: secrets::Scrubber,
     /// Where outgoing calls carry trace headers; `None` is everywhere.
     pub(crate) propagation_targets: Option<regex::RegexSet>,
     pub(crate) shutdown_timeout: Duration,
@@ -647,7 +649,7 @@ impl Options {
             .server_name
             .take()
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()));
-        let scrub = crate::pipeline::scrub::Scrubber::new(
+        let scrub = secrets::Scrubber::new(
             self.send_default_pii,
             std::mem::take(&mut self.scrub_keys),
             std::mem::take(&mut self.scrub_headers),
