@@ -11,10 +11,11 @@ The modules follow a record's path, and an import may only point down this order
                  plain values they hold (detector thresholds, the scrubbing rules),
                  so configuring never reaches into the machinery it configures
     capture      what a capture carries: panic, backtrace, fingerprint, trace
-    reuse        the allocator-aware machinery behind one small interface
     scope        the per-request scope that handler code reaches
     performance  the tracing layer, spans, db, outgoing calls, SQL, the detectors
-    pipeline     queue, hand-off, worker, processing, scrubbing, sinks
+    pipeline     queue, hand-off, worker, processing, scrubbing, sinks; and in
+                 `pipeline::reuse`, the allocator-aware machinery behind one small
+                 interface (it recycles what the pipeline carries, so it sits there)
     client       starts the pipeline and the panic hook; what captures go to
     http         the request lifecycle both adapters share, on top of all of it
     test         test capture (feature `test`), a user of everything
@@ -57,7 +58,6 @@ ORDER = [
     "sink",
     "options",
     "capture",
-    "reuse",
     "scope",
     "performance",
     "pipeline",

@@ -35,7 +35,7 @@ pub(crate) struct ClientInner {
     wake_at: usize,
     closed: AtomicBool,
     /// Memory that goes round between the request threads and the worker.
-    pub(crate) reuse: crate::reuse::Reuse,
+    pub(crate) reuse: crate::pipeline::reuse::Reuse,
     /// Every request thread's route metrics, which the worker merges.
     pub(crate) metrics: Arc<crate::metrics::Threads>,
     /// What the sinks lent at start ([`Sink::shared`](crate::Sink::shared)).
@@ -94,7 +94,7 @@ impl Client {
         let shared =
             std::panic::AssertUnwindSafe(sinks.iter().filter_map(|sink| sink.shared()).collect());
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
-        let reuse = crate::reuse::Reuse::new(validated.queue_capacity);
+        let reuse = crate::pipeline::reuse::Reuse::new(validated.queue_capacity);
         let metrics = Arc::new(crate::metrics::Threads::default());
         let worker = Worker::new(
             rx,

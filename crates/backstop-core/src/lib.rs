@@ -34,8 +34,9 @@
 
 // The modules follow a record's path: its shape (`protocol`), the configuration, the
 // request's scope, what a capture carries, the HTTP facts, performance spans, and the
-// pipeline to the sinks. `reuse` holds the memory that goes round between request
-// threads and the worker. The modules are private: what users name is re-exported
+// pipeline to the sinks (with, in `pipeline::reuse`, the memory that goes round between
+// request threads and the worker). `scripts/core-layers.py` checks that the imports
+// between them run one way. The modules are private: what users name is re-exported
 // below, at the root or in a small namespace module.
 mod capture;
 mod client;
@@ -45,7 +46,6 @@ mod options;
 mod performance;
 mod pipeline;
 pub mod protocol;
-mod reuse;
 mod scope;
 mod sink;
 #[cfg(feature = "test")]

@@ -72,7 +72,7 @@ pub trait BuildRequest: Send + Sync {
     /// About how many bytes the source holds on the heap (copied headers, a captured
     /// body); by default, what its [`facts`](Self::facts) hold. Once a transaction is
     /// processed, the worker hands small sources back for a request thread to free
-    /// (see `crate::reuse`), and frees big ones itself rather than keep them
+    /// (see `crate::pipeline::reuse`), and frees big ones itself rather than keep them
     /// waiting in the pool.
     fn heap_bytes(&self) -> usize {
         self.facts().map_or(0, |facts| facts.heap_bytes())
@@ -440,7 +440,7 @@ impl<'a> ScopeBuilder<'a> {
             }),
         };
         // Free what the worker is done with of one transaction here, on a request
-        // thread (see `crate::reuse`).
+        // thread (see `crate::pipeline::reuse`).
         self.client.inner.reuse.free_retired();
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);

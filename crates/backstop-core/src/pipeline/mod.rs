@@ -8,6 +8,7 @@
 pub(crate) mod console;
 pub(crate) mod log_every;
 pub(crate) mod process;
+pub(crate) mod reuse;
 pub(crate) mod scrub;
 
 use std::sync::Arc;
@@ -388,8 +389,8 @@ pub(crate) struct ScopeContext {
 
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
-    /// A batch of transactions from one thread (see [`crate::reuse::handoff`]).
-    Transactions(crate::reuse::handoff::Batch),
+    /// A batch of transactions from one thread (see [`crate::pipeline::reuse::handoff`]).
+    Transactions(crate::pipeline::reuse::handoff::Batch),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
     LateSpan(
         Box<(
@@ -443,7 +444,7 @@ pub(crate) struct Worker {
     /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
     held: std::collections::VecDeque<(Instant, PendingTransaction)>,
     /// Where batches come from, and their lists go back to.
-    reuse: crate::reuse::Reuse,
+    reuse: crate::pipeline::reuse::Reuse,
     /// When the open batches were last collected.
     collected: Instant,
     /// What a visit to the open batches found (see [`Worker::collect_open`]).
@@ -464,7 +465,7 @@ impl Worker {
         counters: Arc<Counters>,
         max_held: usize,
         max_spans: usize,
-        reuse: crate::reuse::Reuse,
+        reuse: crate::pipeline::reuse::Reuse,
     ) -> Self {
         let sinks = sinks
             .into_iter()
@@ -764,16 +765,19 @@ mod tests {
 
         let settings = Arc::new(crate::Options::new().validate().unwrap().settings);
         let counters = Arc::new(super::Counters::default());
-        let reuse = crate::reuse::Reuse::new(16);
+        let reuse = crate::pipeline::reuse::Reuse::new(16);
         let processor =
             crate::pipeline::process::Processor::new(settings, counters.clone(), reuse.clone());
         let (_tx, rx) = crossbeam_channel::bounded(1);
         let mut worker = super::Worker::new(rx, Vec::new(), processor, counters, 16, 100, reuse);
         let mut records = Vec::new();
-        worker.hold(crate::reuse::handoff::tests::transaction(), &mut records);
+        worker.hold(
+            crate::pipeline::reuse::handoff::tests::transaction(),
+            &mut records,
+        );
         assert_eq!(records.len(), 1, "processed on arrival");
         assert!(worker.held.is_empty());
-        let mut shared = crate::reuse::handoff::tests::transaction();
+        let mut shared = crate::pipeline::reuse::handoff::tests::transaction();
         shared.late_spans = true;
         worker.hold(shared, &mut records);
         assert_eq!(records.len(), 1, "held for late spans");

@@ -5,12 +5,12 @@
 //! owning arena's lock (and a large one makes it consolidate its heap), which the
 //! request threads then wait on. So records travel to the worker in batches that go
 //! round ([`handoff`]), emptied span lists go back for the next requests, what the
-//! worker is done with is freed on a request thread ([`Retired`]), and statement texts
-//! are kept once per process ([`intern`]). [`Reuse`] is the one interface the client,
-//! the scope and the worker use; nothing else holds a pool.
+//! worker is done with is freed on a request thread ([`Retired`]). [`Reuse`] is the one
+//! interface the client, the scope and the worker use; nothing else holds a pool.
+//! (Statement texts, kept once per process, are the span records' own business:
+//! `crate::performance::intern`.)
 
 pub(crate) mod handoff;
-pub(crate) mod intern;
 
 use std::sync::{Arc, Mutex};
 

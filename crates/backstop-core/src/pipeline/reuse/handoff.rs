@@ -20,8 +20,8 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use crate::pipeline::reuse::Stack;
 use crate::pipeline::{CopiedRequest, PendingTransaction, TxRequest};
-use crate::reuse::Stack;
 use crate::scope::RequestSource;
 
 /// Transactions on their way to the worker, with the bytes their request contexts
