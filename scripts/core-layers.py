@@ -11,13 +11,17 @@ The modules follow a record's path, and an import may only point down this order
                  plain values they hold (detector thresholds, the scrubbing rules),
                  so configuring never reaches into the machinery it configures
     capture      what a capture carries: panic, backtrace, fingerprint, trace
+    http         the request's facts (copied once at start, built into Sentry's
+                 request context on the worker), client IP, bodies, request ids,
+                 transaction names, which responses are errors or get a page
     scope        the per-request scope that handler code reaches
     performance  the tracing layer, spans, db, outgoing calls, SQL, the detectors
     pipeline     queue, hand-off, worker, processing, scrubbing, sinks; and in
                  `pipeline::reuse`, the allocator-aware machinery behind one small
                  interface (it recycles what the pipeline carries, so it sits there)
     client       starts the pipeline and the panic hook; what captures go to
-    http         the request lifecycle both adapters share, on top of all of it
+    exchange     the request lifecycle both adapters share (start, verdict, panic,
+                 finish) and their shared configuration, on top of all of it
     test         test capture (feature `test`), a user of everything
 
 `lib.rs` is the facade above them all: a module may name a root re-export (it is
@@ -29,8 +33,10 @@ database and HTTP-call spans and the cache spans all record into the current
 round would rewrite every recorder. So the scope may not name what the recorders
 define, and the span *records* it holds belong below it. `pipeline` sits above both
 because it processes what a finished scope hands over (assembling spans, running the
-detectors); `client` is above the pipeline because it starts it; `http` is last
-because the request lifecycle drives a scope and a client.
+detectors); `client` is above the pipeline because it starts it. HTTP is in two
+layers: the facts and rules (`http`) sit below the scope, which holds a request's
+facts, and the pipeline, which copies them; the lifecycle (`exchange`) drives a scope
+and a client, so it comes last.
 
 What is read: every .rs file under crates/backstop-core/src, without comments (doc
 comments included), string literals and `#[cfg(test)]` items (or `#[cfg(test)]`
@@ -58,11 +64,12 @@ ORDER = [
     "sink",
     "options",
     "capture",
+    "http",
     "scope",
     "performance",
     "pipeline",
     "client",
-    "http",
+    "exchange",
     "test",
 ]
 ROOT = "lib"  # crate root: the facade, above everything

@@ -40,6 +40,7 @@
 // below, at the root or in a small namespace module.
 mod capture;
 mod client;
+mod exchange;
 mod http;
 mod metrics;
 mod options;
@@ -63,6 +64,7 @@ pub use performance::{cache, detect, outgoing, sql, tracing};
 pub use capture::error::error_event;
 pub use capture::panic::PanicDetails;
 pub use client::{BackstopGuard, Client, init};
+pub use http::{BuildRequest, RequestSource};
 pub use http::{HttpOptions, IpNet, PagePolicy, PageRule};
 pub use metrics::{DurationHistogram, InvalidHistogram, OTHER_ROUTES, RouteMinute};
 pub use options::secrets::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
@@ -78,10 +80,7 @@ pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
     SpanStatus, TraceId, Transaction, User,
 };
-pub use scope::{
-    Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
-    bind,
-};
+pub use scope::{Bound, MovedGuard, RequestScope, Scope, ScopeBuilder, ScopeGuard, bind};
 pub use sink::{Record, Sink, SinkError, TransactionSummary};
 
 /// What the two adapters (backstop-tower, backstop-actix) share of the request
@@ -90,6 +89,7 @@ pub use sink::{Record, Sink, SinkError, TransactionSummary};
 #[doc(hidden)]
 pub mod adapter {
     pub use crate::capture::panic::payload_message;
+    pub use crate::exchange::*;
     pub use crate::http::*;
 }
 

@@ -2,6 +2,7 @@
 //! read of it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::{BodyCapture, RequestParts, build_request, is_valid_request_id};
 use crate::protocol::Request;
@@ -98,6 +99,41 @@ impl RequestFacts<'_> {
     }
 }
 
+/// Builds the request context on demand. Adapters hand one over instead of a built
+/// [`Request`], so that the conversion (header maps into strings) happens on the worker
+/// and only for requests that produce a record. Closures returning a `Request` are
+/// sources.
+pub trait BuildRequest: Send + Sync {
+    /// The request context.
+    fn build_request(&self) -> Request;
+
+    /// About how many bytes the source holds on the heap (copied headers, a captured
+    /// body); by default, what its [`facts`](Self::facts) hold. Once a transaction is
+    /// processed, the worker hands small sources back for a request thread to free
+    /// (see `crate::pipeline::reuse`), and frees big ones itself rather than keep them
+    /// waiting in the pool.
+    fn heap_bytes(&self) -> usize {
+        self.facts().map_or(0, |facts| facts.heap_bytes())
+    }
+
+    /// The request's plain facts, when the source keeps them (both adapters' sources
+    /// do). A transaction then carries a copy of them in its thread's batch, and the
+    /// source never reaches the worker: its blocks are freed on the request thread
+    /// that allocated them, however far behind the worker is.
+    fn facts(&self) -> Option<RequestFacts<'_>> {
+        None
+    }
+}
+
+impl<F: Fn() -> Request + Send + Sync> BuildRequest for F {
+    fn build_request(&self) -> Request {
+        self()
+    }
+}
+
+/// A shared [`BuildRequest`].
+pub type RequestSource = Arc<dyn BuildRequest>;
+
 /// A request's facts, owned: what an adapter copies at the request's start and hands
 /// to [`ScopeBuilder::http_request`](crate::scope::ScopeBuilder::http_request). The
 /// scope keeps it inline (no allocation of its own) for the response side to read,
@@ -143,7 +179,7 @@ impl HttpRequest {
     }
 }
 
-impl crate::scope::BuildRequest for HttpRequest {
+impl BuildRequest for HttpRequest {
     fn build_request(&self) -> Request {
         self.facts().build()
     }

@@ -203,7 +203,7 @@ pub(crate) struct TraceLink {
     pub(crate) trace_id: crate::protocol::TraceId,
     pub(crate) span_id: crate::protocol::SpanId,
     pub(crate) op: std::borrow::Cow<'static, str>,
-    pub(crate) request_source: Option<crate::scope::RequestSource>,
+    pub(crate) request_source: Option<crate::http::RequestSource>,
 }
 
 /// A finished transaction as the request thread hands it over: the raw parts only.
