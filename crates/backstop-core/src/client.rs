@@ -12,10 +12,9 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
 use crate::pipeline::process::Processor;
-use crate::pipeline::{
-    Counters, DropReason, Kind, Message, PendingEvent, PendingTransaction, Stats, TraceLink, Worker,
-};
+use crate::pipeline::{Counters, DropReason, Kind, Message, PendingEvent, Stats, Worker};
 use crate::protocol::{Event, EventId};
+use crate::scope::pending::{PendingTransaction, TraceLink};
 
 /// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
 /// it stays valid after the [`BackstopGuard`] is dropped, but records captured after

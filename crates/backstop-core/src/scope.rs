@@ -32,13 +32,16 @@ use std::task::{Context, Poll};
 
 use serde_json::Value;
 
+pub(crate) mod pending;
+
+use pending::{PendingTransaction, ScopeContext, TraceLink, TxName};
+
 use crate::capture::error::{error_event, message_event};
 use crate::capture::trace::TraceParent;
 use crate::client::Client;
 use crate::http::RequestSource;
 use crate::options::SamplingContext;
 use crate::performance::spans::{Instant, PendingSpan, Recorded};
-use crate::pipeline::{PendingTransaction, ScopeContext, TraceLink, TxName};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Level, Map, Request, Span, SpanId, SpanStatus, TraceId, User,
 };
@@ -298,7 +301,7 @@ struct State {
     spans_dropped: u64,
     finished: bool,
     /// The transaction handed to the worker, and when: spans that close just after
-    /// the request finished still reach it (see [`crate::pipeline::LATE_SPAN_GRACE`]).
+    /// the request finished still reach it (see [`pending::LATE_SPAN_GRACE`]).
     sent: Option<(EventId, Instant)>,
 }
 
@@ -569,7 +572,7 @@ impl RequestScope {
             // holding it, say) joins the transaction on the worker.
             let late = state
                 .sent
-                .filter(|(_, at)| at.elapsed() < crate::pipeline::LATE_SPAN_GRACE);
+                .filter(|(_, at)| at.elapsed() < pending::LATE_SPAN_GRACE);
             drop(state);
             match late {
                 Some((id, _)) => self.client.send_late_span(id, span),

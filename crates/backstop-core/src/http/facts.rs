@@ -491,3 +491,69 @@ fn clamp(bytes: &[u8], max: usize) -> &[u8] {
     }
     &bytes[..end]
 }
+
+/// A request's facts ([`crate::http::RequestFacts`]) copied into a batch: the method,
+/// then the flat buffer, from `at`.
+pub(crate) struct CopiedRequest {
+    at: u32,
+    method_len: u32,
+    flat_len: u32,
+    uri_len: u32,
+    id_len: u32,
+    scheme: &'static str,
+    version: &'static str,
+    client_ip: Option<std::net::IpAddr>,
+    body: Option<Arc<crate::http::BodyCapture>>,
+}
+
+impl CopiedRequest {
+    /// Facts bigger than this stay with their source: a batch's bytes are kept for
+    /// reuse, and a few huge requests would keep them large.
+    const MAX_BYTES: usize = 16 * 1024;
+
+    /// Appends `facts` to `bytes`; `None` (and nothing appended) when they are too big.
+    pub(crate) fn copy(facts: &crate::http::RequestFacts<'_>, bytes: &mut Vec<u8>) -> Option<Self> {
+        let (flat, uri_len, id_len) = facts.flat.raw();
+        let method = facts.method.as_bytes();
+        let len = method.len() + flat.len();
+        let at = u32::try_from(bytes.len()).ok()?;
+        if len > Self::MAX_BYTES || bytes.len() + len > u32::MAX as usize {
+            return None;
+        }
+        bytes.extend_from_slice(method);
+        bytes.extend_from_slice(flat);
+        Some(CopiedRequest {
+            at,
+            method_len: method.len() as u32,
+            flat_len: flat.len() as u32,
+            uri_len,
+            id_len,
+            scheme: facts.scheme,
+            version: facts.version,
+            client_ip: facts.client_ip,
+            body: facts.body.cloned(),
+        })
+    }
+
+    /// The request context, from the batch's `bytes` it was copied into.
+    pub(crate) fn build(&self, bytes: &[u8]) -> crate::protocol::Request {
+        let at = self.at as usize;
+        let method_end = at + self.method_len as usize;
+        let end = method_end + self.flat_len as usize;
+        let (method, flat) = match (bytes.get(at..method_end), bytes.get(method_end..end)) {
+            (Some(method), Some(flat)) => (method, flat),
+            // Never for bytes this copy was made into.
+            _ => (&b""[..], &b""[..]),
+        };
+        let flat = crate::http::FlatView::from_raw(flat, self.uri_len, self.id_len);
+        crate::http::RequestFacts {
+            method: std::str::from_utf8(method).unwrap_or_default(),
+            scheme: self.scheme,
+            version: self.version,
+            client_ip: self.client_ip,
+            flat,
+            body: self.body.as_ref(),
+        }
+        .build()
+    }
+}

@@ -39,6 +39,7 @@ mod routes;
 mod tests;
 
 pub use body::BodyCapture;
+pub(crate) use facts::CopiedRequest;
 pub use facts::{
     BuildRequest, FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, RequestSource,
     StartHeaders,

@@ -19,7 +19,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::pipeline::process::Processor;
 use crate::protocol::Event;
-// Where sinks are declared; the submodules name them through here.
+// Declared where they are made; the submodules name them through here.
+use crate::scope::pending::{LATE_SPAN_GRACE, PendingTransaction, TraceLink, TxRequest};
 use crate::sink::{Record, Sink, TransactionSummary};
 
 /// Which kind of record, for the counters.
@@ -197,196 +198,6 @@ pub(crate) struct PendingEvent {
     pub(crate) trace: Option<TraceLink>,
 }
 
-/// Links a record to the request it happened in: its trace, and how to build its
-/// request context.
-pub(crate) struct TraceLink {
-    pub(crate) trace_id: crate::protocol::TraceId,
-    pub(crate) span_id: crate::protocol::SpanId,
-    pub(crate) op: std::borrow::Cow<'static, str>,
-    pub(crate) request_source: Option<crate::http::RequestSource>,
-}
-
-/// A finished transaction as the request thread hands it over: the raw parts only.
-/// The worker assembles Sentry's `Transaction` (contexts, request, defaults).
-pub(crate) struct PendingTransaction {
-    pub(crate) event_id: crate::protocol::EventId,
-    /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
-    pub(crate) name: TxName,
-    pub(crate) started: crate::performance::spans::Instant,
-    pub(crate) ended: crate::performance::spans::Instant,
-    pub(crate) spans: Vec<crate::performance::spans::PendingSpan>,
-    pub(crate) spans_dropped: u64,
-    /// The scope's user, tags, contexts, extra and request, when any was set.
-    pub(crate) context: Option<Box<ScopeContext>>,
-    pub(crate) trace: TraceLink,
-    pub(crate) parent_span_id: Option<crate::protocol::SpanId>,
-    pub(crate) status: crate::protocol::SpanStatus,
-    pub(crate) http_status: Option<u16>,
-    /// Whether spans may still join it: something besides the finishing code held its
-    /// scope when it finished (a task, a live tracing span). Only then does the worker
-    /// hold it for [`LATE_SPAN_GRACE`]; otherwise it is processed on arrival.
-    pub(crate) late_spans: bool,
-    pub(crate) data: crate::protocol::Map,
-    /// The request context, once its facts were copied into the batch (otherwise the
-    /// worker builds it from `trace.request_source`).
-    pub(crate) request: TxRequest,
-}
-
-/// A transaction's request context on its way to the worker.
-#[derive(Default)]
-pub(crate) enum TxRequest {
-    /// Built from the trace's request source, if it has one.
-    #[default]
-    FromSource,
-    /// The source's facts, copied into the batch's bytes.
-    Copied(CopiedRequest),
-    /// Built by the worker when it took the batch in (the batch's bytes go back).
-    Built(Box<crate::protocol::Request>),
-}
-
-/// A request's facts ([`crate::http::RequestFacts`]) copied into a batch: the method,
-/// then the flat buffer, from `at`.
-pub(crate) struct CopiedRequest {
-    at: u32,
-    method_len: u32,
-    flat_len: u32,
-    uri_len: u32,
-    id_len: u32,
-    scheme: &'static str,
-    version: &'static str,
-    client_ip: Option<std::net::IpAddr>,
-    body: Option<Arc<crate::http::BodyCapture>>,
-}
-
-impl CopiedRequest {
-    /// Facts bigger than this stay with their source: a batch's bytes are kept for
-    /// reuse, and a few huge requests would keep them large.
-    const MAX_BYTES: usize = 16 * 1024;
-
-    /// Appends `facts` to `bytes`; `None` (and nothing appended) when they are too big.
-    pub(crate) fn copy(facts: &crate::http::RequestFacts<'_>, bytes: &mut Vec<u8>) -> Option<Self> {
-        let (flat, uri_len, id_len) = facts.flat.raw();
-        let method = facts.method.as_bytes();
-        let len = method.len() + flat.len();
-        let at = u32::try_from(bytes.len()).ok()?;
-        if len > Self::MAX_BYTES || bytes.len() + len > u32::MAX as usize {
-            return None;
-        }
-        bytes.extend_from_slice(method);
-        bytes.extend_from_slice(flat);
-        Some(CopiedRequest {
-            at,
-            method_len: method.len() as u32,
-            flat_len: flat.len() as u32,
-            uri_len,
-            id_len,
-            scheme: facts.scheme,
-            version: facts.version,
-            client_ip: facts.client_ip,
-            body: facts.body.cloned(),
-        })
-    }
-
-    /// The request context, from the batch's `bytes` it was copied into.
-    pub(crate) fn build(&self, bytes: &[u8]) -> crate::protocol::Request {
-        let at = self.at as usize;
-        let method_end = at + self.method_len as usize;
-        let end = method_end + self.flat_len as usize;
-        let (method, flat) = match (bytes.get(at..method_end), bytes.get(method_end..end)) {
-            (Some(method), Some(flat)) => (method, flat),
-            // Never for bytes this copy was made into.
-            _ => (&b""[..], &b""[..]),
-        };
-        let flat = crate::http::FlatView::from_raw(flat, self.uri_len, self.id_len);
-        crate::http::RequestFacts {
-            method: std::str::from_utf8(method).unwrap_or_default(),
-            scheme: self.scheme,
-            version: self.version,
-            client_ip: self.client_ip,
-            flat,
-            body: self.body.as_ref(),
-        }
-        .build()
-    }
-}
-
-impl PendingTransaction {
-    /// Builds a copied request context from its batch's `bytes`, before the batch is
-    /// reused (see `Batch::take_each`, its one caller).
-    pub(crate) fn take_in(&mut self, bytes: &[u8]) {
-        if let TxRequest::Copied(copied) = &self.request {
-            self.request = TxRequest::Built(Box::new(copied.build(bytes)));
-        }
-    }
-}
-
-/// A transaction's name, kept inside the record when it is short (as route names are):
-/// the worker frees what the request thread allocated, and for glibc each such free is
-/// a cross-thread one, much dearer than a copy of a few bytes.
-#[derive(Clone)]
-pub(crate) enum TxName {
-    Inline {
-        len: u8,
-        bytes: [u8; TxName::INLINE],
-    },
-    Heap(String),
-}
-
-impl TxName {
-    const INLINE: usize = 80;
-
-    pub(crate) fn new(name: &str) -> Self {
-        Self::from_pieces(&[name])
-    }
-
-    /// The pieces written one after the other (`["GET", " ", "/users/{id}"]`), without
-    /// formatting or, when short, allocating.
-    pub(crate) fn from_pieces(pieces: &[&str]) -> Self {
-        let len: usize = pieces.iter().map(|p| p.len()).sum();
-        if len <= Self::INLINE {
-            let mut bytes = [0; Self::INLINE];
-            let mut at = 0;
-            for piece in pieces {
-                bytes[at..at + piece.len()].copy_from_slice(piece.as_bytes());
-                at += piece.len();
-            }
-            TxName::Inline {
-                len: len as u8,
-                bytes,
-            }
-        } else {
-            TxName::Heap(pieces.concat())
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            TxName::Inline { len, bytes } => {
-                // Copied whole from a `&str`.
-                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
-            }
-            TxName::Heap(name) => name,
-        }
-    }
-
-    pub(crate) fn into_string(self) -> String {
-        match self {
-            TxName::Heap(name) => name,
-            inline => inline.as_str().to_owned(),
-        }
-    }
-}
-
-/// What a transaction carries of its scope.
-#[derive(Default)]
-pub(crate) struct ScopeContext {
-    pub(crate) user: Option<crate::protocol::User>,
-    pub(crate) tags: std::collections::BTreeMap<String, String>,
-    pub(crate) contexts: std::collections::BTreeMap<String, serde_json::Value>,
-    pub(crate) extra: crate::protocol::Map,
-    pub(crate) request: Option<crate::protocol::Request>,
-}
-
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
     /// A batch of transactions from one thread (see [`crate::pipeline::reuse::handoff`]).
@@ -406,12 +217,6 @@ pub(crate) enum Message {
 
 /// How long the worker sleeps when the queue is empty and nobody woke it.
 const TICK: Duration = Duration::from_millis(10);
-
-/// How long the worker holds a transaction before processing it, so that spans closing
-/// just after the request finished still join it: a database driver's thread, for
-/// instance, may drop its handle on the request's span a moment after it replied.
-/// Spans later than this are counted as dropped. A flush processes everything held.
-pub(crate) const LATE_SPAN_GRACE: Duration = Duration::from_millis(30);
 
 /// The largest batch handed to sinks at once.
 const MAX_BATCH: usize = 512;
@@ -757,7 +562,7 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::TxName;
+    use crate::scope::pending::TxName;
 
     #[test]
     fn only_transactions_that_may_get_late_spans_wait_for_them() {

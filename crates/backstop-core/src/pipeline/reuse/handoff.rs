@@ -20,9 +20,10 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use crate::http::CopiedRequest;
 use crate::http::RequestSource;
 use crate::pipeline::reuse::Stack;
-use crate::pipeline::{CopiedRequest, PendingTransaction, TxRequest};
+use crate::scope::pending::{PendingTransaction, TxRequest};
 
 /// Transactions on their way to the worker, with the bytes their request contexts
 /// were copied into.
@@ -232,8 +233,8 @@ pub(crate) mod tests {
 
     use super::Handoff;
     use crate::http::BuildRequest;
-    use crate::pipeline::{PendingTransaction, TraceLink, TxName, TxRequest};
     use crate::protocol::{EventId, SpanId, SpanStatus, TraceId};
+    use crate::scope::pending::{PendingTransaction, TraceLink, TxName, TxRequest};
 
     /// A finished transaction with nothing in it.
     pub(crate) fn transaction() -> PendingTransaction {
