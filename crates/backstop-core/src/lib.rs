@@ -32,12 +32,14 @@
 //! Outside any request scope, captures go to the client of the latest [`init`] with no
 //! request context, and `set_*`/`add_breadcrumb` do nothing.
 
-// The modules follow a record's path: its shape (`protocol`), the configuration, the
-// request's scope, what a capture carries, the HTTP facts, performance spans, and the
-// pipeline to the sinks (with, in `pipeline::reuse`, the memory that goes round between
-// request threads and the worker). `scripts/core-layers.py` checks that the imports
-// between them run one way. The modules are private: what users name is re-exported
-// below, at the root or in a small namespace module.
+// The modules follow a record's path: its shape (`protocol`), route metrics, what a
+// sink receives (`sink`), the configuration, what a capture carries, the HTTP facts,
+// the request's scope, performance spans, the pipeline to the sinks (with, in
+// `pipeline::reuse`, the memory that goes round between request threads and the
+// worker), the client, and the request lifecycle the adapters share (`exchange`).
+// Imports point down that list; `scripts/core-layers.py` prints the ones that don't.
+// The modules are private: what users name is re-exported below, at the root or in a
+// small namespace module.
 mod capture;
 mod client;
 mod exchange;
