@@ -12,10 +12,9 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
 use crate::pipeline::process::Processor;
-use crate::pipeline::{
-    Counters, DropReason, Kind, Message, PendingEvent, PendingTransaction, Stats, TraceLink, Worker,
-};
+use crate::pipeline::{Counters, DropReason, Kind, Message, PendingEvent, Stats, Worker};
 use crate::protocol::{Event, EventId};
+use crate::scope::pending::{PendingTransaction, TraceLink};
 
 /// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
 /// it stays valid after the [`BackstopGuard`] is dropped, but records captured after
@@ -35,7 +34,7 @@ pub(crate) struct ClientInner {
     wake_at: usize,
     closed: AtomicBool,
     /// Memory that goes round between the request threads and the worker.
-    pub(crate) reuse: crate::reuse::Reuse,
+    pub(crate) reuse: crate::pipeline::reuse::Reuse,
     /// Every request thread's route metrics, which the worker merges.
     pub(crate) metrics: Arc<crate::metrics::Threads>,
     /// What the sinks lent at start ([`Sink::shared`](crate::Sink::shared)).
@@ -94,7 +93,7 @@ impl Client {
         let shared =
             std::panic::AssertUnwindSafe(sinks.iter().filter_map(|sink| sink.shared()).collect());
         let (tx, rx) = crossbeam_channel::bounded(validated.queue_capacity);
-        let reuse = crate::reuse::Reuse::new(validated.queue_capacity);
+        let reuse = crate::pipeline::reuse::Reuse::new(validated.queue_capacity);
         let metrics = Arc::new(crate::metrics::Threads::default());
         let worker = Worker::new(
             rx,
@@ -105,7 +104,11 @@ impl Client {
             settings.max_spans,
             reuse.clone(),
         )
-        .with_metrics(crate::metrics::Merger::new(metrics.clone(), &settings));
+        .with_metrics(crate::metrics::Merger::new(
+            metrics.clone(),
+            settings.environment.clone(),
+            settings.release.clone(),
+        ));
         let handle = std::thread::Builder::new()
             .name("backstop-worker".into())
             .spawn(move || {

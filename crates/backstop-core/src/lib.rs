@@ -32,21 +32,25 @@
 //! Outside any request scope, captures go to the client of the latest [`init`] with no
 //! request context, and `set_*`/`add_breadcrumb` do nothing.
 
-// The modules follow a record's path: its shape (`protocol`), the configuration, the
-// request's scope, what a capture carries, the HTTP facts, performance spans, and the
-// pipeline to the sinks. `reuse` holds the memory that goes round between request
-// threads and the worker. The modules are private: what users name is re-exported
-// below, at the root or in a small namespace module.
+// The modules follow a record's path: its shape (`protocol`), route metrics, what a
+// sink receives (`sink`), the configuration, what a capture carries, the HTTP facts,
+// the request's scope, performance spans, the pipeline to the sinks (with, in
+// `pipeline::reuse`, the memory that goes round between request threads and the
+// worker), the client, and the request lifecycle the adapters share (`exchange`).
+// Imports point down that list; `scripts/core-layers.py` prints the ones that don't.
+// The modules are private: what users name is re-exported below, at the root or in a
+// small namespace module.
 mod capture;
 mod client;
+mod exchange;
 mod http;
 mod metrics;
 mod options;
 mod performance;
 mod pipeline;
 pub mod protocol;
-mod reuse;
 mod scope;
+mod sink;
 #[cfg(feature = "test")]
 pub mod test;
 
@@ -62,8 +66,10 @@ pub use performance::{cache, detect, outgoing, sql, tracing};
 pub use capture::error::error_event;
 pub use capture::panic::PanicDetails;
 pub use client::{BackstopGuard, Client, init};
+pub use http::{BuildRequest, RequestSource};
 pub use http::{HttpOptions, IpNet, PagePolicy, PageRule};
 pub use metrics::{DurationHistogram, InvalidHistogram, OTHER_ROUTES, RouteMinute};
+pub use options::secrets::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
 pub use options::{
     DEFAULT_MAX_BREADCRUMBS, DEFAULT_MAX_SPANS, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT,
     Dsn, InitError, InvalidDsn, Options, SamplingContext,
@@ -71,16 +77,13 @@ pub use options::{
 pub use performance::db::{DbSpan, db_span};
 pub use pipeline::console::ConsoleSink;
 pub use pipeline::log_every::LogEvery;
-pub use pipeline::scrub::{FILTERED, SECRET_HEADERS, SECRET_KEYS};
-pub use pipeline::{KindStats, Record, Sink, SinkError, Stats, TransactionSummary};
+pub use pipeline::{KindStats, Stats};
 pub use protocol::{
     Breadcrumb, Event, EventId, Level, PerformanceProblem, ProblemKind, Request, Span, SpanId,
     SpanStatus, TraceId, Transaction, User,
 };
-pub use scope::{
-    Bound, BuildRequest, MovedGuard, RequestScope, RequestSource, Scope, ScopeBuilder, ScopeGuard,
-    bind,
-};
+pub use scope::{Bound, MovedGuard, RequestScope, Scope, ScopeBuilder, ScopeGuard, bind};
+pub use sink::{Record, Sink, SinkError, TransactionSummary};
 
 /// What the two adapters (backstop-tower, backstop-actix) share of the request
 /// lifecycle: the request's facts, request ids, page decisions, status events. Not
@@ -88,6 +91,7 @@ pub use scope::{
 #[doc(hidden)]
 pub mod adapter {
     pub use crate::capture::panic::payload_message;
+    pub use crate::exchange::*;
     pub use crate::http::*;
 }
 

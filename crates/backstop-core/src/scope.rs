@@ -32,12 +32,16 @@ use std::task::{Context, Poll};
 
 use serde_json::Value;
 
+pub(crate) mod pending;
+
+use pending::{PendingTransaction, ScopeContext, TraceLink, TxName};
+
 use crate::capture::error::{error_event, message_event};
 use crate::capture::trace::TraceParent;
 use crate::client::Client;
+use crate::http::RequestSource;
 use crate::options::SamplingContext;
 use crate::performance::spans::{Instant, PendingSpan, Recorded};
-use crate::pipeline::{PendingTransaction, ScopeContext, TraceLink, TxName};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Level, Map, Request, Span, SpanId, SpanStatus, TraceId, User,
 };
@@ -60,41 +64,6 @@ pub struct Scope {
     request: Option<Box<Request>>,
     request_source: Option<RequestSource>,
 }
-
-/// Builds the request context on demand. Adapters hand one over instead of a built
-/// [`Request`], so that the conversion (header maps into strings) happens on the worker
-/// and only for requests that produce a record. Closures returning a `Request` are
-/// sources.
-pub trait BuildRequest: Send + Sync {
-    /// The request context.
-    fn build_request(&self) -> Request;
-
-    /// About how many bytes the source holds on the heap (copied headers, a captured
-    /// body); by default, what its [`facts`](Self::facts) hold. Once a transaction is
-    /// processed, the worker hands small sources back for a request thread to free
-    /// (see `crate::reuse`), and frees big ones itself rather than keep them
-    /// waiting in the pool.
-    fn heap_bytes(&self) -> usize {
-        self.facts().map_or(0, |facts| facts.heap_bytes())
-    }
-
-    /// The request's plain facts, when the source keeps them (both adapters' sources
-    /// do). A transaction then carries a copy of them in its thread's batch, and the
-    /// source never reaches the worker: its blocks are freed on the request thread
-    /// that allocated them, however far behind the worker is.
-    fn facts(&self) -> Option<crate::http::RequestFacts<'_>> {
-        None
-    }
-}
-
-impl<F: Fn() -> Request + Send + Sync> BuildRequest for F {
-    fn build_request(&self) -> Request {
-        self()
-    }
-}
-
-/// A shared [`BuildRequest`].
-pub type RequestSource = Arc<dyn BuildRequest>;
 
 /// What a scope holds once something sets it (see [`Scope::extras`]).
 #[derive(Clone, Default)]
@@ -332,7 +301,7 @@ struct State {
     spans_dropped: u64,
     finished: bool,
     /// The transaction handed to the worker, and when: spans that close just after
-    /// the request finished still reach it (see [`crate::pipeline::LATE_SPAN_GRACE`]).
+    /// the request finished still reach it (see [`pending::LATE_SPAN_GRACE`]).
     sent: Option<(EventId, Instant)>,
 }
 
@@ -440,7 +409,7 @@ impl<'a> ScopeBuilder<'a> {
             }),
         };
         // Free what the worker is done with of one transaction here, on a request
-        // thread (see `crate::reuse`).
+        // thread (see `crate::pipeline::reuse`).
         self.client.inner.reuse.free_retired();
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);
@@ -603,7 +572,7 @@ impl RequestScope {
             // holding it, say) joins the transaction on the worker.
             let late = state
                 .sent
-                .filter(|(_, at)| at.elapsed() < crate::pipeline::LATE_SPAN_GRACE);
+                .filter(|(_, at)| at.elapsed() < pending::LATE_SPAN_GRACE);
             drop(state);
             match late {
                 Some((id, _)) => self.client.send_late_span(id, span),

@@ -23,9 +23,9 @@ use std::time::Duration;
 use crate::client::{BackstopGuard, Client};
 use crate::metrics::RouteMinute;
 use crate::options::{InitError, Options};
-use crate::pipeline::{Record, Sink, SinkError};
 use crate::protocol::{Event, Transaction};
 use crate::scope::RequestScope;
+use crate::sink::{Record, Sink, SinkError};
 
 /// A sink that keeps every record in memory. Clones share the same records.
 #[derive(Debug, Clone, Default)]

@@ -2,6 +2,7 @@
 //! read of it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::{BodyCapture, RequestParts, build_request, is_valid_request_id};
 use crate::protocol::Request;
@@ -98,6 +99,41 @@ impl RequestFacts<'_> {
     }
 }
 
+/// Builds the request context on demand. Adapters hand one over instead of a built
+/// [`Request`], so that the conversion (header maps into strings) happens on the worker
+/// and only for requests that produce a record. Closures returning a `Request` are
+/// sources.
+pub trait BuildRequest: Send + Sync {
+    /// The request context.
+    fn build_request(&self) -> Request;
+
+    /// About how many bytes the source holds on the heap (copied headers, a captured
+    /// body); by default, what its [`facts`](Self::facts) hold. Once a transaction is
+    /// processed, the worker hands small sources back for a request thread to free
+    /// (see `crate::pipeline::reuse`), and frees big ones itself rather than keep them
+    /// waiting in the pool.
+    fn heap_bytes(&self) -> usize {
+        self.facts().map_or(0, |facts| facts.heap_bytes())
+    }
+
+    /// The request's plain facts, when the source keeps them (both adapters' sources
+    /// do). A transaction then carries a copy of them in its thread's batch, and the
+    /// source never reaches the worker: its blocks are freed on the request thread
+    /// that allocated them, however far behind the worker is.
+    fn facts(&self) -> Option<RequestFacts<'_>> {
+        None
+    }
+}
+
+impl<F: Fn() -> Request + Send + Sync> BuildRequest for F {
+    fn build_request(&self) -> Request {
+        self()
+    }
+}
+
+/// A shared [`BuildRequest`].
+pub type RequestSource = Arc<dyn BuildRequest>;
+
 /// A request's facts, owned: what an adapter copies at the request's start and hands
 /// to [`ScopeBuilder::http_request`](crate::scope::ScopeBuilder::http_request). The
 /// scope keeps it inline (no allocation of its own) for the response side to read,
@@ -143,7 +179,7 @@ impl HttpRequest {
     }
 }
 
-impl crate::scope::BuildRequest for HttpRequest {
+impl BuildRequest for HttpRequest {
     fn build_request(&self) -> Request {
         self.facts().build()
     }
@@ -454,4 +490,70 @@ fn clamp(bytes: &[u8], max: usize) -> &[u8] {
         end -= 1;
     }
     &bytes[..end]
+}
+
+/// A request's facts ([`crate::http::RequestFacts`]) copied into a batch: the method,
+/// then the flat buffer, from `at`.
+pub(crate) struct CopiedRequest {
+    at: u32,
+    method_len: u32,
+    flat_len: u32,
+    uri_len: u32,
+    id_len: u32,
+    scheme: &'static str,
+    version: &'static str,
+    client_ip: Option<std::net::IpAddr>,
+    body: Option<Arc<crate::http::BodyCapture>>,
+}
+
+impl CopiedRequest {
+    /// Facts bigger than this stay with their source: a batch's bytes are kept for
+    /// reuse, and a few huge requests would keep them large.
+    const MAX_BYTES: usize = 16 * 1024;
+
+    /// Appends `facts` to `bytes`; `None` (and nothing appended) when they are too big.
+    pub(crate) fn copy(facts: &crate::http::RequestFacts<'_>, bytes: &mut Vec<u8>) -> Option<Self> {
+        let (flat, uri_len, id_len) = facts.flat.raw();
+        let method = facts.method.as_bytes();
+        let len = method.len() + flat.len();
+        let at = u32::try_from(bytes.len()).ok()?;
+        if len > Self::MAX_BYTES || bytes.len() + len > u32::MAX as usize {
+            return None;
+        }
+        bytes.extend_from_slice(method);
+        bytes.extend_from_slice(flat);
+        Some(CopiedRequest {
+            at,
+            method_len: method.len() as u32,
+            flat_len: flat.len() as u32,
+            uri_len,
+            id_len,
+            scheme: facts.scheme,
+            version: facts.version,
+            client_ip: facts.client_ip,
+            body: facts.body.cloned(),
+        })
+    }
+
+    /// The request context, from the batch's `bytes` it was copied into.
+    pub(crate) fn build(&self, bytes: &[u8]) -> crate::protocol::Request {
+        let at = self.at as usize;
+        let method_end = at + self.method_len as usize;
+        let end = method_end + self.flat_len as usize;
+        let (method, flat) = match (bytes.get(at..method_end), bytes.get(method_end..end)) {
+            (Some(method), Some(flat)) => (method, flat),
+            // Never for bytes this copy was made into.
+            _ => (&b""[..], &b""[..]),
+        };
+        let flat = crate::http::FlatView::from_raw(flat, self.uri_len, self.id_len);
+        crate::http::RequestFacts {
+            method: std::str::from_utf8(method).unwrap_or_default(),
+            scheme: self.scheme,
+            version: self.version,
+            client_ip: self.client_ip,
+            flat,
+            body: self.body.as_ref(),
+        }
+        .build()
+    }
 }

@@ -1,10 +1,10 @@
-//! What the tower layer and the actix middleware share: the request lifecycle and the
-//! rules about HTTP, written once. The adapters only translate their framework's types
-//! into these calls.
+//! What the tower layer and the actix middleware share of HTTP: the request's facts and
+//! the rules about HTTP, written once. The request lifecycle that applies them lives in
+//! `crate::exchange`, above the scope and the client; these facts sit below the scope
+//! that holds them.
 //!
-//! - one request's lifecycle: start, the response's verdict, the panic path and finish
-//!   ([`Exchange`], driven by [`ExchangeFuture`]);
-//! - how both adapters are configured ([`AdapterConfig`]);
+//! - the request's facts, copied once at start ([`RequestFacts`], [`HttpRequest`]), and
+//!   how a record's request context is built from them ([`BuildRequest`]);
 //! - which responses are recorded as errors ([`HttpOptions::captures`]);
 //! - which error responses get a branded page ([`PagePolicy`]);
 //! - how transactions are named ([`transaction_name`]);
@@ -33,23 +33,19 @@ use serde_json::Value;
 
 mod body;
 mod client_ip;
-mod config;
-mod exchange;
 mod facts;
 mod routes;
 #[cfg(test)]
 mod tests;
 
 pub use body::BodyCapture;
-pub use config::{AdapterConfig, PageDebug, PageRenderer, PageRequest, UserFrom};
-pub use exchange::{
-    Exchange, ExchangeFuture, FailedGlue, RequestHead, ResponseGlue, Step, Verdict, detail_text,
-    merge_page_headers,
+pub(crate) use facts::CopiedRequest;
+pub use facts::{
+    BuildRequest, FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, RequestSource,
+    StartHeaders,
 };
-pub use facts::{FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, StartHeaders};
 pub use routes::{RouteName, StaticRoutes};
 
-use crate::client::Client;
 use crate::protocol::{Event, Exception, Level, Mechanism, Request, Values};
 
 /// How an error response's body is treated.
@@ -144,7 +140,7 @@ pub const MAX_DETAIL_BYTES: usize = 4096;
 /// HTTP settings both adapters take, with the same defaults.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    capture: Vec<RangeInclusive<u16>>,
+    pub(crate) capture: Vec<RangeInclusive<u16>>,
     pages: PagePolicy,
     trusted_proxies: Vec<IpNet>,
     request_id_header: http::HeaderName,
@@ -218,12 +214,6 @@ impl HttpOptions {
     /// The request id header's name.
     pub fn request_id_header_name(&self) -> &http::HeaderName {
         &self.request_id_header
-    }
-
-    /// Whether a response with this status is recorded as an error event: in the
-    /// capture set and not ignored by the client's `ignore_status`.
-    pub fn captures(&self, client: &Client, status: u16) -> bool {
-        self.capture.iter().any(|r| r.contains(&status)) && !client.is_status_ignored(status)
     }
 
     /// What to do with an error response's body, from its status, `Content-Type` and

@@ -128,11 +128,12 @@ pub(crate) struct Merger {
 }
 
 impl Merger {
-    pub(crate) fn new(threads: Arc<Threads>, settings: &crate::options::Settings) -> Self {
+    /// A merger whose minutes are labelled with the client's environment and release.
+    pub(crate) fn new(threads: Arc<Threads>, environment: String, release: Option<String>) -> Self {
         Merger {
             threads,
-            environment: settings.environment.clone(),
-            release: settings.release.clone(),
+            environment,
+            release,
             minutes: HashMap::new(),
             merged: Instant::now(),
         }

@@ -38,9 +38,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::performance::intern::bounded;
 use crate::performance::spans::{Detail, Instant, Recorded};
 use crate::protocol::{Breadcrumb, Span, SpanId};
-use crate::reuse::intern::bounded;
 use crate::scope::RequestScope;
 
 /// The longest key a span keeps, in bytes; longer ones are cut and marked with `…`.

@@ -16,9 +16,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::performance::intern::{Text, bounded};
 use crate::performance::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded};
 use crate::protocol::{SpanId, SpanStatus};
-use crate::reuse::intern::{Text, bounded};
 use crate::scope::RequestScope;
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,

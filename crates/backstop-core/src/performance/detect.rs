@@ -61,6 +61,9 @@ use std::time::{Duration, SystemTime};
 use crate::performance::sql::group_hex;
 use crate::protocol::{PerformanceProblem, ProblemKind, SpanId, hash_parts};
 
+// Configuration, so `Options` names it without reaching into the detectors.
+pub use crate::options::Thresholds;
+
 /// One database span as the detectors see it.
 #[derive(Debug, Clone)]
 pub struct QuerySpan<'a> {
@@ -86,46 +89,6 @@ impl QuerySpan<'_> {
     /// How long it took; zero when it ends before it starts.
     fn duration(&self) -> Duration {
         self.end.duration_since(self.start).unwrap_or_default()
-    }
-}
-
-/// Thresholds for the detectors (see [`crate::Options`]).
-#[derive(Debug, Clone)]
-pub struct Thresholds {
-    /// N+1: at least this many repeats of one normalised query. Default 5. Values
-    /// below 2 count as 2: a repeat needs two queries.
-    pub n_plus_one_count: usize,
-    /// N+1: ... taking at least this long in total. Default 50 ms; zero finds every
-    /// run long enough (the development setting).
-    pub n_plus_one_duration: Duration,
-    /// Duplicates: the same statement at least this many times. Default 2. Values
-    /// below 2 count as 2.
-    pub duplicate_count: usize,
-    /// Slow query: one query taking at least this long. Default 500 ms. Zero makes
-    /// every query slow.
-    pub slow_query: Duration,
-    /// Too many queries: at least this many in one request. Default 50. Zero counts
-    /// as 1: a transaction without queries never has too many.
-    pub too_many_queries: usize,
-    /// N+1 API calls: at least this many calls to one normalised URL in a row.
-    /// Default 5. Values below 2 count as 2.
-    pub n_plus_one_calls: usize,
-    /// Slow external call: one outgoing call taking at least this long. Default
-    /// 500 ms.
-    pub slow_call: Duration,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            n_plus_one_count: 5,
-            n_plus_one_duration: Duration::from_millis(50),
-            duplicate_count: 2,
-            slow_query: Duration::from_millis(500),
-            too_many_queries: 50,
-            n_plus_one_calls: 5,
-            slow_call: Duration::from_millis(500),
-        }
     }
 }
 

@@ -33,9 +33,9 @@ use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue};
 
+use crate::performance::intern::{Text, bounded};
 use crate::performance::spans::{Detail, Instant, MAX_FIELD, Recorded};
 use crate::protocol::{Breadcrumb, Level, SpanId, SpanStatus};
-use crate::reuse::intern::{Text, bounded};
 use crate::scope::RequestScope;
 
 /// The W3C trace header.

@@ -13,10 +13,10 @@ use serde_json::Value;
 
 use crate::performance::cache::CacheCall;
 use crate::performance::detect::{CallSpan, QuerySpan};
+use crate::performance::intern::Text;
 use crate::performance::outgoing::{HttpCall, call_group, normalize_url};
 use crate::performance::sql::{Normalizer, group_hex};
 use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
-use crate::reuse::intern::Text;
 
 /// The clock a request's spans are timed with: quanta's, which reads the CPU's
 /// time-stamp counter where that is reliable (the OS's monotonic clock elsewhere).
@@ -198,7 +198,7 @@ pub(crate) struct QueryRef {
 enum QuerySource {
     Inline(Statement),
     /// As recorded on the request thread: freed back there (see
-    /// [`crate::reuse::Retired`]).
+    /// [`crate::pipeline::reuse::Retired`]).
     Boxed(Box<Query>),
 }
 

@@ -43,11 +43,11 @@ use tracing_subscriber::layer::{self, Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::performance::cache::{CacheCall, CacheOp};
+use crate::performance::intern::{Text, bounded};
 use crate::performance::spans::{
     Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement,
 };
 use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
-use crate::reuse::intern::{Text, bounded};
 use crate::scope::RequestScope;
 
 /// The target sqlx logs its statements under.

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::pipeline::{Record, Sink, SinkError};
+use crate::sink::{Record, Sink, SinkError};
 
 /// Prints `backstop: [level] title — transaction (event id)` per event to stderr, a line
 /// per performance problem (`backstop: [problem] N+1 query in GET /users: 20 queries

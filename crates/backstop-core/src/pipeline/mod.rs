@@ -8,6 +8,7 @@
 pub(crate) mod console;
 pub(crate) mod log_every;
 pub(crate) mod process;
+pub(crate) mod reuse;
 pub(crate) mod scrub;
 
 use std::sync::Arc;
@@ -17,131 +18,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::pipeline::process::Processor;
-use crate::protocol::{Event, Transaction};
+use crate::protocol::Event;
+// Declared where they are made; the submodules name them through here.
+use crate::scope::pending::{LATE_SPAN_GRACE, PendingTransaction, TraceLink, TxRequest};
+use crate::sink::{Record, Sink, TransactionSummary};
 
-/// A finished, processed record, as sinks receive it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Record {
-    /// An error or message event.
-    Event(Box<Event>),
-    /// A sampled request or task, with its spans.
-    Transaction(Box<Transaction>),
-}
-
-impl Record {
-    /// The event, if this is one.
-    pub fn as_event(&self) -> Option<&Event> {
-        match self {
-            Record::Event(e) => Some(e),
-            Record::Transaction(_) => None,
-        }
-    }
-
-    /// The transaction, if this is one.
-    pub fn as_transaction(&self) -> Option<&Transaction> {
-        match self {
-            Record::Transaction(t) => Some(t),
-            Record::Event(_) => None,
-        }
-    }
-
-    fn kind(&self) -> Kind {
-        match self {
-            Record::Event(_) => Kind::Event,
-            Record::Transaction(_) => Kind::Transaction,
-        }
-    }
-}
-
-/// An error a sink reports; the pipeline counts the batch as failed and logs it.
-pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What sinks learn of a sampled transaction before the worker processes it: enough
-/// to decide whether to keep it (see [`Sink::wants_transaction`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TransactionSummary<'a> {
-    /// The transaction's id.
-    pub event_id: crate::protocol::EventId,
-    /// Its name (the route).
-    pub name: &'a str,
-    /// When it ended.
-    pub ended: std::time::SystemTime,
-    /// How long it took.
-    pub duration: Duration,
-    /// Whether it failed: a 5xx or a panic (outside HTTP, a status other than `ok` or
-    /// `cancelled`).
-    pub error: bool,
-    /// Whether the detectors might find a performance problem in it: a statement run
-    /// twice (the same text), a query over the slow threshold, or more queries than
-    /// the too-many threshold. False means they will find none.
-    pub may_have_problem: bool,
-}
-
-/// Where processed records go: the SQLite store, the Sentry exporter, test capture.
-///
-/// Sinks run on the worker thread only, one batch at a time, so they need no locking
-/// of their own (`&mut self`). A sink that returns an error, or panics, loses that
-/// batch for itself alone: the failure is counted in [`Stats`] and logged, and the
-/// worker carries on.
-///
-/// ```
-/// use backstop_core::{Record, Sink, SinkError};
-///
-/// struct CountingSink(usize);
-///
-/// impl Sink for CountingSink {
-///     fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError> {
-///         self.0 += batch.len();
-///         Ok(())
-///     }
-/// }
-/// ```
-///
-/// Every sink is also [`Any`](std::any::Any), so code that assembles the sinks can find
-/// a particular one among them ([`Options::find_sink`](crate::Options::find_sink)): the
-/// Sentry exporter keeps its outbox in the store's file.
-pub trait Sink: std::any::Any + Send + 'static {
-    /// A short name for logs (`sqlite`, `sentry`).
-    fn name(&self) -> &str {
-        std::any::type_name::<Self>()
-    }
-
-    /// Takes one batch. Called on the worker thread.
-    fn consume(&mut self, batch: &[Record]) -> Result<(), SinkError>;
-
-    /// Whether the sink would keep this sampled transaction, asked before the worker
-    /// processes it (spans assembled, statements normalised, detectors run). When
-    /// every sink answers no, the transaction is not processed at all and counts as
-    /// dropped by budget ([`KindStats::dropped_budget`]); when any answers yes, every
-    /// sink receives it as usual. Every sink is asked, each time. Yes by default; the
-    /// SQLite store answers by its keep budget.
-    fn wants_transaction(&mut self, summary: &TransactionSummary<'_>) -> bool {
-        let _ = summary;
-        true
-    }
-
-    /// Takes route metrics: per route and minute, what was counted since the last
-    /// hand-over (a minute may come in parts; add them up). Called on the worker
-    /// thread for minutes that have ended, every few seconds, and for the current
-    /// minute too before each [`flush`](Self::flush). Ignored by default.
-    fn consume_metrics(&mut self, minutes: &[crate::RouteMinute]) -> Result<(), SinkError> {
-        let _ = minutes;
-        Ok(())
-    }
-
-    /// Makes everything consumed so far durable or delivered. Called by
-    /// [`Client::flush`](crate::Client::flush) and at shutdown.
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-
-    /// What the sink lends the client's other users, taken once at start, before the
-    /// sink moves to the worker: [`Client::shared`](crate::Client::shared) finds it by
-    /// type. The SQLite store lends its reader, so the adapters can mount the dashboard
-    /// over it without core knowing either.
-    fn shared(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
-        None
+/// Which kind of record, for the counters.
+fn kind_of(record: &Record) -> Kind {
+    match record {
+        Record::Event(_) => Kind::Event,
+        Record::Transaction(_) => Kind::Transaction,
     }
 }
 
@@ -312,200 +198,10 @@ pub(crate) struct PendingEvent {
     pub(crate) trace: Option<TraceLink>,
 }
 
-/// Links a record to the request it happened in: its trace, and how to build its
-/// request context.
-pub(crate) struct TraceLink {
-    pub(crate) trace_id: crate::protocol::TraceId,
-    pub(crate) span_id: crate::protocol::SpanId,
-    pub(crate) op: std::borrow::Cow<'static, str>,
-    pub(crate) request_source: Option<crate::scope::RequestSource>,
-}
-
-/// A finished transaction as the request thread hands it over: the raw parts only.
-/// The worker assembles Sentry's `Transaction` (contexts, request, defaults).
-pub(crate) struct PendingTransaction {
-    pub(crate) event_id: crate::protocol::EventId,
-    /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
-    pub(crate) name: TxName,
-    pub(crate) started: crate::performance::spans::Instant,
-    pub(crate) ended: crate::performance::spans::Instant,
-    pub(crate) spans: Vec<crate::performance::spans::PendingSpan>,
-    pub(crate) spans_dropped: u64,
-    /// The scope's user, tags, contexts, extra and request, when any was set.
-    pub(crate) context: Option<Box<ScopeContext>>,
-    pub(crate) trace: TraceLink,
-    pub(crate) parent_span_id: Option<crate::protocol::SpanId>,
-    pub(crate) status: crate::protocol::SpanStatus,
-    pub(crate) http_status: Option<u16>,
-    /// Whether spans may still join it: something besides the finishing code held its
-    /// scope when it finished (a task, a live tracing span). Only then does the worker
-    /// hold it for [`LATE_SPAN_GRACE`]; otherwise it is processed on arrival.
-    pub(crate) late_spans: bool,
-    pub(crate) data: crate::protocol::Map,
-    /// The request context, once its facts were copied into the batch (otherwise the
-    /// worker builds it from `trace.request_source`).
-    pub(crate) request: TxRequest,
-}
-
-/// A transaction's request context on its way to the worker.
-#[derive(Default)]
-pub(crate) enum TxRequest {
-    /// Built from the trace's request source, if it has one.
-    #[default]
-    FromSource,
-    /// The source's facts, copied into the batch's bytes.
-    Copied(CopiedRequest),
-    /// Built by the worker when it took the batch in (the batch's bytes go back).
-    Built(Box<crate::protocol::Request>),
-}
-
-/// A request's facts ([`crate::http::RequestFacts`]) copied into a batch: the method,
-/// then the flat buffer, from `at`.
-pub(crate) struct CopiedRequest {
-    at: u32,
-    method_len: u32,
-    flat_len: u32,
-    uri_len: u32,
-    id_len: u32,
-    scheme: &'static str,
-    version: &'static str,
-    client_ip: Option<std::net::IpAddr>,
-    body: Option<Arc<crate::http::BodyCapture>>,
-}
-
-impl CopiedRequest {
-    /// Facts bigger than this stay with their source: a batch's bytes are kept for
-    /// reuse, and a few huge requests would keep them large.
-    const MAX_BYTES: usize = 16 * 1024;
-
-    /// Appends `facts` to `bytes`; `None` (and nothing appended) when they are too big.
-    pub(crate) fn copy(facts: &crate::http::RequestFacts<'_>, bytes: &mut Vec<u8>) -> Option<Self> {
-        let (flat, uri_len, id_len) = facts.flat.raw();
-        let method = facts.method.as_bytes();
-        let len = method.len() + flat.len();
-        let at = u32::try_from(bytes.len()).ok()?;
-        if len > Self::MAX_BYTES || bytes.len() + len > u32::MAX as usize {
-            return None;
-        }
-        bytes.extend_from_slice(method);
-        bytes.extend_from_slice(flat);
-        Some(CopiedRequest {
-            at,
-            method_len: method.len() as u32,
-            flat_len: flat.len() as u32,
-            uri_len,
-            id_len,
-            scheme: facts.scheme,
-            version: facts.version,
-            client_ip: facts.client_ip,
-            body: facts.body.cloned(),
-        })
-    }
-
-    /// The request context, from the batch's `bytes` it was copied into.
-    pub(crate) fn build(&self, bytes: &[u8]) -> crate::protocol::Request {
-        let at = self.at as usize;
-        let method_end = at + self.method_len as usize;
-        let end = method_end + self.flat_len as usize;
-        let (method, flat) = match (bytes.get(at..method_end), bytes.get(method_end..end)) {
-            (Some(method), Some(flat)) => (method, flat),
-            // Never for bytes this copy was made into.
-            _ => (&b""[..], &b""[..]),
-        };
-        let flat = crate::http::FlatView::from_raw(flat, self.uri_len, self.id_len);
-        crate::http::RequestFacts {
-            method: std::str::from_utf8(method).unwrap_or_default(),
-            scheme: self.scheme,
-            version: self.version,
-            client_ip: self.client_ip,
-            flat,
-            body: self.body.as_ref(),
-        }
-        .build()
-    }
-}
-
-impl PendingTransaction {
-    /// Builds a copied request context from its batch's `bytes`, before the batch is
-    /// reused (see `Batch::take_each`, its one caller).
-    pub(crate) fn take_in(&mut self, bytes: &[u8]) {
-        if let TxRequest::Copied(copied) = &self.request {
-            self.request = TxRequest::Built(Box::new(copied.build(bytes)));
-        }
-    }
-}
-
-/// A transaction's name, kept inside the record when it is short (as route names are):
-/// the worker frees what the request thread allocated, and for glibc each such free is
-/// a cross-thread one, much dearer than a copy of a few bytes.
-#[derive(Clone)]
-pub(crate) enum TxName {
-    Inline {
-        len: u8,
-        bytes: [u8; TxName::INLINE],
-    },
-    Heap(String),
-}
-
-impl TxName {
-    const INLINE: usize = 80;
-
-    pub(crate) fn new(name: &str) -> Self {
-        Self::from_pieces(&[name])
-    }
-
-    /// The pieces written one after the other (`["GET", " ", "/users/{id}"]`), without
-    /// formatting or, when short, allocating.
-    pub(crate) fn from_pieces(pieces: &[&str]) -> Self {
-        let len: usize = pieces.iter().map(|p| p.len()).sum();
-        if len <= Self::INLINE {
-            let mut bytes = [0; Self::INLINE];
-            let mut at = 0;
-            for piece in pieces {
-                bytes[at..at + piece.len()].copy_from_slice(piece.as_bytes());
-                at += piece.len();
-            }
-            TxName::Inline {
-                len: len as u8,
-                bytes,
-            }
-        } else {
-            TxName::Heap(pieces.concat())
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            TxName::Inline { len, bytes } => {
-                // Copied whole from a `&str`.
-                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
-            }
-            TxName::Heap(name) => name,
-        }
-    }
-
-    pub(crate) fn into_string(self) -> String {
-        match self {
-            TxName::Heap(name) => name,
-            inline => inline.as_str().to_owned(),
-        }
-    }
-}
-
-/// What a transaction carries of its scope.
-#[derive(Default)]
-pub(crate) struct ScopeContext {
-    pub(crate) user: Option<crate::protocol::User>,
-    pub(crate) tags: std::collections::BTreeMap<String, String>,
-    pub(crate) contexts: std::collections::BTreeMap<String, serde_json::Value>,
-    pub(crate) extra: crate::protocol::Map,
-    pub(crate) request: Option<crate::protocol::Request>,
-}
-
 pub(crate) enum Message {
     Event(Box<PendingEvent>),
-    /// A batch of transactions from one thread (see [`crate::reuse::handoff`]).
-    Transactions(crate::reuse::handoff::Batch),
+    /// A batch of transactions from one thread (see [`crate::pipeline::reuse::handoff`]).
+    Transactions(crate::pipeline::reuse::handoff::Batch),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
     LateSpan(
         Box<(
@@ -521,12 +217,6 @@ pub(crate) enum Message {
 
 /// How long the worker sleeps when the queue is empty and nobody woke it.
 const TICK: Duration = Duration::from_millis(10);
-
-/// How long the worker holds a transaction before processing it, so that spans closing
-/// just after the request finished still join it: a database driver's thread, for
-/// instance, may drop its handle on the request's span a moment after it replied.
-/// Spans later than this are counted as dropped. A flush processes everything held.
-pub(crate) const LATE_SPAN_GRACE: Duration = Duration::from_millis(30);
 
 /// The largest batch handed to sinks at once.
 const MAX_BATCH: usize = 512;
@@ -559,7 +249,7 @@ pub(crate) struct Worker {
     /// Transactions waiting out [`LATE_SPAN_GRACE`], oldest first.
     held: std::collections::VecDeque<(Instant, PendingTransaction)>,
     /// Where batches come from, and their lists go back to.
-    reuse: crate::reuse::Reuse,
+    reuse: crate::pipeline::reuse::Reuse,
     /// When the open batches were last collected.
     collected: Instant,
     /// What a visit to the open batches found (see [`Worker::collect_open`]).
@@ -580,7 +270,7 @@ impl Worker {
         counters: Arc<Counters>,
         max_held: usize,
         max_spans: usize,
-        reuse: crate::reuse::Reuse,
+        reuse: crate::pipeline::reuse::Reuse,
     ) -> Self {
         let sinks = sinks
             .into_iter()
@@ -837,7 +527,7 @@ impl Worker {
         }
         let (mut events, mut transactions) = (0, 0);
         for record in batch {
-            match record.kind() {
+            match kind_of(record) {
                 Kind::Event => events += 1,
                 Kind::Transaction => transactions += 1,
             }
@@ -872,7 +562,7 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::TxName;
+    use crate::scope::pending::TxName;
 
     #[test]
     fn only_transactions_that_may_get_late_spans_wait_for_them() {
@@ -880,16 +570,19 @@ mod tests {
 
         let settings = Arc::new(crate::Options::new().validate().unwrap().settings);
         let counters = Arc::new(super::Counters::default());
-        let reuse = crate::reuse::Reuse::new(16);
+        let reuse = crate::pipeline::reuse::Reuse::new(16);
         let processor =
             crate::pipeline::process::Processor::new(settings, counters.clone(), reuse.clone());
         let (_tx, rx) = crossbeam_channel::bounded(1);
         let mut worker = super::Worker::new(rx, Vec::new(), processor, counters, 16, 100, reuse);
         let mut records = Vec::new();
-        worker.hold(crate::reuse::handoff::tests::transaction(), &mut records);
+        worker.hold(
+            crate::pipeline::reuse::handoff::tests::transaction(),
+            &mut records,
+        );
         assert_eq!(records.len(), 1, "processed on arrival");
         assert!(worker.held.is_empty());
-        let mut shared = crate::reuse::handoff::tests::transaction();
+        let mut shared = crate::pipeline::reuse::handoff::tests::transaction();
         shared.late_spans = true;
         worker.hold(shared, &mut records);
         assert_eq!(records.len(), 1, "held for late spans");

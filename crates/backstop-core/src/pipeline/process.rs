@@ -17,7 +17,7 @@ use crate::protocol::{Event, SdkInfo, TraceContext, Transaction};
 pub(crate) struct Processor {
     settings: Arc<Settings>,
     /// Where span lists and what transactions are done with go back to.
-    reuse: crate::reuse::Reuse,
+    reuse: crate::pipeline::reuse::Reuse,
     counters: Arc<Counters>,
     logged_panic: AtomicBool,
     /// Normalised statements, cached: the worker sees the same queries over and over.
@@ -28,7 +28,7 @@ impl Processor {
     pub(crate) fn new(
         settings: Arc<Settings>,
         counters: Arc<Counters>,
-        reuse: crate::reuse::Reuse,
+        reuse: crate::pipeline::reuse::Reuse,
     ) -> Self {
         Processor {
             settings,
@@ -126,7 +126,7 @@ impl Processor {
     }
 
     /// Lets go of a transaction no sink wants: its span list goes back for reuse, and
-    /// what a request thread allocated is freed on one (see `crate::reuse`).
+    /// what a request thread allocated is freed on one (see `crate::pipeline::reuse`).
     pub(crate) fn discard(&self, pending: PendingTransaction) {
         use crate::performance::spans::{Detail, PendingSpan};
         let PendingTransaction {

@@ -5,21 +5,21 @@
 //! owning arena's lock (and a large one makes it consolidate its heap), which the
 //! request threads then wait on. So records travel to the worker in batches that go
 //! round ([`handoff`]), emptied span lists go back for the next requests, what the
-//! worker is done with is freed on a request thread ([`Retired`]), and statement texts
-//! are kept once per process ([`intern`]). [`Reuse`] is the one interface the client,
-//! the scope and the worker use; nothing else holds a pool.
+//! worker is done with is freed on a request thread ([`Retired`]). [`Reuse`] is the one
+//! interface the client, the scope and the worker use; nothing else holds a pool.
+//! (Statement texts, kept once per process, are the span records' own business:
+//! `crate::performance::intern`.)
 
 pub(crate) mod handoff;
-pub(crate) mod intern;
 
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Receiver;
 
 use crate::http::RequestFacts;
+use crate::http::RequestSource;
 use crate::performance::spans::{PendingSpan, Query};
 use crate::pipeline::PendingTransaction;
-use crate::scope::RequestSource;
 use handoff::{Batch, Handoff};
 
 /// One client's recycled memory: span lists, retired transaction parts, and the
@@ -242,7 +242,7 @@ mod tests {
 
     struct Source(usize);
 
-    impl crate::scope::BuildRequest for Source {
+    impl crate::http::BuildRequest for Source {
         fn build_request(&self) -> crate::protocol::Request {
             crate::protocol::Request::default()
         }
@@ -265,8 +265,8 @@ mod tests {
 
     #[test]
     fn only_small_sources_wait_to_be_freed_on_a_request_thread() {
-        let small: crate::scope::RequestSource = std::sync::Arc::new(Source(2_000));
-        let big: crate::scope::RequestSource = std::sync::Arc::new(Source(64 * 1024));
+        let small: crate::http::RequestSource = std::sync::Arc::new(Source(2_000));
+        let big: crate::http::RequestSource = std::sync::Arc::new(Source(64 * 1024));
         assert!(Retired::new(Some(small), []).unwrap().source.is_some());
         // A big one (a captured body, say) is freed at once; with no queries either,
         // nothing is left to hand back.

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use super::{HttpOptions, HttpRequest, IpNet, PagePolicy};
 use crate::capture::panic::PanicDetails;
 use crate::client::Client;
+use crate::http::{HttpOptions, HttpRequest, IpNet, PagePolicy};
 use crate::protocol::{EventId, User};
 
 /// Resolves the user of a request from the framework's view of it (its parts in tower,

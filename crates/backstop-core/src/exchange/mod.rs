@@ -14,12 +14,27 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use super::{
-    AdapterConfig, BodyCapture, FlatRequest, HttpRequest, PageDebug, PageDecision, PageRenderer,
-    PageRequest, REPLACED_HEADERS, new_request_id_bytes, status_event, version_name,
+mod config;
+
+pub use config::{AdapterConfig, PageDebug, PageRenderer, PageRequest, UserFrom};
+
+use crate::client::Client;
+use crate::http::{
+    BodyCapture, FlatRequest, HttpOptions, HttpRequest, PageDecision, REPLACED_HEADERS,
+    new_request_id_bytes, status_event, version_name,
 };
 use crate::protocol::{Event, EventId, SpanStatus};
 use crate::scope::RequestScope;
+
+/// The rule that needs the client: kept with the lifecycle, so the HTTP rules below
+/// don't import the client.
+impl HttpOptions {
+    /// Whether a response with this status is recorded as an error event: in the
+    /// capture set and not ignored by the client's `ignore_status`.
+    pub fn captures(&self, client: &Client, status: u16) -> bool {
+        self.capture.iter().any(|r| r.contains(&status)) && !client.is_status_ignored(status)
+    }
+}
 
 /// An incoming request, as an adapter reads it from its framework.
 pub trait RequestHead {

@@ -15,13 +15,14 @@
 //! Nothing is checked until `init`: a bad value there is an [`InitError`] naming the
 //! setting, never a panic.
 
+pub(crate) mod secrets;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::performance::detect::Thresholds;
-use crate::pipeline::Sink;
 use crate::protocol::{Breadcrumb, Event, Transaction};
+use crate::sink::Sink;
 
 /// Decides, per transaction, the probability of keeping it (0.0 to 1.0).
 pub(crate) type TracesSampler = Arc<dyn Fn(&SamplingContext<'_>) -> f32 + Send + Sync>;
@@ -471,6 +472,47 @@ impl Options {
     }
 }
 
+/// Thresholds for the detectors ([`crate::detect`]), set with
+/// [`Options::problem_thresholds`].
+#[derive(Debug, Clone)]
+pub struct Thresholds {
+    /// N+1: at least this many repeats of one normalised query. Default 5. Values
+    /// below 2 count as 2: a repeat needs two queries.
+    pub n_plus_one_count: usize,
+    /// N+1: ... taking at least this long in total. Default 50 ms; zero finds every
+    /// run long enough (the development setting).
+    pub n_plus_one_duration: Duration,
+    /// Duplicates: the same statement at least this many times. Default 2. Values
+    /// below 2 count as 2.
+    pub duplicate_count: usize,
+    /// Slow query: one query taking at least this long. Default 500 ms. Zero makes
+    /// every query slow.
+    pub slow_query: Duration,
+    /// Too many queries: at least this many in one request. Default 50. Zero counts
+    /// as 1: a transaction without queries never has too many.
+    pub too_many_queries: usize,
+    /// N+1 API calls: at least this many calls to one normalised URL in a row.
+    /// Default 5. Values below 2 count as 2.
+    pub n_plus_one_calls: usize,
+    /// Slow external call: one outgoing call taking at least this long. Default
+    /// 500 ms.
+    pub slow_call: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            n_plus_one_count: 5,
+            n_plus_one_duration: Duration::from_millis(50),
+            duplicate_count: 2,
+            slow_query: Duration::from_millis(500),
+            too_many_queries: 50,
+            n_plus_one_calls: 5,
+            slow_call: Duration::from_millis(500),
+        }
+    }
+}
+
 /// Why [`init`](crate::init) refused the options.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -525,7 +567,7 @@ pub(crate) struct Settings {
     pub(crate) ignore_statuses: Vec<u16>,
     pub(crate) in_app_include: Vec<String>,
     pub(crate) in_app_exclude: Vec<String>,
-    pub(crate) scrub: crate::pipeline::scrub::Scrubber,
+    pub(crate) scrub: secrets::Scrubber,
     /// Where outgoing calls carry trace headers; `None` is everywhere.
     pub(crate) propagation_targets: Option<regex::RegexSet>,
     pub(crate) shutdown_timeout: Duration,
@@ -607,7 +649,7 @@ impl Options {
             .server_name
             .take()
             .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()));
-        let scrub = crate::pipeline::scrub::Scrubber::new(
+        let scrub = secrets::Scrubber::new(
             self.send_default_pii,
             std::mem::take(&mut self.scrub_keys),
             std::mem::take(&mut self.scrub_headers),

@@ -20,9 +20,10 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::pipeline::{CopiedRequest, PendingTransaction, TxRequest};
-use crate::reuse::Stack;
-use crate::scope::RequestSource;
+use crate::http::CopiedRequest;
+use crate::http::RequestSource;
+use crate::pipeline::reuse::Stack;
+use crate::scope::pending::{PendingTransaction, TxRequest};
 
 /// Transactions on their way to the worker, with the bytes their request contexts
 /// were copied into.
@@ -231,9 +232,9 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::Handoff;
-    use crate::pipeline::{PendingTransaction, TraceLink, TxName, TxRequest};
+    use crate::http::BuildRequest;
     use crate::protocol::{EventId, SpanId, SpanStatus, TraceId};
-    use crate::scope::BuildRequest;
+    use crate::scope::pending::{PendingTransaction, TraceLink, TxName, TxRequest};
 
     /// A finished transaction with nothing in it.
     pub(crate) fn transaction() -> PendingTransaction {
@@ -285,7 +286,7 @@ pub(crate) mod tests {
         body: Option<Arc<crate::http::BodyCapture>>,
     }
 
-    impl crate::scope::BuildRequest for Source {
+    impl crate::http::BuildRequest for Source {
         fn build_request(&self) -> crate::protocol::Request {
             self.facts().unwrap().build()
         }
