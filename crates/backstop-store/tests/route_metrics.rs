@@ -10,12 +10,17 @@ use backstop_store::{Buckets, MetricsRetention, RequestQuery, RouteQuery, Sqlite
 use common::near;
 
 /// The start of the minute `minutes_ago` minutes before now's.
+/// The minute `minutes_ago` before the tests started: fixed, so a test that crosses a
+/// minute boundary does not write two of its minutes into one.
 fn minute_ago(minutes_ago: u64) -> SystemTime {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 60;
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let now = *START.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 60
+    });
     UNIX_EPOCH + Duration::from_secs((now - minutes_ago) * 60)
 }
 
