@@ -41,7 +41,7 @@ use crate::capture::trace::TraceParent;
 use crate::client::Client;
 use crate::http::RequestSource;
 use crate::options::SamplingContext;
-use crate::performance::spans::{Instant, PendingSpan, Recorded};
+use crate::performance::spans::{Clock, CrumbRecord, Instant, PendingSpan, Recorded};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Level, Map, Request, Span, SpanId, SpanStatus, TraceId, User,
 };
@@ -58,11 +58,24 @@ pub struct Scope {
     /// Tags, contexts, extra and fingerprint, in one box made on the first set: most
     /// scopes never set any.
     extras: Option<Box<Extras>>,
-    breadcrumbs: VecDeque<Breadcrumb>,
+    breadcrumbs: VecDeque<Crumb>,
     transaction: Option<TxName>,
     level: Option<Level>,
     request: Option<Box<Request>>,
     request_source: Option<RequestSource>,
+}
+
+/// A breadcrumb as a scope keeps it: built, or the record of an outgoing call or a
+/// cache operation that it is built from when something reads it (an event, or
+/// [`Scope::breadcrumbs`]). A request makes many calls and few events: the request
+/// thread keeps a copy of the call's compact record (its text shared), not a JSON map.
+enum Crumb {
+    Built(Breadcrumb),
+    Deferred {
+        /// When it happened, on the spans' clock.
+        at: Instant,
+        record: CrumbRecord,
+    },
 }
 
 /// What a scope holds once something sets it (see [`Scope::extras`]).
@@ -158,9 +171,8 @@ impl Scope {
     /// Adds a breadcrumb, after `before_breadcrumb`. When the scope holds
     /// `max_breadcrumbs` already, the oldest is dropped (and counted).
     pub fn add_breadcrumb(&mut self, breadcrumb: Breadcrumb) {
-        let settings = self.client.settings();
         let counters = self.client.counters();
-        let breadcrumb = match &settings.before_breadcrumb {
+        let breadcrumb = match &self.client.settings().before_breadcrumb {
             None => breadcrumb,
             Some(filter) => {
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| filter(breadcrumb)))
@@ -178,7 +190,23 @@ impl Scope {
                 }
             }
         };
-        let max = settings.max_breadcrumbs;
+        self.push_crumb(Crumb::Built(breadcrumb));
+    }
+
+    /// Adds the breadcrumb `record` makes, as of `at`: built only when read, unless
+    /// `before_breadcrumb` must see it now.
+    pub(crate) fn add_deferred_breadcrumb(&mut self, at: Instant, record: CrumbRecord) {
+        if self.client.settings().before_breadcrumb.is_some() {
+            let at = Clock::of(at).start;
+            self.add_breadcrumb(record.breadcrumb(at));
+        } else {
+            self.push_crumb(Crumb::Deferred { at, record });
+        }
+    }
+
+    fn push_crumb(&mut self, crumb: Crumb) {
+        let counters = self.client.counters();
+        let max = self.client.settings().max_breadcrumbs;
         if max == 0 {
             counters.breadcrumb_dropped();
             return;
@@ -187,12 +215,17 @@ impl Scope {
             self.breadcrumbs.pop_front();
             counters.breadcrumb_dropped();
         }
-        self.breadcrumbs.push_back(breadcrumb);
+        self.breadcrumbs.push_back(crumb);
     }
 
-    /// The breadcrumbs, oldest first.
-    pub fn breadcrumbs(&self) -> impl ExactSizeIterator<Item = &Breadcrumb> {
-        self.breadcrumbs.iter()
+    /// The breadcrumbs, oldest first. Those of outgoing calls and cache operations are
+    /// built as they are read.
+    pub fn breadcrumbs(&self) -> impl ExactSizeIterator<Item = Cow<'_, Breadcrumb>> {
+        let clock = Clock::of(crate::performance::spans::now());
+        self.breadcrumbs.iter().map(move |crumb| match crumb {
+            Crumb::Built(breadcrumb) => Cow::Borrowed(breadcrumb),
+            Crumb::Deferred { at, record } => Cow::Owned(record.breadcrumb(clock.at(*at))),
+        })
     }
 
     /// Overrides grouping for events of this scope. `{{ default }}` stands for the
@@ -252,7 +285,7 @@ impl Scope {
             }
         }
         if event.breadcrumbs.values.is_empty() {
-            event.breadcrumbs.values = self.breadcrumbs.iter().cloned().collect();
+            event.breadcrumbs.values = self.breadcrumbs().map(Cow::into_owned).collect();
         }
         if event.fingerprint.is_empty()
             && let Some(fp) = self.extras.as_ref().and_then(|e| e.fingerprint.as_ref())
@@ -554,6 +587,33 @@ impl RequestScope {
         self.push_span(PendingSpan::Recorded(span));
     }
 
+    /// Leaves the breadcrumb `record` makes (see [`Scope::add_deferred_breadcrumb`]) and
+    /// records `span` (in a sampled request), under one lock: what an outgoing call or
+    /// a cache operation does when it ends.
+    pub(crate) fn record_with_breadcrumb(
+        &self,
+        at: Instant,
+        record: CrumbRecord,
+        span: Option<Recorded>,
+    ) {
+        if Reentry::active() {
+            // Inside `configure` on this thread: as `configure` would have it.
+            self.configure(|s| s.add_deferred_breadcrumb(at, record));
+            if let Some(span) = span {
+                self.record_span(span);
+            }
+            return;
+        }
+        let mut state = self.lock();
+        {
+            let _reentry = Reentry::enter();
+            state.scope.add_deferred_breadcrumb(at, record);
+        }
+        if let Some(span) = span.filter(|_| self.sampled) {
+            self.push_locked(state, PendingSpan::Recorded(span));
+        }
+    }
+
     /// Counts a query run under this scope, for its route's metrics: every request's,
     /// sampled or not.
     #[inline]
@@ -565,8 +625,11 @@ impl RequestScope {
         if !self.sampled {
             return;
         }
+        self.push_locked(self.lock(), span);
+    }
+
+    fn push_locked(&self, mut state: MutexGuard<'_, State>, span: PendingSpan) {
         let max = self.client.settings().max_spans;
-        let mut state = self.lock();
         if state.finished {
             // A span that outlived its request by a moment (a driver thread still
             // holding it, say) joins the transaction on the worker.

@@ -685,3 +685,116 @@ fn cache_spans_of_an_unsampled_request_leave_breadcrumbs_only() {
         .collect();
     assert_eq!(keys, ["user:8", "session:[Filtered]"]);
 }
+
+/// A one-request HTTP server on loopback answering `status`; returns its address and
+/// the request head it got.
+fn one_shot_server(status: u16) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        while reader.read_line(&mut head).unwrap() > 2 {}
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+        )
+        .unwrap();
+        head
+    });
+    (addr, server)
+}
+
+/// Calls `url` by hand through [`backstop_core::outgoing`], as a client of its own kind
+/// would: the trace headers go out with the request, the status comes back into the
+/// span. Returns the status.
+fn call_by_hand(addr: &str, path_and_query: &str) -> u16 {
+    use std::io::{Read, Write};
+    let url = format!("http://{addr}{path_and_query}");
+    let mut call = backstop_core::outgoing::start(&http::Method::GET, &url);
+    let mut headers = http::HeaderMap::new();
+    call.inject(&mut headers);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut request = format!("GET {path_and_query} HTTP/1.1\r\nhost: {addr}\r\n");
+    for (name, value) in &headers {
+        request.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    call.status(status).response_size(2);
+    status
+}
+
+#[test]
+fn call_and_cache_breadcrumbs_reach_an_error_event_in_order() {
+    let (addr, server) = one_shot_server(503);
+    let (_, sink) = request(|| {
+        backstop_core::add_breadcrumb(backstop_core::Breadcrumb::new("ui", "before"));
+        assert_eq!(call_by_hand(&addr, "/rates?from=EUR"), 503);
+        backstop_core::cache::get("rates:EUR").hit(false);
+        backstop_core::add_breadcrumb(backstop_core::Breadcrumb::new("ui", "after"));
+        backstop_core::capture_message("rates unavailable", backstop_core::Level::Error);
+    });
+    let head = server.join().unwrap();
+    assert!(head.contains("traceparent: 00-"), "{head}");
+    let events = sink.events();
+    assert_eq!(events.len(), 1);
+    let crumbs = &events[0].breadcrumbs.values;
+    let categories: Vec<_> = crumbs.iter().map(|b| b.category.as_deref()).collect();
+    assert_eq!(
+        categories,
+        [Some("ui"), Some("http"), Some("cache.get"), Some("ui")]
+    );
+    let call = &crumbs[1];
+    assert_eq!(call.ty, "http");
+    assert_eq!(call.level, backstop_core::Level::Error, "a 5xx");
+    assert_eq!(call.data["method"], "GET");
+    assert_eq!(call.data["url"], format!("http://{addr}/rates"));
+    assert_eq!(call.data["http.query"], "from=EUR");
+    assert_eq!(call.data["status_code"], 503);
+    assert_eq!(crumbs[2].data["cache.key"], "rates:EUR");
+    assert_eq!(crumbs[2].data["cache.hit"], false);
+    // Each made when its operation ended: between the breadcrumbs around it.
+    assert!(crumbs[0].timestamp <= crumbs[3].timestamp);
+}
+
+#[test]
+fn before_breadcrumb_sees_call_and_cache_breadcrumbs_as_they_happen() {
+    let (addr, server) = one_shot_server(200);
+    let options = Options::new().before_breadcrumb(|mut crumb| {
+        if crumb.category.as_deref() == Some("cache.get") {
+            return None;
+        }
+        crumb.message = Some("seen".into());
+        Some(crumb)
+    });
+    let (backstop, sink) = start(options);
+    let scope = RequestScope::builder(&backstop, "GET /checkout")
+        .sampled(false)
+        .start();
+    scope.run(|| {
+        call_by_hand(&addr, "/rates");
+        backstop_core::cache::get("rates:EUR").hit(true);
+        let crumbs = backstop_core::configure_scope(|s| {
+            s.breadcrumbs()
+                .map(|b| (b.ty.clone(), b.message.clone()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+        assert_eq!(crumbs, [("http".to_owned(), Some("seen".to_owned()))]);
+        backstop_core::capture_message("boom", backstop_core::Level::Error);
+    });
+    scope.finish_http(500);
+    server.join().unwrap();
+    assert!(backstop.flush(Duration::from_secs(10)));
+    assert_eq!(backstop.stats().breadcrumbs_dropped, 1, "the cache one");
+    let events = sink.events();
+    assert_eq!(events[0].breadcrumbs.values.len(), 1);
+    assert_eq!(events[0].breadcrumbs.values[0].data["status_code"], 200);
+}

@@ -34,12 +34,12 @@
 //! store and dashboard show per route.
 
 use std::fmt;
-use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::performance::intern::bounded;
-use crate::performance::spans::{Detail, Instant, Recorded};
+use crate::performance::intern::Text;
+use crate::performance::spans::{CrumbRecord, Detail, Guard, GuardRecord, Instant, Open, Recorded};
 use crate::protocol::{Breadcrumb, Span, SpanId};
 use crate::scope::RequestScope;
 
@@ -72,12 +72,13 @@ impl CacheOp {
     }
 }
 
-/// What one cache operation says, turned into a span on the worker.
-#[derive(Debug)]
+/// What one cache operation says, turned into a span (and, when read, a breadcrumb) on
+/// the worker.
+#[derive(Debug, Clone)]
 pub(crate) struct CacheCall {
     pub(crate) op: CacheOp,
-    /// The key, cut to [`MAX_KEY`] bytes.
-    pub(crate) key: String,
+    /// The key, cut to [`MAX_KEY`] bytes; kept once per process, like statements.
+    pub(crate) key: Text,
     pub(crate) hit: Option<bool>,
     pub(crate) item_size: Option<u64>,
 }
@@ -99,55 +100,48 @@ impl CacheCall {
     }
 }
 
-/// A cache operation in progress; see [`get`] and [`put`].
-#[must_use = "the span ends when the guard drops"]
-pub struct CacheSpan {
-    inner: Option<Box<Open>>,
+impl GuardRecord for CacheCall {
+    const NAME: &'static str = "CacheSpan";
+
+    fn end(open: Open<Self>, took_ns: u64) {
+        record(&open.scope, open.parent, open.start, took_ns, open.record);
+    }
 }
 
-struct Open {
-    scope: Arc<RequestScope>,
-    parent: Option<SpanId>,
-    start: Instant,
-    call: CacheCall,
-}
+/// A cache operation in progress; see [`get`] and [`put`].
+#[must_use = "the span ends when the guard drops"]
+pub struct CacheSpan(Guard<CacheCall>);
 
 impl CacheSpan {
     fn start(op: CacheOp, key: &str) -> Self {
-        let inner = crate::performance::tracing::current().map(|(scope, parent)| {
-            Box::new(Open {
-                scope,
-                parent,
-                start: crate::performance::spans::now(),
-                call: CacheCall {
-                    op,
-                    key: bounded(key, MAX_KEY),
-                    hit: None,
-                    item_size: None,
-                },
-            })
+        let open = crate::performance::tracing::current().map(|(scope, parent)| Open {
+            scope,
+            parent,
+            start: crate::performance::spans::now(),
+            record: CacheCall {
+                op,
+                key: key_text(key),
+                hit: None,
+                item_size: None,
+            },
         });
-        CacheSpan { inner }
+        CacheSpan(Guard::new(open))
     }
 
     /// Whether the operation is inside a request.
     pub fn is_recording(&self) -> bool {
-        self.inner.is_some()
+        self.0.is_recording()
     }
 
     /// Whether the key was found.
     pub fn hit(&mut self, hit: bool) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.call.hit = Some(hit);
-        }
+        self.0.set(|call| call.hit = Some(hit));
         self
     }
 
     /// The item's size in bytes.
     pub fn item_size(&mut self, bytes: u64) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.call.item_size = Some(bytes);
-        }
+        self.0.set(|call| call.item_size = Some(bytes));
         self
     }
 
@@ -157,29 +151,13 @@ impl CacheSpan {
 
 impl fmt::Debug for CacheSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheSpan")
-            .field("recording", &self.is_recording())
-            .finish_non_exhaustive()
+        self.0.fmt(f)
     }
 }
 
-impl Drop for CacheSpan {
-    fn drop(&mut self) {
-        let Some(open) = self.inner.take() else {
-            return;
-        };
-        let Open {
-            scope,
-            parent,
-            start,
-            call,
-        } = *open;
-        let took_ns = crate::performance::tracing::nanos_since(start);
-        record(&scope, parent, start, took_ns, call);
-    }
-}
-
-/// Leaves the operation's breadcrumb and, in a sampled request, its span.
+/// Leaves the operation's breadcrumb and, in a sampled request, its span, under one
+/// lock. Both get the compact record (its key shared); the breadcrumb is built from it
+/// only if something reads it.
 pub(crate) fn record(
     scope: &RequestScope,
     parent: Option<SpanId>,
@@ -187,15 +165,20 @@ pub(crate) fn record(
     took_ns: u64,
     call: CacheCall,
 ) {
-    scope.configure(|s| s.add_breadcrumb(call.breadcrumb()));
-    if scope.is_sampled() {
-        scope.record_span(Recorded::with_new_id(
-            parent,
-            start,
-            took_ns,
-            None,
-            Detail::Cache(Box::new(call)),
-        ));
+    let span = scope.is_sampled().then(|| {
+        let detail = Detail::Cache(call.clone());
+        Recorded::with_new_id(parent, start, took_ns, None, detail)
+    });
+    let ended = start + Duration::from_nanos(took_ns);
+    scope.record_with_breadcrumb(ended, CrumbRecord::Cache(call), span);
+}
+
+/// A key as a span keeps it: cut to [`MAX_KEY`] bytes, and shared when it repeats.
+pub(crate) fn key_text(key: &str) -> Text {
+    if key.len() > MAX_KEY {
+        Text::Owned(crate::performance::intern::bounded(key, MAX_KEY))
+    } else {
+        Text::new(key, MAX_KEY)
     }
 }
 

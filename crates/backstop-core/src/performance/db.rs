@@ -14,12 +14,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use crate::performance::intern::{Text, bounded};
-use crate::performance::spans::{Detail, Instant, MAX_STATEMENT, Query, Recorded};
-use crate::protocol::{SpanId, SpanStatus};
-use crate::scope::RequestScope;
+use crate::performance::spans::{Detail, Guard, GuardRecord, MAX_STATEMENT, Open, Query, Recorded};
+use crate::protocol::SpanStatus;
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,
 /// `postgresql`, `mysql`, ...). The span ends when the guard drops.
@@ -29,76 +27,84 @@ use crate::scope::RequestScope;
 /// Anywhere else the guard is inert and costs a thread-local read: `sql` is only
 /// copied when the span is recorded.
 pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
-    let inner = crate::performance::tracing::current()
+    let open = crate::performance::tracing::current()
         .inspect(|(scope, _)| scope.count_query())
         .filter(|(scope, _)| scope.is_sampled())
-        .map(|(scope, parent)| {
-            Box::new(Open {
-                scope,
-                parent,
-                start: crate::performance::spans::now(),
+        .map(|(scope, parent)| Open {
+            scope,
+            parent,
+            start: crate::performance::spans::now(),
+            record: OpenQuery {
                 status: None,
                 query: Query {
                     system: Some(Cow::Borrowed(system)),
                     statement: Text::new(sql, MAX_STATEMENT),
                     ..Query::default()
                 },
-            })
+            },
         });
-    DbSpan { inner }
+    DbSpan(Guard::new(open))
 }
 
 /// A query span in progress; see [`db_span`].
 #[must_use = "the span ends when the guard drops"]
-pub struct DbSpan {
-    inner: Option<Box<Open>>,
-}
+pub struct DbSpan(Guard<OpenQuery>);
 
-struct Open {
-    scope: Arc<RequestScope>,
-    parent: Option<SpanId>,
-    start: Instant,
+/// What a query span records.
+pub(crate) struct OpenQuery {
     status: Option<SpanStatus>,
     query: Query,
+}
+
+impl GuardRecord for OpenQuery {
+    const NAME: &'static str = "DbSpan";
+
+    fn end(open: Open<Self>, took_ns: u64) {
+        let Open {
+            scope,
+            parent,
+            start,
+            record: OpenQuery { status, query },
+        } = open;
+        let detail = Detail::Query(Box::new(query));
+        scope.record_span(Recorded::with_new_id(
+            parent, start, took_ns, status, detail,
+        ));
+    }
 }
 
 impl DbSpan {
     /// Whether the span will be recorded (inside a sampled request).
     pub fn is_recording(&self) -> bool {
-        self.inner.is_some()
+        self.0.is_recording()
     }
 
     /// How many rows the statement changed.
     pub fn rows_affected(&mut self, rows: u64) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.query.rows_affected = Some(rows);
-        }
+        self.0.set(|open| open.query.rows_affected = Some(rows));
         self
     }
 
     /// How many rows the statement returned.
     pub fn rows_returned(&mut self, rows: u64) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.query.rows_returned = Some(rows);
-        }
+        self.0.set(|open| open.query.rows_returned = Some(rows));
         self
     }
 
     /// The bound parameters. They tell exact duplicates from N+1 queries, and are only
     /// kept in the span's data when PII is allowed (`send_default_pii`).
     pub fn params(&mut self, params: &dyn fmt::Debug) -> &mut Self {
-        if let Some(open) = &mut self.inner {
+        self.0.set(|open| {
             let text = format!("{params:?}");
             open.query.params = Some(bounded(&text, crate::performance::spans::MAX_FIELD));
-        }
+        });
         self
     }
 
     /// Marks the query as failed.
     pub fn failed(&mut self) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.status = Some(SpanStatus::InternalError);
-        }
+        self.0
+            .set(|open| open.status = Some(SpanStatus::InternalError));
         self
     }
 
@@ -108,28 +114,6 @@ impl DbSpan {
 
 impl fmt::Debug for DbSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbSpan")
-            .field("recording", &self.is_recording())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for DbSpan {
-    fn drop(&mut self) {
-        let Some(open) = self.inner.take() else {
-            return;
-        };
-        let Open {
-            scope,
-            parent,
-            start,
-            status,
-            query,
-        } = *open;
-        let took_ns = crate::performance::tracing::nanos_since(start);
-        let detail = Detail::Query(Box::new(query));
-        scope.record_span(Recorded::with_new_id(
-            parent, start, took_ns, status, detail,
-        ));
+        self.0.fmt(f)
     }
 }

@@ -28,132 +28,183 @@
 //! Outside any request (or a task bound to one with [`bind`](crate::bind)) a call
 //! records nothing and adds no header.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 
-use crate::performance::intern::{Text, bounded};
-use crate::performance::spans::{Detail, Instant, MAX_FIELD, Recorded};
+use crate::performance::intern::Text;
+use crate::performance::spans::{
+    CrumbRecord, Detail, Guard, GuardRecord, MAX_FIELD, Open, Recorded,
+};
 use crate::protocol::{Breadcrumb, Level, SpanId, SpanStatus};
-use crate::scope::RequestScope;
 
 /// The W3C trace header.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// Sentry's trace header.
 const SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
 
+/// `00-{trace id}-{span id}-0x`.
+const TRACEPARENT_LEN: usize = 3 + 32 + 1 + 16 + 3;
+/// `{trace id}-{span id}-x`.
+const SENTRY_TRACE_LEN: usize = 32 + 1 + 16 + 2;
+
+/// The longest method a call keeps, in bytes (extension methods can be any length).
+const MAX_METHOD: usize = 32;
+
 /// Starts an outgoing call to `url` (absolute, as the client sends it). The span ends
 /// when the guard drops; see the [module docs](self).
 pub fn start(method: &http::Method, url: &str) -> HttpClientSpan {
-    HttpClientSpan {
-        inner: open(method, || split_url(url)),
-    }
+    HttpClientSpan(Guard::new(open(|| {
+        HttpCall::compose(method, |text| split_url(url, text))
+    })))
 }
 
 /// Like [`start`], for an `http::Uri` (what tower clients send). The URL text is only
 /// built inside a request.
 pub fn start_uri(method: &http::Method, uri: &http::Uri) -> HttpClientSpan {
-    HttpClientSpan {
-        inner: open(method, || {
-            let mut url = String::with_capacity(64);
+    HttpClientSpan(Guard::new(open(|| {
+        HttpCall::compose(method, |text| {
+            use std::fmt::Write;
+            let start = text.len();
             if let Some(scheme) = uri.scheme_str() {
-                url.push_str(scheme);
-                url.push_str("://");
+                text.push_str(scheme);
+                text.push_str("://");
             }
             if let Some(host) = uri.host() {
-                url.push_str(host);
+                text.push_str(host);
             }
             if let Some(port) = uri.port_u16() {
-                url.push(':');
-                url.push_str(&port.to_string());
+                let _ = write!(text, ":{port}");
             }
-            url.push_str(uri.path());
-            let query = uri
-                .query()
-                .filter(|q| !q.is_empty())
-                .map(|q| bounded(q, MAX_FIELD));
-            (Text::from(url), query)
-        }),
-    }
+            text.push_str(uri.path());
+            cut(text, start, MAX_FIELD);
+            uri.query().filter(|q| !q.is_empty())
+        })
+    })))
 }
 
-fn open(method: &http::Method, url: impl FnOnce() -> (Text, Option<String>)) -> Option<Box<Open>> {
+fn open(call: impl FnOnce() -> HttpCall) -> Option<Open<OpenCall>> {
     let (scope, parent) = crate::performance::tracing::current()?;
-    let (url, query) = url();
+    let call = call();
     let sampled = scope.is_sampled();
-    let propagate = scope.client().settings().propagates_to(&url);
-    Some(Box::new(Open {
-        span_id: if sampled {
-            SpanId::new()
-        } else {
-            parent.unwrap_or_else(|| scope.span_id())
+    let propagate = scope.client().settings().propagates_to(call.url());
+    Some(Open {
+        record: OpenCall {
+            span_id: if sampled {
+                SpanId::new()
+            } else {
+                parent.unwrap_or_else(|| scope.span_id())
+            },
+            propagate,
+            call,
         },
         scope,
         parent,
         start: crate::performance::spans::now(),
-        propagate,
-        call: HttpCall {
-            method: method.clone(),
-            url,
-            query,
-            status: None,
-            response_size: None,
-            failure: None,
-        },
-    }))
+    })
 }
 
-/// `https://user:pass@host/path?query#frag` as `(https://host/path, Some(query))`: the
-/// credentials and fragment never leave the request thread. The URL is kept once per
-/// process, like statements: a service calls the same few endpoints all day.
-fn split_url(url: &str) -> (Text, Option<String>) {
+/// Appends `url` without its credentials, query and fragment to `text` (the URL cut
+/// to [`MAX_FIELD`] bytes); returns its query. `https://user:pass@host/path?q#frag` is
+/// `https://host/path` and `Some("q")`: the credentials and fragment never leave the
+/// request thread.
+fn split_url<'u>(url: &'u str, text: &mut String) -> Option<&'u str> {
     let url = url.split_once('#').map_or(url, |(before, _)| before);
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, (!query.is_empty()).then_some(query)),
         None => (url, None),
     };
-    let base = match base.split_once("://") {
+    let start = text.len();
+    match base.split_once("://") {
         Some((scheme, rest)) => {
             let authority_end = rest.find('/').unwrap_or(rest.len());
             match rest[..authority_end].rfind('@') {
-                Some(at) => Text::Owned(bounded(
-                    &format!("{scheme}://{}", &rest[at + 1..]),
-                    MAX_FIELD,
-                )),
-                None => Text::new(base, MAX_FIELD),
+                Some(at) => {
+                    text.push_str(scheme);
+                    text.push_str("://");
+                    text.push_str(&rest[at + 1..]);
+                }
+                None => text.push_str(base),
             }
         }
-        None => Text::new(base, MAX_FIELD),
-    };
-    (base, query.map(|q| bounded(q, MAX_FIELD)))
+        None => text.push_str(base),
+    }
+    cut(text, start, MAX_FIELD);
+    query
+}
+
+/// Cuts what was appended to `text` since `start` to `max` bytes, marking the cut with
+/// `…` (as [`bounded`](crate::performance::intern::bounded) does).
+fn cut(text: &mut String, start: usize, max: usize) {
+    if text.len() - start <= max {
+        return;
+    }
+    let mut end = start + max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+}
+
+thread_local! {
+    /// Where a call's text is put together before it is looked up: no allocation per
+    /// call.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// An outgoing call in progress; see [`start`].
 #[must_use = "the span ends when the guard drops"]
-pub struct HttpClientSpan {
-    inner: Option<Box<Open>>,
-}
+pub struct HttpClientSpan(Guard<OpenCall>);
 
-struct Open {
-    scope: Arc<RequestScope>,
-    parent: Option<SpanId>,
+/// What an outgoing call's guard holds.
+pub(crate) struct OpenCall {
     /// The call's span when the request is sampled; else the span it runs under (the
     /// parent the called service is told of).
     span_id: SpanId,
-    start: Instant,
     propagate: bool,
     call: HttpCall,
 }
 
-/// What a recorded call says, turned into a span on the worker.
-#[derive(Debug)]
+impl GuardRecord for OpenCall {
+    const NAME: &'static str = "HttpClientSpan";
+
+    /// The span and the breadcrumb each get the compact record (its text shared);
+    /// the breadcrumb is built from it only if something reads it.
+    fn end(open: Open<Self>, took_ns: u64) {
+        let Open {
+            scope,
+            parent,
+            start,
+            record: OpenCall { span_id, call, .. },
+        } = open;
+        let ended = start + Duration::from_nanos(took_ns);
+        let span = scope.is_sampled().then(|| Recorded {
+            span_id,
+            parent,
+            start,
+            took_ns,
+            status: Some(call.span_status()),
+            detail: Detail::Http(call.clone()),
+        });
+        scope.record_with_breadcrumb(ended, CrumbRecord::Http(call), span);
+    }
+}
+
+/// What a recorded call says, turned into a span (and, when read, a breadcrumb) on the
+/// worker.
+#[derive(Debug, Clone)]
 pub(crate) struct HttpCall {
-    pub(crate) method: http::Method,
-    /// Scheme, host, port and path: no credentials, no query.
-    pub(crate) url: Text,
-    /// The query as sent (scrubbed on the worker).
-    pub(crate) query: Option<String>,
+    /// `GET https://api.example/rates?from=EUR`: the method, the URL (no credentials,
+    /// no fragment) and its query (scrubbed on the worker). Kept once per process, like
+    /// statements: a service calls the same few endpoints all day.
+    text: Text,
+    /// Where the method ends (a space follows).
+    method_end: u16,
+    /// Where the URL ends (the query, if any, follows a `?`).
+    url_end: u16,
     pub(crate) status: Option<u16>,
     pub(crate) response_size: Option<u64>,
     /// Why the call failed before a response came.
@@ -161,6 +212,62 @@ pub(crate) struct HttpCall {
 }
 
 impl HttpCall {
+    /// Puts the call's text together: the method, a space, the URL `url` appends
+    /// (returning its query), then `?` and the query.
+    fn compose<'q>(
+        method: &http::Method,
+        url: impl FnOnce(&mut String) -> Option<&'q str>,
+    ) -> HttpCall {
+        let build = |text: &mut String| {
+            text.clear();
+            text.push_str(method.as_str());
+            cut(text, 0, MAX_METHOD);
+            let method_end = text.len();
+            text.push(' ');
+            let query = url(text);
+            let url_end = text.len();
+            if let Some(query) = query {
+                text.push('?');
+                let start = text.len();
+                text.push_str(query);
+                cut(text, start, MAX_FIELD);
+            }
+            HttpCall {
+                // Everything is cut already: the text is kept as it is.
+                text: Text::new(text, usize::MAX),
+                method_end: method_end as u16,
+                url_end: url_end as u16,
+                status: None,
+                response_size: None,
+                failure: None,
+            }
+        };
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut text) => build(&mut text),
+            Err(_) => build(&mut String::new()),
+        })
+    }
+
+    /// The method: `GET`.
+    pub(crate) fn method(&self) -> &str {
+        &self.text[..usize::from(self.method_end)]
+    }
+
+    /// Scheme, host, port and path: `https://api.example/rates`.
+    pub(crate) fn url(&self) -> &str {
+        &self.text[usize::from(self.method_end) + 1..usize::from(self.url_end)]
+    }
+
+    /// The query as sent, if any.
+    pub(crate) fn query(&self) -> Option<&str> {
+        self.text.get(usize::from(self.url_end) + 1..)
+    }
+
+    /// The span's description: `GET https://api.example/rates`.
+    pub(crate) fn description(&self) -> &str {
+        &self.text[..usize::from(self.url_end)]
+    }
+
     /// The span's status: the failure's, else the response's; a call that ended with
     /// neither was abandoned (a timeout around it, a dropped future).
     pub(crate) fn span_status(&self) -> SpanStatus {
@@ -176,26 +283,35 @@ impl HttpClientSpan {
     /// Whether the call is inside a request (it leaves a breadcrumb, and a span when
     /// the request is sampled).
     pub fn is_recording(&self) -> bool {
-        self.inner.is_some()
+        self.0.is_recording()
     }
 
     /// The `traceparent` and `sentry-trace` values for the call, when it is inside a
     /// request and its URL is a propagation target.
     pub fn trace_headers(&self) -> Option<[(HeaderName, HeaderValue); 2]> {
-        use std::fmt::Write;
-        let open = self.inner.as_deref().filter(|open| open.propagate)?;
-        let trace_id = open.scope.trace_id();
+        use std::io::Write;
+        let open = self.0.open().filter(|open| open.record.propagate)?;
         let sampled = open.scope.is_sampled();
-        // Written into buffers the header values then own: no second copy.
-        let mut traceparent = String::with_capacity(55);
-        let mut sentry_trace = String::with_capacity(51);
-        let (flags, flag) = if sampled { ("01", "1") } else { ("00", "0") };
-        write!(traceparent, "00-{trace_id}-{}-{flags}", open.span_id).ok()?;
-        write!(sentry_trace, "{trace_id}-{}-{flag}", open.span_id).ok()?;
-        let value = |text: String| HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).ok();
+        // Both values are written into one buffer on the stack, which one allocation
+        // then owns and both header values share.
+        let mut buf = [0u8; TRACEPARENT_LEN + SENTRY_TRACE_LEN];
+        let ids = 3..TRACEPARENT_LEN - 3;
+        buf[..3].copy_from_slice(b"00-");
+        write!(
+            &mut buf[ids.clone()],
+            "{}-{}",
+            open.scope.trace_id(),
+            open.record.span_id
+        )
+        .ok()?;
+        buf[ids.end..TRACEPARENT_LEN].copy_from_slice(if sampled { b"-01" } else { b"-00" });
+        buf.copy_within(ids.clone(), TRACEPARENT_LEN);
+        buf[TRACEPARENT_LEN + ids.len()..].copy_from_slice(if sampled { b"-1" } else { b"-0" });
+        let both = bytes::Bytes::from_owner(buf);
+        let value = |bytes: bytes::Bytes| HeaderValue::from_maybe_shared(bytes).ok();
         Some([
-            (TRACEPARENT, value(traceparent)?),
-            (SENTRY_TRACE, value(sentry_trace)?),
+            (TRACEPARENT, value(both.slice(..TRACEPARENT_LEN))?),
+            (SENTRY_TRACE, value(both.slice(TRACEPARENT_LEN..))?),
         ])
     }
 
@@ -213,26 +329,20 @@ impl HttpClientSpan {
 
     /// The response's status. A 5xx marks the span failed.
     pub fn status(&mut self, status: u16) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.call.status = Some(status);
-        }
+        self.0.set(|open| open.call.status = Some(status));
         self
     }
 
     /// The response body's size in bytes, where known.
     pub fn response_size(&mut self, bytes: u64) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.call.response_size = Some(bytes);
-        }
+        self.0.set(|open| open.call.response_size = Some(bytes));
         self
     }
 
     /// The call failed before a response came: a refused connection, a broken
     /// connection (`Unavailable`, `InternalError`) or a timeout (`DeadlineExceeded`).
     pub fn failed(&mut self, status: SpanStatus) -> &mut Self {
-        if let Some(open) = &mut self.inner {
-            open.call.failure = Some(status);
-        }
+        self.0.set(|open| open.call.failure = Some(status));
         self
     }
 
@@ -242,38 +352,7 @@ impl HttpClientSpan {
 
 impl fmt::Debug for HttpClientSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpClientSpan")
-            .field("recording", &self.is_recording())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for HttpClientSpan {
-    fn drop(&mut self) {
-        let Some(open) = self.inner.take() else {
-            return;
-        };
-        let Open {
-            scope,
-            parent,
-            span_id,
-            start,
-            propagate: _,
-            call,
-        } = *open;
-        let took_ns = crate::performance::tracing::nanos_since(start);
-        scope.configure(|s| s.add_breadcrumb(breadcrumb(&call)));
-        if scope.is_sampled() {
-            let status = Some(call.span_status());
-            scope.record_span(Recorded {
-                span_id,
-                parent,
-                start,
-                took_ns,
-                status,
-                detail: Detail::Http(Box::new(call)),
-            });
-        }
+        self.0.fmt(f)
     }
 }
 
@@ -307,36 +386,34 @@ pub fn failure_status(error: &(dyn std::error::Error + 'static)) -> SpanStatus {
     SpanStatus::InternalError
 }
 
-/// `http` breadcrumb: method, URL and status (or why there is none).
-fn breadcrumb(call: &HttpCall) -> Breadcrumb {
-    let mut crumb = Breadcrumb {
-        ty: "http".into(),
-        category: Some("http".into()),
-        level: match (call.failure, call.status) {
-            (Some(_), _) | (None, None) | (None, Some(500..)) => Level::Error,
-            (None, Some(400..)) => Level::Warning,
-            _ => Level::Info,
-        },
-        ..Breadcrumb::default()
-    };
-    crumb
-        .data
-        .insert("method".into(), call.method.as_str().into());
-    crumb.data.insert("url".into(), call.url.as_str().into());
-    if let Some(query) = &call.query {
+impl HttpCall {
+    /// The `http` breadcrumb: method, URL and status (or why there is none).
+    pub(crate) fn breadcrumb(&self) -> Breadcrumb {
+        let mut crumb = Breadcrumb {
+            ty: "http".into(),
+            category: Some("http".into()),
+            level: match (self.failure, self.status) {
+                (Some(_), _) | (None, None) | (None, Some(500..)) => Level::Error,
+                (None, Some(400..)) => Level::Warning,
+                _ => Level::Info,
+            },
+            ..Breadcrumb::default()
+        };
+        crumb.data.insert("method".into(), self.method().into());
+        crumb.data.insert("url".into(), self.url().into());
+        if let Some(query) = self.query() {
+            crumb.data.insert("http.query".into(), query.into());
+        }
+        if let Some(status) = self.status {
+            crumb.data.insert("status_code".into(), status.into());
+        }
+        if self.failure.is_some() || self.status.is_none() {
+            crumb
+                .data
+                .insert("reason".into(), self.span_status().as_str().into());
+        }
         crumb
-            .data
-            .insert("http.query".into(), query.as_str().into());
     }
-    if let Some(status) = call.status {
-        crumb.data.insert("status_code".into(), status.into());
-    }
-    if call.failure.is_some() || call.status.is_none() {
-        crumb
-            .data
-            .insert("reason".into(), call.span_status().as_str().into());
-    }
-    crumb
 }
 
 /// The URL pattern calls are grouped by: the path's ids (numbers, UUIDs, long hex or
@@ -398,18 +475,39 @@ mod tests {
     #[test]
     fn credentials_fragment_and_query_are_split_off() {
         let split = |url| {
-            let (base, query) = split_url(url);
-            (base.as_str().to_owned(), query)
+            let call = HttpCall::compose(&http::Method::GET, |text| split_url(url, text));
+            (
+                call.method().to_owned(),
+                call.url().to_owned(),
+                call.query().map(str::to_owned),
+                call.description().to_owned(),
+            )
         };
         assert_eq!(
             split("https://ann:pw@api.example:8443/a/b?x=1&token=2#top"),
             (
+                "GET".to_owned(),
                 "https://api.example:8443/a/b".to_owned(),
-                Some("x=1&token=2".to_owned())
+                Some("x=1&token=2".to_owned()),
+                "GET https://api.example:8443/a/b".to_owned(),
             )
         );
-        assert_eq!(split("http://h/p?"), ("http://h/p".to_owned(), None));
-        assert_eq!(split("http://h/a@b"), ("http://h/a@b".to_owned(), None));
+        assert_eq!(split("http://h/p?").2, None);
+        assert_eq!(split("http://h/p?").1, "http://h/p");
+        assert_eq!(split("http://h/a@b").1, "http://h/a@b");
+    }
+
+    #[test]
+    fn long_methods_urls_and_queries_are_cut() {
+        let method = http::Method::from_bytes(&[b'X'; 100]).unwrap();
+        let url = format!("http://h/{}", "p".repeat(3000));
+        let query = "q".repeat(3000);
+        let full = format!("{url}?{query}");
+        let call = HttpCall::compose(&method, |text| split_url(&full, text));
+        assert_eq!(call.method().len(), MAX_METHOD + '…'.len_utf8());
+        assert_eq!(call.url().len(), MAX_FIELD + '…'.len_utf8());
+        assert!(call.url().starts_with("http://h/ppp"));
+        assert_eq!(call.query().unwrap().len(), MAX_FIELD + '…'.len_utf8());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use hashbrown::HashMap;
 use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -16,7 +18,8 @@ use crate::performance::detect::{CallSpan, QuerySpan};
 use crate::performance::intern::Text;
 use crate::performance::outgoing::{HttpCall, call_group, normalize_url};
 use crate::performance::sql::{Normalizer, group_hex};
-use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
+use crate::protocol::{Breadcrumb, Map, Span, SpanId, SpanStatus, TraceId};
+use crate::scope::RequestScope;
 
 /// The clock a request's spans are timed with: quanta's, which reads the CPU's
 /// time-stamp counter where that is reliable (the OS's monotonic clock elsewhere).
@@ -76,10 +79,31 @@ pub(crate) enum Detail {
     /// A driver's statement (`db.sql.query`) from [`crate::db_span`], which may carry
     /// parameters.
     Query(Box<Query>),
-    /// An outgoing HTTP call (`http.client`).
-    Http(Box<HttpCall>),
-    /// A cache operation (`cache.get`, `cache.put`).
-    Cache(Box<CacheCall>),
+    /// An outgoing HTTP call (`http.client`), held inline: with a shared text,
+    /// recording it allocates nothing.
+    Http(HttpCall),
+    /// A cache operation (`cache.get`, `cache.put`), held inline likewise.
+    Cache(CacheCall),
+}
+
+/// What a breadcrumb left by an outgoing call or a cache operation is built from, when
+/// something reads it: a copy of its span's record (see `crate::scope::Crumb`).
+#[derive(Debug, Clone)]
+pub(crate) enum CrumbRecord {
+    Http(HttpCall),
+    Cache(CacheCall),
+}
+
+impl CrumbRecord {
+    /// The breadcrumb, timestamped `at`.
+    pub(crate) fn breadcrumb(&self, at: SystemTime) -> Breadcrumb {
+        let mut crumb = match self {
+            CrumbRecord::Http(call) => call.breadcrumb(),
+            CrumbRecord::Cache(call) => call.breadcrumb(),
+        };
+        crumb.timestamp = at;
+        crumb
+    }
 }
 
 /// A statement as sqlx reports it.
@@ -110,6 +134,72 @@ impl Recorded {
             status,
             detail,
         }
+    }
+}
+
+/// A span a guard holds open: the request it reports to, the span it runs under, when
+/// it started, and what its kind records.
+pub(crate) struct Open<R> {
+    pub(crate) scope: Arc<RequestScope>,
+    pub(crate) parent: Option<SpanId>,
+    pub(crate) start: Instant,
+    pub(crate) record: R,
+}
+
+/// What one kind of guard ([`crate::DbSpan`], [`crate::outgoing::HttpClientSpan`],
+/// [`crate::cache::CacheSpan`]) records, and how its span ends.
+pub(crate) trait GuardRecord: Sized {
+    /// The public guard's name, for `Debug`.
+    const NAME: &'static str;
+
+    /// Records the span that ran `took_ns` (and its breadcrumb, for the kinds that
+    /// leave one).
+    fn end(open: Open<Self>, took_ns: u64);
+}
+
+/// The guard the three kinds share: inert outside a request (or, for queries, outside a
+/// sampled one); records its span when dropped. Held inline: a guard lives on the
+/// stack or in a request's future, and a box would be one more allocation per span.
+pub(crate) struct Guard<R: GuardRecord> {
+    open: Option<Open<R>>,
+}
+
+impl<R: GuardRecord> Guard<R> {
+    pub(crate) fn new(open: Option<Open<R>>) -> Self {
+        Guard { open }
+    }
+
+    pub(crate) fn is_recording(&self) -> bool {
+        self.open.is_some()
+    }
+
+    pub(crate) fn open(&self) -> Option<&Open<R>> {
+        self.open.as_ref()
+    }
+
+    /// Changes what the span records, when it records anything.
+    #[inline]
+    pub(crate) fn set(&mut self, f: impl FnOnce(&mut R)) {
+        if let Some(open) = &mut self.open {
+            f(&mut open.record);
+        }
+    }
+}
+
+impl<R: GuardRecord> Drop for Guard<R> {
+    fn drop(&mut self) {
+        if let Some(open) = self.open.take() {
+            let took_ns = crate::performance::tracing::nanos_since(open.start);
+            R::end(open, took_ns);
+        }
+    }
+}
+
+impl<R: GuardRecord> fmt::Debug for Guard<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(R::NAME)
+            .field("recording", &self.is_recording())
+            .finish_non_exhaustive()
     }
 }
 
@@ -442,17 +532,17 @@ pub(crate) fn assemble(
                 )
             }
             Detail::Http(call) => {
-                let description = http_data(*call, &mut data);
+                let description = http_data(&call, &mut data);
                 calls.push((spans.len(), normalize_url(&description)));
                 ("http.client", description)
             }
             Detail::Cache(call) => {
                 let CacheCall {
                     op,
-                    key,
+                    ref key,
                     hit,
                     item_size,
-                } = *call;
+                } = call;
                 data.insert("cache.key".into(), key.as_str().into());
                 if let Some(hit) = hit {
                     data.insert("cache.hit".into(), hit.into());
@@ -460,7 +550,7 @@ pub(crate) fn assemble(
                 if let Some(size) = item_size {
                     data.insert("cache.item_size".into(), size.into());
                 }
-                (op.as_str(), key)
+                (op.as_str(), key.as_str().to_owned())
             }
         };
         spans.push(Span {
@@ -486,27 +576,19 @@ pub(crate) fn assemble(
 
 /// An outgoing call's data, in OpenTelemetry's names; returns its description
 /// (`GET https://api.example/rates`).
-fn http_data(call: HttpCall, data: &mut Map) -> String {
-    let HttpCall {
-        method,
-        url,
-        query,
-        status,
-        response_size,
-        failure: _,
-    } = call;
-    data.insert("http.request.method".into(), method.as_str().into());
-    data.insert("url".into(), url.as_str().into());
-    if let Some(query) = query {
+fn http_data(call: &HttpCall, data: &mut Map) -> String {
+    data.insert("http.request.method".into(), call.method().into());
+    data.insert("url".into(), call.url().into());
+    if let Some(query) = call.query() {
         data.insert("http.query".into(), query.into());
     }
-    if let Some(status) = status {
+    if let Some(status) = call.status {
         data.insert("http.response.status_code".into(), status.into());
     }
-    if let Some(size) = response_size {
+    if let Some(size) = call.response_size {
         data.insert("http.response_content_length".into(), size.into());
     }
-    format!("{method} {}", url.as_str())
+    call.description().to_owned()
 }
 
 #[cfg(test)]

@@ -464,12 +464,13 @@ const CACHE_KEY: &str = "cache.key";
 fn cache_call(fields: &mut Vec<(&'static str, FieldValue)>) -> Option<CacheCall> {
     let at = fields.iter().position(|(name, _)| *name == CACHE_KEY)?;
     let key = match fields.swap_remove(at).1 {
-        FieldValue::Str(key) => bounded(&key, crate::performance::cache::MAX_KEY),
+        FieldValue::Str(key) => key,
         FieldValue::I64(v) => v.to_string(),
         FieldValue::U64(v) => v.to_string(),
         FieldValue::F64(v) => v.to_string(),
         FieldValue::Bool(v) => v.to_string(),
     };
+    let key = crate::performance::cache::key_text(&key);
     let mut call = CacheCall {
         op: CacheOp::Get,
         key,
