@@ -83,7 +83,7 @@ impl Client {
         let validated = options.validate()?;
         // The spans' clock calibrates on its first read (10 to 20 ms, at most 200):
         // here, not in the first request.
-        let _ = crate::performance::spans::now();
+        let _ = crate::scope::spans::now();
         let settings = Arc::new(validated.settings);
         let counters = Arc::new(Counters::default());
         let mut sinks = validated.sinks;
@@ -298,7 +298,7 @@ impl Client {
     pub(crate) fn send_late_span(
         &self,
         transaction: EventId,
-        span: crate::performance::spans::PendingSpan,
+        span: crate::scope::spans::PendingSpan,
     ) {
         let counters = &self.inner.counters;
         if self.inner.closed.load(Ordering::Relaxed)

@@ -32,16 +32,18 @@ use std::task::{Context, Poll};
 
 use serde_json::Value;
 
+pub(crate) mod intern;
 pub(crate) mod pending;
+pub(crate) mod spans;
 
 use pending::{PendingTransaction, ScopeContext, TraceLink, TxName};
+use spans::{Clock, CrumbRecord, Instant, PendingSpan, Recorded};
 
 use crate::capture::error::{error_event, message_event};
 use crate::capture::trace::TraceParent;
 use crate::client::Client;
 use crate::http::RequestSource;
 use crate::options::SamplingContext;
-use crate::performance::spans::{Clock, CrumbRecord, Instant, PendingSpan, Recorded};
 use crate::protocol::{
     Breadcrumb, Event, EventId, Level, Map, Request, Span, SpanId, SpanStatus, TraceId, User,
 };
@@ -221,7 +223,7 @@ impl Scope {
     /// The breadcrumbs, oldest first. Those of outgoing calls and cache operations are
     /// built as they are read.
     pub fn breadcrumbs(&self) -> impl ExactSizeIterator<Item = Cow<'_, Breadcrumb>> {
-        let clock = Clock::of(crate::performance::spans::now());
+        let clock = Clock::of(crate::scope::spans::now());
         self.breadcrumbs.iter().map(move |crumb| match crumb {
             Crumb::Built(breadcrumb) => Cow::Borrowed(breadcrumb),
             Crumb::Deferred { at, record } => Cow::Owned(record.breadcrumb(clock.at(*at))),
@@ -459,7 +461,7 @@ impl<'a> ScopeBuilder<'a> {
             parent_span_id,
             sampled,
             op: self.op,
-            started: crate::performance::spans::now(),
+            started: crate::scope::spans::now(),
             http: self.http,
             queries: AtomicU32::new(0),
             state: Mutex::new(State {
@@ -537,9 +539,9 @@ impl RequestScope {
 
     /// When the request started.
     pub fn started(&self) -> std::time::Instant {
-        // Spans run on their own clock (`crate::performance::spans::Instant`): translated.
+        // Spans run on their own clock (`crate::scope::spans::Instant`): translated.
         let now = std::time::Instant::now();
-        let ago = crate::performance::spans::now().saturating_duration_since(self.started);
+        let ago = crate::scope::spans::now().saturating_duration_since(self.started);
         now.checked_sub(ago).unwrap_or(now)
     }
 
@@ -786,7 +788,7 @@ impl RequestScope {
             return None;
         }
         state.finished = true;
-        let ended = crate::performance::spans::now();
+        let ended = crate::scope::spans::now();
         let route = state
             .scope
             .transaction

@@ -38,10 +38,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::performance::intern::Text;
-use crate::performance::spans::{CrumbRecord, Detail, Guard, GuardRecord, Instant, Open, Recorded};
-use crate::protocol::{Breadcrumb, Span, SpanId};
+use crate::performance::spans::{Guard, GuardRecord, Open};
+use crate::protocol::{Span, SpanId};
 use crate::scope::RequestScope;
+use crate::scope::intern::Text;
+use crate::scope::spans::{CacheCall, CacheOp, CrumbRecord, Detail, Instant, Recorded};
 
 /// The longest key a span keeps, in bytes; longer ones are cut and marked with `…`.
 pub const MAX_KEY: usize = 128;
@@ -54,50 +55,6 @@ pub fn get(key: &str) -> CacheSpan {
 /// Starts a `cache.put` span for `key`.
 pub fn put(key: &str) -> CacheSpan {
     CacheSpan::start(CacheOp::Put, key)
-}
-
-/// A cache operation's kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CacheOp {
-    Get,
-    Put,
-}
-
-impl CacheOp {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            CacheOp::Get => "cache.get",
-            CacheOp::Put => "cache.put",
-        }
-    }
-}
-
-/// What one cache operation says, turned into a span (and, when read, a breadcrumb) on
-/// the worker.
-#[derive(Debug, Clone)]
-pub(crate) struct CacheCall {
-    pub(crate) op: CacheOp,
-    /// The key, cut to [`MAX_KEY`] bytes; kept once per process, like statements.
-    pub(crate) key: Text,
-    pub(crate) hit: Option<bool>,
-    pub(crate) item_size: Option<u64>,
-}
-
-impl CacheCall {
-    /// The breadcrumb a cache operation leaves: `cache.get rates:EUR`, key and hit.
-    pub(crate) fn breadcrumb(&self) -> Breadcrumb {
-        let mut crumb = Breadcrumb {
-            category: Some(self.op.as_str().into()),
-            ..Breadcrumb::default()
-        };
-        crumb
-            .data
-            .insert("cache.key".into(), self.key.as_str().into());
-        if let Some(hit) = self.hit {
-            crumb.data.insert("cache.hit".into(), hit.into());
-        }
-        crumb
-    }
 }
 
 impl GuardRecord for CacheCall {
@@ -117,7 +74,7 @@ impl CacheSpan {
         let open = crate::performance::tracing::current().map(|(scope, parent)| Open {
             scope,
             parent,
-            start: crate::performance::spans::now(),
+            start: crate::scope::spans::now(),
             record: CacheCall {
                 op,
                 key: key_text(key),
@@ -176,7 +133,7 @@ pub(crate) fn record(
 /// A key as a span keeps it: cut to [`MAX_KEY`] bytes, and shared when it repeats.
 pub(crate) fn key_text(key: &str) -> Text {
     if key.len() > MAX_KEY {
-        Text::Owned(crate::performance::intern::bounded(key, MAX_KEY))
+        Text::Owned(crate::scope::intern::bounded(key, MAX_KEY))
     } else {
         Text::new(key, MAX_KEY)
     }

@@ -15,9 +15,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::performance::intern::{Text, bounded};
-use crate::performance::spans::{Detail, Guard, GuardRecord, MAX_STATEMENT, Open, Query, Recorded};
+use crate::performance::spans::{Guard, GuardRecord, MAX_STATEMENT, Open};
 use crate::protocol::SpanStatus;
+use crate::scope::intern::{Text, bounded};
+use crate::scope::spans::{Detail, Query, Recorded};
 
 /// Starts a query span for `sql` on the database system `system` (`sqlite`,
 /// `postgresql`, `mysql`, ...). The span ends when the guard drops.
@@ -33,7 +34,7 @@ pub fn db_span(system: &'static str, sql: &str) -> DbSpan {
         .map(|(scope, parent)| Open {
             scope,
             parent,
-            start: crate::performance::spans::now(),
+            start: crate::scope::spans::now(),
             record: OpenQuery {
                 status: None,
                 query: Query {

@@ -7,7 +7,6 @@ pub(crate) mod db;
 pub mod detect;
 #[cfg(feature = "diesel")]
 pub mod diesel;
-pub(crate) mod intern;
 pub mod outgoing;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;

@@ -34,11 +34,10 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 
-use crate::performance::intern::Text;
-use crate::performance::spans::{
-    CrumbRecord, Detail, Guard, GuardRecord, MAX_FIELD, Open, Recorded,
-};
-use crate::protocol::{Breadcrumb, Level, SpanId, SpanStatus};
+use crate::performance::spans::{Guard, GuardRecord, MAX_FIELD, Open};
+use crate::protocol::{SpanId, SpanStatus};
+use crate::scope::intern::Text;
+use crate::scope::spans::{CrumbRecord, Detail, HttpCall, Recorded};
 
 /// The W3C trace header.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -102,7 +101,7 @@ fn open(call: impl FnOnce() -> HttpCall) -> Option<Open<OpenCall>> {
         },
         scope,
         parent,
-        start: crate::performance::spans::now(),
+        start: crate::scope::spans::now(),
     })
 }
 
@@ -136,7 +135,7 @@ fn split_url<'u>(url: &'u str, text: &mut String) -> Option<&'u str> {
 }
 
 /// Cuts what was appended to `text` since `start` to `max` bytes, marking the cut with
-/// `…` (as [`bounded`](crate::performance::intern::bounded) does).
+/// `…` (as [`bounded`](crate::scope::intern::bounded) does).
 fn cut(text: &mut String, start: usize, max: usize) {
     if text.len() - start <= max {
         return;
@@ -193,24 +192,6 @@ impl GuardRecord for OpenCall {
     }
 }
 
-/// What a recorded call says, turned into a span (and, when read, a breadcrumb) on the
-/// worker.
-#[derive(Debug, Clone)]
-pub(crate) struct HttpCall {
-    /// `GET https://api.example/rates?from=EUR`: the method, the URL (no credentials,
-    /// no fragment) and its query (scrubbed on the worker). Kept once per process, like
-    /// statements: a service calls the same few endpoints all day.
-    text: Text,
-    /// Where the method ends (a space follows).
-    method_end: u16,
-    /// Where the URL ends (the query, if any, follows a `?`).
-    url_end: u16,
-    pub(crate) status: Option<u16>,
-    pub(crate) response_size: Option<u64>,
-    /// Why the call failed before a response came.
-    pub(crate) failure: Option<SpanStatus>,
-}
-
 impl HttpCall {
     /// Puts the call's text together: the method, a space, the URL `url` appends
     /// (returning its query), then `?` and the query.
@@ -246,36 +227,6 @@ impl HttpCall {
             Ok(mut text) => build(&mut text),
             Err(_) => build(&mut String::new()),
         })
-    }
-
-    /// The method: `GET`.
-    pub(crate) fn method(&self) -> &str {
-        &self.text[..usize::from(self.method_end)]
-    }
-
-    /// Scheme, host, port and path: `https://api.example/rates`.
-    pub(crate) fn url(&self) -> &str {
-        &self.text[usize::from(self.method_end) + 1..usize::from(self.url_end)]
-    }
-
-    /// The query as sent, if any.
-    pub(crate) fn query(&self) -> Option<&str> {
-        self.text.get(usize::from(self.url_end) + 1..)
-    }
-
-    /// The span's description: `GET https://api.example/rates`.
-    pub(crate) fn description(&self) -> &str {
-        &self.text[..usize::from(self.url_end)]
-    }
-
-    /// The span's status: the failure's, else the response's; a call that ended with
-    /// neither was abandoned (a timeout around it, a dropped future).
-    pub(crate) fn span_status(&self) -> SpanStatus {
-        match (self.failure, self.status) {
-            (Some(failure), _) => failure,
-            (None, Some(code)) => SpanStatus::from_http(code),
-            (None, None) => SpanStatus::Cancelled,
-        }
     }
 }
 
@@ -384,36 +335,6 @@ pub fn failure_status(error: &(dyn std::error::Error + 'static)) -> SpanStatus {
         next = error.source();
     }
     SpanStatus::InternalError
-}
-
-impl HttpCall {
-    /// The `http` breadcrumb: method, URL and status (or why there is none).
-    pub(crate) fn breadcrumb(&self) -> Breadcrumb {
-        let mut crumb = Breadcrumb {
-            ty: "http".into(),
-            category: Some("http".into()),
-            level: match (self.failure, self.status) {
-                (Some(_), _) | (None, None) | (None, Some(500..)) => Level::Error,
-                (None, Some(400..)) => Level::Warning,
-                _ => Level::Info,
-            },
-            ..Breadcrumb::default()
-        };
-        crumb.data.insert("method".into(), self.method().into());
-        crumb.data.insert("url".into(), self.url().into());
-        if let Some(query) = self.query() {
-            crumb.data.insert("http.query".into(), query.into());
-        }
-        if let Some(status) = self.status {
-            crumb.data.insert("status_code".into(), status.into());
-        }
-        if self.failure.is_some() || self.status.is_none() {
-            crumb
-                .data
-                .insert("reason".into(), self.span_status().as_str().into());
-        }
-        crumb
-    }
 }
 
 /// The URL pattern calls are grouped by: the path's ids (numbers, UUIDs, long hex or

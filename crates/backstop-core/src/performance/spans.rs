@@ -1,37 +1,28 @@
-//! Spans as the request thread records them, and how the worker turns them into
+//! The guard the span recorders share, and how the worker turns recorded spans into
 //! Sentry's [`Span`]s.
 //!
 //! On the request path a span is only what was seen: ids, `Instant`s, the statement as
-//! executed and a few typed fields. Everything costly (wall-clock times, JSON data, SQL
-//! normalisation, the detectors) happens on the worker.
+//! executed and a few typed fields (the records, in `crate::scope::spans`, which the
+//! scope holds). Everything costly (wall-clock times, JSON data, SQL normalisation, the
+//! detectors) happens on the worker.
 
 use hashbrown::HashMap;
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::performance::cache::CacheCall;
 use crate::performance::detect::{CallSpan, QuerySpan};
-use crate::performance::intern::Text;
-use crate::performance::outgoing::{HttpCall, call_group, normalize_url};
+use crate::performance::outgoing::{call_group, normalize_url};
 use crate::performance::sql::{Normalizer, group_hex};
-use crate::protocol::{Breadcrumb, Map, Span, SpanId, SpanStatus, TraceId};
+use crate::protocol::{Map, Span, SpanId, SpanStatus, TraceId};
 use crate::scope::RequestScope;
-
-/// The clock a request's spans are timed with: quanta's, which reads the CPU's
-/// time-stamp counter where that is reliable (the OS's monotonic clock elsewhere).
-/// A read costs about half of `std::time::Instant::now`'s, and a request reads it at
-/// each end, and at each end of each span and query.
-pub(crate) type Instant = quanta::Instant;
-
-/// Now, on the spans' clock.
-#[inline]
-pub(crate) fn now() -> Instant {
-    quanta::Instant::now()
-}
+use crate::scope::intern::Text;
+use crate::scope::spans::{
+    CacheCall, Clock, Detail, FieldValue, HttpCall, Instant, PendingSpan, Query, Recorded,
+    Statement,
+};
 
 /// The longest statement a span keeps, in bytes. Longer ones (bulk inserts, mostly)
 /// are cut at a character boundary, and the cut is marked with `…`. Kept under the
@@ -41,101 +32,6 @@ pub(crate) const MAX_STATEMENT: usize = 8000;
 
 /// The longest text field value a span keeps, in bytes; cut the same way.
 pub(crate) const MAX_FIELD: usize = 1024;
-
-/// A span recorded under a request, not yet assembled.
-pub(crate) enum PendingSpan {
-    /// A span built by hand ([`crate::RequestScope::add_span`]).
-    Done(Box<Span>),
-    /// A span recorded by the tracing layer or a database guard.
-    Recorded(Recorded),
-}
-
-/// What the tracing layer or [`crate::db_span`] saw of one span.
-pub(crate) struct Recorded {
-    pub(crate) span_id: SpanId,
-    /// The span it ran under; `None` is the request's root span.
-    pub(crate) parent: Option<SpanId>,
-    pub(crate) start: Instant,
-    /// How long it took, in nanoseconds (not an end `Instant`: this keeps a recorded
-    /// span at 128 bytes, so a request's first eight fit one small allocation).
-    pub(crate) took_ns: u64,
-    pub(crate) status: Option<SpanStatus>,
-    pub(crate) detail: Detail,
-}
-
-/// What kind of span, and what it says.
-pub(crate) enum Detail {
-    /// A `tracing` span: a `function` span, or a `db` span when its fields describe a
-    /// query. Its metadata names it and says where it was declared.
-    Traced {
-        code: &'static tracing::Metadata<'static>,
-        /// The span's own fields.
-        fields: Vec<(&'static str, FieldValue)>,
-        query: Option<Box<Query>>,
-    },
-    /// A driver's statement (`db.sql.query`) as sqlx logs it, held inline: with a
-    /// shared text, recording it allocates nothing.
-    Statement(Statement),
-    /// A driver's statement (`db.sql.query`) from [`crate::db_span`], which may carry
-    /// parameters.
-    Query(Box<Query>),
-    /// An outgoing HTTP call (`http.client`), held inline: with a shared text,
-    /// recording it allocates nothing.
-    Http(HttpCall),
-    /// A cache operation (`cache.get`, `cache.put`), held inline likewise.
-    Cache(CacheCall),
-}
-
-/// What a breadcrumb left by an outgoing call or a cache operation is built from, when
-/// something reads it: a copy of its span's record (see `crate::scope::Crumb`).
-#[derive(Debug, Clone)]
-pub(crate) enum CrumbRecord {
-    Http(HttpCall),
-    Cache(CacheCall),
-}
-
-impl CrumbRecord {
-    /// The breadcrumb, timestamped `at`.
-    pub(crate) fn breadcrumb(&self, at: SystemTime) -> Breadcrumb {
-        let mut crumb = match self {
-            CrumbRecord::Http(call) => call.breadcrumb(),
-            CrumbRecord::Cache(call) => call.breadcrumb(),
-        };
-        crumb.timestamp = at;
-        crumb
-    }
-}
-
-/// A statement as sqlx reports it.
-#[derive(Debug, Default)]
-pub(crate) struct Statement {
-    pub(crate) text: Text,
-    /// `db.system`: `postgresql`, `mysql`, `sqlite` ...
-    pub(crate) system: Option<&'static str>,
-    pub(crate) rows_affected: Option<u64>,
-    pub(crate) rows_returned: Option<u64>,
-}
-
-impl Recorded {
-    /// A span with a new id (the tracing layer's spans keep the id they were opened
-    /// with).
-    pub(crate) fn with_new_id(
-        parent: Option<SpanId>,
-        start: Instant,
-        took_ns: u64,
-        status: Option<SpanStatus>,
-        detail: Detail,
-    ) -> Self {
-        Recorded {
-            span_id: SpanId::new(),
-            parent,
-            start,
-            took_ns,
-            status,
-            detail,
-        }
-    }
-}
 
 /// A span a guard holds open: the request it reports to, the span it runs under, when
 /// it started, and what its kind records.
@@ -203,30 +99,6 @@ impl<R: GuardRecord> fmt::Debug for Guard<R> {
     }
 }
 
-/// A database statement.
-#[derive(Debug, Default)]
-pub(crate) struct Query {
-    /// `db.system`: `postgresql`, `mysql`, `sqlite` ...
-    pub(crate) system: Option<Cow<'static, str>>,
-    /// The statement as executed.
-    pub(crate) statement: Text,
-    /// The bound parameters rendered as text, when the driver reports them.
-    pub(crate) params: Option<String>,
-    pub(crate) rows_affected: Option<u64>,
-    pub(crate) rows_returned: Option<u64>,
-}
-
-/// A field value as recorded: typed, so nothing is formatted on the request path
-/// unless it is text already.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum FieldValue {
-    Str(String),
-    I64(i64),
-    U64(u64),
-    F64(f64),
-    Bool(bool),
-}
-
 impl FieldValue {
     fn into_json(self) -> Value {
         match self {
@@ -237,32 +109,6 @@ impl FieldValue {
                 .map(Value::Number)
                 .unwrap_or_else(|| Value::String(v.to_string())),
             FieldValue::Bool(v) => v.into(),
-        }
-    }
-}
-
-/// The clock of one request: maps its `Instant`s to wall-clock time.
-#[derive(Clone, Copy)]
-pub(crate) struct Clock {
-    pub(crate) start: SystemTime,
-    pub(crate) started: Instant,
-}
-
-impl Clock {
-    /// The clock of a request that started at `started`, read against the wall clock
-    /// now.
-    pub(crate) fn of(started: Instant) -> Self {
-        let (wall, now) = (SystemTime::now(), now());
-        Clock {
-            start: wall - now.saturating_duration_since(started),
-            started,
-        }
-    }
-
-    pub(crate) fn at(&self, instant: Instant) -> SystemTime {
-        match instant.checked_duration_since(self.started) {
-            Some(after) => self.start + after,
-            None => self.start - self.started.duration_since(instant),
         }
     }
 }
@@ -589,15 +435,4 @@ fn http_data(call: &HttpCall, data: &mut Map) -> String {
         data.insert("http.response_content_length".into(), size.into());
     }
     call.description().to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    /// A request's first eight spans fit one allocation small enough for the
-    /// allocator's per-thread cache (glibc: up to 1,032 bytes); bigger ones go through
-    /// its slow path, and their frees on the worker thread make it consolidate.
-    #[test]
-    fn eight_spans_fit_a_small_allocation() {
-        assert!(std::mem::size_of::<super::PendingSpan>() * 8 <= 1024);
-    }
 }

@@ -42,13 +42,13 @@ use tracing_subscriber::filter::{Filtered, LevelFilter};
 use tracing_subscriber::layer::{self, Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::performance::cache::{CacheCall, CacheOp};
-use crate::performance::intern::{Text, bounded};
-use crate::performance::spans::{
-    Detail, FieldValue, Instant, MAX_FIELD, MAX_STATEMENT, Query, Recorded, Statement,
-};
+use crate::performance::spans::{MAX_FIELD, MAX_STATEMENT};
 use crate::protocol::{Breadcrumb, SpanId, SpanStatus};
 use crate::scope::RequestScope;
+use crate::scope::intern::{Text, bounded};
+use crate::scope::spans::{
+    CacheCall, CacheOp, Detail, FieldValue, Instant, Query, Recorded, Statement,
+};
 
 /// The target sqlx logs its statements under.
 const SQLX_TARGET: &str = "sqlx::query";
@@ -298,7 +298,7 @@ where
             sampled,
             span_id: SpanId::new(),
             parent,
-            start: crate::performance::spans::now(),
+            start: crate::scope::spans::now(),
             status: None,
             query: None,
             fields: Vec::new(),
@@ -432,7 +432,7 @@ where
 
 impl SpanLayer {
     fn record_sqlx(&self, scope: &RequestScope, parent: Option<SpanId>, event: &Event<'_>) {
-        let end = crate::performance::spans::now();
+        let end = crate::scope::spans::now();
         let mut visitor = SqlxVisitor::default();
         event.record(&mut visitor);
         let Some(text) = visitor.statement else {

@@ -203,12 +203,7 @@ pub(crate) enum Message {
     /// A batch of transactions from one thread (see [`crate::pipeline::reuse::handoff`]).
     Transactions(crate::pipeline::reuse::handoff::Batch),
     /// A span that closed after its transaction was sent (see [`LATE_SPAN_GRACE`]).
-    LateSpan(
-        Box<(
-            crate::protocol::EventId,
-            crate::performance::spans::PendingSpan,
-        )>,
-    ),
+    LateSpan(Box<(crate::protocol::EventId, crate::scope::spans::PendingSpan)>),
     /// Process everything before this, flush the sinks, then answer.
     Flush(Sender<()>),
     /// Flush, drop the sinks, answer, and stop.
@@ -461,10 +456,7 @@ impl Worker {
     /// counts it as dropped.
     fn join_late(
         &mut self,
-        (id, span): (
-            crate::protocol::EventId,
-            crate::performance::spans::PendingSpan,
-        ),
+        (id, span): (crate::protocol::EventId, crate::scope::spans::PendingSpan),
         batch: &mut Vec<Record>,
     ) {
         if !self.holds(id) {

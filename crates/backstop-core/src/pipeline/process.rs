@@ -72,8 +72,8 @@ impl Processor {
         &self,
         pending: &'a PendingTransaction,
     ) -> crate::pipeline::TransactionSummary<'a> {
-        use crate::performance::spans::{Detail, PendingSpan};
-        let clock = crate::performance::spans::Clock::of(pending.started);
+        use crate::scope::spans::{Detail, PendingSpan};
+        let clock = crate::scope::spans::Clock::of(pending.started);
         let may_have_problem = self.settings.detectors.as_ref().is_some_and(|thresholds| {
             let too_many = thresholds.too_many_queries.max(1);
             let mut texts: Vec<&str> = Vec::new();
@@ -128,7 +128,7 @@ impl Processor {
     /// Lets go of a transaction no sink wants: its span list goes back for reuse, and
     /// what a request thread allocated is freed on one (see `crate::pipeline::reuse`).
     pub(crate) fn discard(&self, pending: PendingTransaction) {
-        use crate::performance::spans::{Detail, PendingSpan};
+        use crate::scope::spans::{Detail, PendingSpan};
         let PendingTransaction {
             mut spans, trace, ..
         } = pending;
@@ -228,7 +228,7 @@ impl Processor {
         if spans_dropped > 0 {
             extra.insert("spans_dropped".into(), spans_dropped.into());
         }
-        let clock = crate::performance::spans::Clock::of(started);
+        let clock = crate::scope::spans::Clock::of(started);
         let assembled = crate::performance::spans::assemble(
             &mut spans,
             clock,

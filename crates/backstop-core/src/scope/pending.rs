@@ -22,9 +22,9 @@ pub(crate) struct PendingTransaction {
     pub(crate) event_id: crate::protocol::EventId,
     /// Inline: the record is one allocation, which the worker frees (see [`TxName`]).
     pub(crate) name: TxName,
-    pub(crate) started: crate::performance::spans::Instant,
-    pub(crate) ended: crate::performance::spans::Instant,
-    pub(crate) spans: Vec<crate::performance::spans::PendingSpan>,
+    pub(crate) started: crate::scope::spans::Instant,
+    pub(crate) ended: crate::scope::spans::Instant,
+    pub(crate) spans: Vec<crate::scope::spans::PendingSpan>,
     pub(crate) spans_dropped: u64,
     /// The scope's user, tags, contexts, extra and request, when any was set.
     pub(crate) context: Option<Box<ScopeContext>>,

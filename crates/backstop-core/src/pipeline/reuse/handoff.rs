@@ -238,7 +238,7 @@ pub(crate) mod tests {
 
     /// A finished transaction with nothing in it.
     pub(crate) fn transaction() -> PendingTransaction {
-        let now = crate::performance::spans::now();
+        let now = crate::scope::spans::now();
         PendingTransaction {
             event_id: EventId::new(),
             name: TxName::new("GET /"),

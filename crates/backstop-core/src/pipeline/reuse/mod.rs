@@ -8,7 +8,7 @@
 //! worker is done with is freed on a request thread ([`Retired`]). [`Reuse`] is the one
 //! interface the client, the scope and the worker use; nothing else holds a pool.
 //! (Statement texts, kept once per process, are the span records' own business:
-//! `crate::performance::intern`.)
+//! `crate::scope::intern`.)
 
 pub(crate) mod handoff;
 
@@ -18,8 +18,8 @@ use crossbeam_channel::Receiver;
 
 use crate::http::RequestFacts;
 use crate::http::RequestSource;
-use crate::performance::spans::{PendingSpan, Query};
 use crate::pipeline::PendingTransaction;
+use crate::scope::spans::{PendingSpan, Query};
 use handoff::{Batch, Handoff};
 
 /// One client's recycled memory: span lists, retired transaction parts, and the
@@ -271,7 +271,7 @@ mod tests {
         // A big one (a captured body, say) is freed at once; with no queries either,
         // nothing is left to hand back.
         assert!(Retired::new(Some(big), []).is_none());
-        let queries = (0..40).map(|_| Box::<crate::performance::spans::Query>::default());
+        let queries = (0..40).map(|_| Box::<crate::scope::spans::Query>::default());
         let retired = Retired::new(None, queries).unwrap();
         assert!(
             retired.queries.iter().all(Option::is_some),
