@@ -14,7 +14,11 @@ use crate::options::{Dsn, InitError, Options, SamplingContext, Settings};
 use crate::pipeline::process::Processor;
 use crate::pipeline::{Counters, DropReason, Kind, Message, PendingEvent, Stats, Worker};
 use crate::protocol::{Event, EventId};
-use crate::scope::pending::{PendingTransaction, TraceLink};
+use crate::scope::RequestScope;
+use crate::scope::ScopeBuilder;
+use crate::scope::outlet::Outlet;
+use crate::scope::pending::{PendingTransaction, TraceLink, TxName};
+use crate::scope::spans::PendingSpan;
 
 /// A cheap, clonable handle to a running Backstop client. Adapters and scopes keep one;
 /// it stays valid after the [`BackstopGuard`] is dropped, but records captured after
@@ -155,7 +159,7 @@ impl Client {
     /// The client of the current request, else the global one.
     pub fn current() -> Option<Client> {
         crate::scope::RequestScope::current()
-            .map(|s| s.client().clone())
+            .map(|s| s.client())
             .or_else(Client::global)
     }
 
@@ -204,7 +208,7 @@ impl Client {
 
     /// Whether a traces sampler is set (adapters then hand it the request headers).
     pub fn has_traces_sampler(&self) -> bool {
-        self.inner.settings.traces_sampler.is_some()
+        self.inner.has_traces_sampler()
     }
 
     /// Whether error responses with this status are never recorded (`ignore_status`).
@@ -221,16 +225,102 @@ impl Client {
     /// Decides whether a transaction is kept: the caller's decision if it sent one,
     /// else the sampler, else `traces_sample_rate`. A sampler that panics keeps nothing.
     pub fn sample_transaction(&self, ctx: &SamplingContext<'_>) -> bool {
+        self.inner.sample_transaction(ctx)
+    }
+
+    /// Sends a fully built event (no scope is applied). Returns its id at once.
+    pub fn capture_event(&self, event: Event) -> EventId {
+        self.inner.send_event(event, None, None)
+    }
+
+    pub(crate) fn send_event(
+        &self,
+        event: Event,
+        backtrace: Option<backtrace::Backtrace>,
+        trace: Option<TraceLink>,
+    ) -> EventId {
+        self.inner.send_event(event, backtrace, trace)
+    }
+
+    /// The scope's view of this client.
+    pub(crate) fn outlet(&self) -> Arc<dyn Outlet> {
+        self.inner.clone()
+    }
+
+    fn ptr_eq(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl ClientInner {
+    /// Sends `message`, which holds `n` records of `kind`.
+    fn enqueue(&self, kind: Kind, n: u64, message: Message) {
+        let counters = &self.counters;
+        if self.closed.load(Ordering::Relaxed) {
+            counters.dropped(kind, DropReason::ShutDown, n);
+            return;
+        }
+        match self.tx.try_send(message) {
+            Ok(()) => {
+                // The queue's length reads the worker's end of it, a cache line the
+                // worker keeps writing: in a large queue, look only every few sends. The
+                // worker wakes on its own every tick anyway; this wakes it early for a
+                // filling queue.
+                if (self.wake_at <= 4 * CHECK_QUEUE_EVERY as usize || should_check_queue())
+                    && self.tx.len() >= self.wake_at
+                {
+                    self.worker.unpark();
+                }
+            }
+            Err(TrySendError::Full(_)) => counters.dropped(kind, DropReason::QueueFull, n),
+            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, DropReason::ShutDown, n),
+        }
+    }
+}
+
+/// The client as its scopes see it.
+impl Outlet for ClientInner {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn metrics(&self) -> &Arc<crate::metrics::Threads> {
+        &self.metrics
+    }
+
+    fn breadcrumb_dropped(&self) {
+        self.counters.breadcrumb_dropped();
+    }
+
+    fn callback_panicked(&self) {
+        self.counters.callback_panicked();
+    }
+
+    fn spans_dropped(&self, n: u64) {
+        self.counters.spans_dropped(n);
+    }
+
+    fn has_traces_sampler(&self) -> bool {
+        self.settings.traces_sampler.is_some()
+    }
+
+    /// [`sample_transaction`](Outlet::sample_transaction) for a client with no
+    /// `traces_sampler` and a request with no parent decision: the rate alone.
+    fn sample_by_rate(&self) -> bool {
+        roll(self.settings.traces_sample_rate)
+    }
+
+    fn sample_transaction(&self, ctx: &SamplingContext<'_>) -> bool {
         if let Some(sampled) = ctx.parent_sampled {
             return sampled;
         }
-        let settings = &self.inner.settings;
+        let settings = &self.settings;
         let rate = match &settings.traces_sampler {
             Some(sampler) => {
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sampler(ctx))) {
                     Ok(rate) => f64::from(rate),
                     Err(_) => {
-                        self.inner.counters.callback_panicked();
+                        self.counters.callback_panicked();
                         0.0
                     }
                 }
@@ -240,27 +330,24 @@ impl Client {
         roll(rate)
     }
 
-    /// [`sample_transaction`](Self::sample_transaction) for a client with no
-    /// `traces_sampler` and a request with no parent decision: the rate alone.
-    pub(crate) fn sample_by_rate(&self) -> bool {
-        roll(self.inner.settings.traces_sample_rate)
+    fn span_list(&self) -> Vec<PendingSpan> {
+        self.reuse.span_list()
     }
 
-    /// Sends a fully built event (no scope is applied). Returns its id at once.
-    pub fn capture_event(&self, event: Event) -> EventId {
-        self.send_event(event, None, None)
+    fn free_retired(&self) {
+        self.reuse.free_retired();
     }
 
-    pub(crate) fn send_event(
+    fn send_event(
         &self,
         event: Event,
         backtrace: Option<backtrace::Backtrace>,
         trace: Option<TraceLink>,
     ) -> EventId {
         let id = event.event_id;
-        let counters = &self.inner.counters;
+        let counters = &self.counters;
         counters.captured(Kind::Event);
-        if !roll(self.inner.settings.sample_rate) {
+        if !roll(self.settings.sample_rate) {
             counters.dropped(Kind::Event, DropReason::Sampled, 1);
             return id;
         }
@@ -277,33 +364,28 @@ impl Client {
     }
 
     #[inline]
-    pub(crate) fn send_transaction(
+    fn send_transaction(
         &self,
         transaction: PendingTransaction,
         facts: Option<crate::http::RequestFacts<'_>>,
     ) {
-        let counters = &self.inner.counters;
+        let counters = &self.counters;
         counters.captured(Kind::Transaction);
-        if self.inner.closed.load(Ordering::Relaxed) {
+        if self.closed.load(Ordering::Relaxed) {
             counters.dropped(Kind::Transaction, DropReason::ShutDown, 1);
             return;
         }
-        if let Some(full) = self.inner.reuse.hand_off(transaction, facts) {
+        if let Some(full) = self.reuse.hand_off(transaction, facts) {
             let n = full.len() as u64;
             self.enqueue(Kind::Transaction, n, Message::Transactions(full));
         }
     }
 
     /// Hands the worker a span that closed after its transaction was sent.
-    pub(crate) fn send_late_span(
-        &self,
-        transaction: EventId,
-        span: crate::scope::spans::PendingSpan,
-    ) {
-        let counters = &self.inner.counters;
-        if self.inner.closed.load(Ordering::Relaxed)
+    fn send_late_span(&self, transaction: EventId, span: PendingSpan) {
+        let counters = &self.counters;
+        if self.closed.load(Ordering::Relaxed)
             || self
-                .inner
                 .tx
                 .try_send(Message::LateSpan(Box::new((transaction, span))))
                 .is_err()
@@ -312,40 +394,37 @@ impl Client {
         }
     }
 
-    /// Sends `message`, which holds `n` records of `kind`.
-    fn enqueue(&self, kind: Kind, n: u64, message: Message) {
-        let counters = &self.inner.counters;
-        if self.inner.closed.load(Ordering::Relaxed) {
-            counters.dropped(kind, DropReason::ShutDown, n);
-            return;
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+impl RequestScope {
+    /// Starts building a scope named `name` (the transaction name).
+    #[inline]
+    pub fn builder<'a>(client: &'a Client, name: impl AsRef<str>) -> ScopeBuilder<'a> {
+        Self::named(client.outlet(), TxName::new(name.as_ref()))
+    }
+
+    /// Starts building the scope of an HTTP request, named `METHOD /route/{param}`, or
+    /// `METHOD <unmatched>` when no route matched (see
+    /// [`transaction_name`](crate::http::transaction_name)).
+    #[inline]
+    pub fn http_builder<'a>(
+        client: &'a Client,
+        method: &str,
+        route: Option<&str>,
+    ) -> ScopeBuilder<'a> {
+        let pieces = crate::http::transaction_name_pieces(method, route);
+        Self::named(client.outlet(), TxName::from_pieces(&pieces))
+    }
+
+    /// The client this scope reports to.
+    pub fn client(&self) -> Client {
+        match self.outlet().clone().into_any().downcast::<ClientInner>() {
+            Ok(inner) => Client { inner },
+            Err(_) => unreachable!("a scope reports to a client"),
         }
-        match self.inner.tx.try_send(message) {
-            Ok(()) => {
-                // The queue's length reads the worker's end of it, a cache line the
-                // worker keeps writing: in a large queue, look only every few sends. The
-                // worker wakes on its own every tick anyway; this wakes it early for a
-                // filling queue.
-                if (self.inner.wake_at <= 4 * CHECK_QUEUE_EVERY as usize || should_check_queue())
-                    && self.inner.tx.len() >= self.inner.wake_at
-                {
-                    self.inner.worker.unpark();
-                }
-            }
-            Err(TrySendError::Full(_)) => counters.dropped(kind, DropReason::QueueFull, n),
-            Err(TrySendError::Disconnected(_)) => counters.dropped(kind, DropReason::ShutDown, n),
-        }
-    }
-
-    pub(crate) fn settings(&self) -> &Settings {
-        &self.inner.settings
-    }
-
-    pub(crate) fn counters(&self) -> &Counters {
-        &self.inner.counters
-    }
-
-    fn ptr_eq(&self, other: &Client) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
 

@@ -33,15 +33,16 @@ use std::task::{Context, Poll};
 use serde_json::Value;
 
 pub(crate) mod intern;
+pub(crate) mod outlet;
 pub(crate) mod pending;
 pub(crate) mod spans;
 
+use outlet::Outlet;
 use pending::{PendingTransaction, ScopeContext, TraceLink, TxName};
 use spans::{Clock, CrumbRecord, Instant, PendingSpan, Recorded};
 
 use crate::capture::error::{error_event, message_event};
 use crate::capture::trace::TraceParent;
-use crate::client::Client;
 use crate::http::RequestSource;
 use crate::options::SamplingContext;
 use crate::protocol::{
@@ -53,7 +54,8 @@ use crate::protocol::{
 /// Reached through [`configure_scope`](crate::configure_scope) or
 /// [`RequestScope::configure`].
 pub struct Scope {
-    client: Client,
+    /// The client it reports to.
+    client: Arc<dyn Outlet>,
     /// Boxed, as is `request`: most scopes never set them, and every request moves
     /// and allocates its scope.
     user: Option<Box<User>>,
@@ -109,7 +111,7 @@ impl fmt::Debug for Scope {
 }
 
 impl Scope {
-    fn new(client: Client) -> Self {
+    fn new(client: Arc<dyn Outlet>) -> Self {
         Scope {
             client,
             user: None,
@@ -173,7 +175,7 @@ impl Scope {
     /// Adds a breadcrumb, after `before_breadcrumb`. When the scope holds
     /// `max_breadcrumbs` already, the oldest is dropped (and counted).
     pub fn add_breadcrumb(&mut self, breadcrumb: Breadcrumb) {
-        let counters = self.client.counters();
+        let counters = &self.client;
         let breadcrumb = match &self.client.settings().before_breadcrumb {
             None => breadcrumb,
             Some(filter) => {
@@ -207,7 +209,7 @@ impl Scope {
     }
 
     fn push_crumb(&mut self, crumb: Crumb) {
-        let counters = self.client.counters();
+        let counters = &self.client;
         let max = self.client.settings().max_breadcrumbs;
         if max == 0 {
             counters.breadcrumb_dropped();
@@ -313,7 +315,8 @@ impl Scope {
 /// spans recorded under it. Shared as `Arc<RequestScope>`; nothing in it is shared
 /// between requests.
 pub struct RequestScope {
-    client: Client,
+    /// The client it reports to.
+    client: Arc<dyn Outlet>,
     trace_id: TraceId,
     span_id: SpanId,
     parent_span_id: Option<SpanId>,
@@ -354,7 +357,7 @@ impl fmt::Debug for RequestScope {
 /// Starts a [`RequestScope`]: names it, continues a trace, and decides sampling once.
 #[must_use]
 pub struct ScopeBuilder<'a> {
-    client: &'a Client,
+    client: Arc<dyn Outlet>,
     name: TxName,
     op: Cow<'static, str>,
     parent: Option<TraceParent>,
@@ -445,7 +448,7 @@ impl<'a> ScopeBuilder<'a> {
         };
         // Free what the worker is done with of one transaction here, on a request
         // thread (see `crate::pipeline::reuse`).
-        self.client.inner.reuse.free_retired();
+        self.client.free_retired();
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);
         scope.request = self.request;
@@ -455,7 +458,7 @@ impl<'a> ScopeBuilder<'a> {
             None => (TraceId::new(), None),
         };
         Arc::new(RequestScope {
-            client: self.client.clone(),
+            client: self.client,
             trace_id,
             span_id: SpanId::new(),
             parent_span_id,
@@ -476,27 +479,10 @@ impl<'a> ScopeBuilder<'a> {
 }
 
 impl RequestScope {
-    /// Starts building a scope named `name` (the transaction name).
+    /// Starts building a scope that reports to `client` (see `RequestScope::builder` and
+    /// `http_builder`, in `crate::client`).
     #[inline]
-    pub fn builder<'a>(client: &'a Client, name: impl AsRef<str>) -> ScopeBuilder<'a> {
-        Self::named(client, TxName::new(name.as_ref()))
-    }
-
-    /// Starts building the scope of an HTTP request, named `METHOD /route/{param}`, or
-    /// `METHOD <unmatched>` when no route matched (see
-    /// [`transaction_name`](crate::http::transaction_name)).
-    #[inline]
-    pub fn http_builder<'a>(
-        client: &'a Client,
-        method: &str,
-        route: Option<&str>,
-    ) -> ScopeBuilder<'a> {
-        let pieces = crate::http::transaction_name_pieces(method, route);
-        Self::named(client, TxName::from_pieces(&pieces))
-    }
-
-    #[inline]
-    fn named(client: &Client, name: TxName) -> ScopeBuilder<'_> {
+    pub(crate) fn named<'a>(client: Arc<dyn Outlet>, name: TxName) -> ScopeBuilder<'a> {
         ScopeBuilder {
             client,
             name,
@@ -517,9 +503,14 @@ impl RequestScope {
         CURRENT.with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
     }
 
-    /// The client this scope reports to.
-    pub fn client(&self) -> &Client {
+    /// The client this scope reports to, as the scope sees it.
+    pub(crate) fn outlet(&self) -> &Arc<dyn Outlet> {
         &self.client
+    }
+
+    /// The settings of the client this scope reports to.
+    pub(crate) fn settings(&self) -> &crate::options::Settings {
+        self.client.settings()
     }
 
     /// The trace this request belongs to.
@@ -641,18 +632,18 @@ impl RequestScope {
             drop(state);
             match late {
                 Some((id, _)) => self.client.send_late_span(id, span),
-                None => self.client.counters().spans_dropped(1),
+                None => self.client.spans_dropped(1),
             }
             return;
         }
         if state.spans.len() >= max {
             state.spans_dropped += 1;
             drop(state);
-            self.client.counters().spans_dropped(1);
+            self.client.spans_dropped(1);
             return;
         }
         if state.spans.capacity() == 0 {
-            state.spans = self.client.inner.reuse.span_list();
+            state.spans = self.client.span_list();
         }
         state.spans.push(span);
     }
@@ -871,7 +862,7 @@ impl RequestScope {
             error: crate::metrics::is_error(status, http_status),
             queries: self.queries.load(Ordering::Relaxed),
         };
-        self.client.inner.metrics.add(route, sample);
+        self.client.metrics().add(route, sample);
     }
 
     /// Whether a span could still join this scope's transaction once it is finished:

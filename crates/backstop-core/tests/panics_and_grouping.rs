@@ -123,7 +123,7 @@ fn different_call_sites_group_apart() {
 fn a_panic_escaping_a_bound_region_is_still_recorded_once() {
     let captured = test::capture(|| {
         let scope = RequestScope::current().unwrap();
-        let inner = RequestScope::builder(scope.client(), "job").start();
+        let inner = RequestScope::builder(&scope.client(), "job").start();
         let result = std::panic::catch_unwind(|| inner.run(ship_order));
         assert!(result.is_err());
     });

@@ -88,7 +88,7 @@ fn open(call: impl FnOnce() -> HttpCall) -> Option<Open<OpenCall>> {
     let (scope, parent) = crate::performance::tracing::current()?;
     let call = call();
     let sampled = scope.is_sampled();
-    let propagate = scope.client().settings().propagates_to(call.url());
+    let propagate = scope.settings().propagates_to(call.url());
     Some(Open {
         record: OpenCall {
             span_id: if sampled {
