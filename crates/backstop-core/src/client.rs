@@ -452,7 +452,7 @@ fn should_check_queue() -> bool {
     })
 }
 
-/// How often a sending thread looks at the queue's length (see [`Client::enqueue`]).
+/// How often a sending thread looks at the queue's length (see [`ClientInner::enqueue`]).
 /// Far below the wake-up threshold (a quarter of the queue), so a filling queue still
 /// wakes the worker long before it is full.
 const CHECK_QUEUE_EVERY: u32 = 16;
