@@ -107,11 +107,16 @@ macro_rules! hex_id {
             pub fn is_zero(&self) -> bool {
                 self.0 == 0
             }
+
+            /// The id's lowercase hex digits, as its `Display` writes them.
+            pub(crate) fn hex(self) -> [u8; $bytes * 2] {
+                lower_hex::<{ $bytes * 2 }>(u128::from(self.0))
+            }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let digits = lower_hex::<{ $bytes * 2 }>(u128::from(self.0));
+                let digits = self.hex();
                 // Hex digits are ASCII.
                 f.write_str(std::str::from_utf8(&digits).unwrap_or_default())
             }
