@@ -857,7 +857,7 @@ impl RequestScope {
     ) {
         let took = ended.saturating_duration_since(self.started);
         let sample = crate::metrics::Sample {
-            minute: crate::metrics::minute_of(std::time::SystemTime::now()),
+            minute: self.client.metrics().clock.minute(ended),
             micros: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             error: crate::metrics::is_error(status, http_status),
             queries: self.queries.load(Ordering::Relaxed),

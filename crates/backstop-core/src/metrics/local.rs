@@ -2,7 +2,9 @@
 //! aggregate, which the worker drains.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::histogram::BUCKETS;
 
@@ -130,6 +132,54 @@ pub(crate) struct Threads {
     /// Registered by each thread on its first request; the worker forgets those of
     /// threads that have ended, once drained.
     pub(crate) all: Mutex<Vec<Arc<ThreadMetrics>>>,
+    /// Which minute a request ended in, from the instant the scope read anyway.
+    pub(crate) clock: WallClock,
+}
+
+/// The wall clock's minute, read from the spans' monotonic clock: a request thread
+/// reads no second clock for its route metrics. The worker sets the two clocks against
+/// each other again at every visit, so a step or drift of the wall clock is followed
+/// within seconds.
+pub(crate) struct WallClock {
+    origin: quanta::Instant,
+    /// Nanoseconds since the Unix epoch at `origin`, as last measured.
+    unix_at_origin: AtomicI64,
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        let clock = WallClock {
+            origin: quanta::Instant::now(),
+            unix_at_origin: AtomicI64::new(0),
+        };
+        clock.resync();
+        clock
+    }
+}
+
+impl WallClock {
+    /// Measures the wall clock at `origin` again (the worker).
+    pub(crate) fn resync(&self) {
+        let since_origin = quanta::Instant::now().saturating_duration_since(self.origin);
+        let unix = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => nanos(d),
+            Err(e) => -nanos(e.duration()),
+        };
+        self.unix_at_origin
+            .store(unix - nanos(since_origin), Ordering::Relaxed);
+    }
+
+    /// Minutes since the Unix epoch at `at`.
+    #[inline]
+    pub(crate) fn minute(&self, at: quanta::Instant) -> i64 {
+        let since_origin = nanos(at.saturating_duration_since(self.origin));
+        let unix = self.unix_at_origin.load(Ordering::Relaxed) + since_origin;
+        unix.div_euclid(60_000_000_000)
+    }
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
 thread_local! {
@@ -199,6 +249,7 @@ impl Threads {
     /// Visits every thread's aggregate (the worker), and forgets those of threads that
     /// have ended once visited.
     pub(crate) fn drain(&self, mut each: impl FnMut(&mut ThreadRoutes)) {
+        self.clock.resync();
         let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
         for metrics in all.iter() {
             each(

@@ -69,10 +69,8 @@ impl PendingTransaction {
 /// a cross-thread one, much dearer than a copy of a few bytes.
 #[derive(Clone)]
 pub(crate) enum TxName {
-    Inline {
-        len: u8,
-        bytes: [u8; TxName::INLINE],
-    },
+    /// A `str` held in place, read back without checking it again.
+    Inline(arrayvec::ArrayString<{ TxName::INLINE }>),
     Heap(String),
 }
 
@@ -88,16 +86,11 @@ impl TxName {
     pub(crate) fn from_pieces(pieces: &[&str]) -> Self {
         let len: usize = pieces.iter().map(|p| p.len()).sum();
         if len <= Self::INLINE {
-            let mut bytes = [0; Self::INLINE];
-            let mut at = 0;
+            let mut name = arrayvec::ArrayString::new();
             for piece in pieces {
-                bytes[at..at + piece.len()].copy_from_slice(piece.as_bytes());
-                at += piece.len();
+                name.push_str(piece);
             }
-            TxName::Inline {
-                len: len as u8,
-                bytes,
-            }
+            TxName::Inline(name)
         } else {
             TxName::Heap(pieces.concat())
         }
@@ -105,10 +98,7 @@ impl TxName {
 
     pub(crate) fn as_str(&self) -> &str {
         match self {
-            TxName::Inline { len, bytes } => {
-                // Copied whole from a `&str`.
-                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
-            }
+            TxName::Inline(name) => name,
             TxName::Heap(name) => name,
         }
     }
