@@ -11,6 +11,12 @@ use backstop_core::{Options, RequestScope};
 use backstop_store::{KeepBudget, RequestQuery, RouteQuery, SqliteStore};
 use common::*;
 
+/// Ten seconds into the minute before this one: a test's transactions (each up to a
+/// few seconds long) all fall in one minute of the budget, wherever the clock is.
+fn inside_a_minute() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs((minute_now() - 1) * 60 + 10)
+}
+
 fn minute_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -112,7 +118,7 @@ fn the_slowest_stay_and_those_pushed_out_are_deleted() {
         .open()
         .unwrap();
     let reader = store.reader();
-    let now = SystemTime::now();
+    let now = inside_a_minute();
     // Rising durations, one per batch: each newcomer pushes the fastest out.
     for ms in 1..=10u64 {
         store
@@ -150,7 +156,7 @@ fn without_a_budget_every_transaction_is_kept() {
         .no_keep_budget()
         .open()
         .unwrap();
-    let now = SystemTime::now();
+    let now = inside_a_minute();
     let batch: Vec<_> = (0..300)
         .map(|_| {
             tx(transaction_at(
@@ -183,7 +189,7 @@ fn the_reservoir_is_a_uniform_sample_of_the_minute() {
             })
             .open()
             .unwrap();
-        let now = SystemTime::now();
+        let now = inside_a_minute();
         for chunk in (1..=2000u64).collect::<Vec<_>>().chunks(100) {
             let batch: Vec<_> = chunk
                 .iter()
