@@ -66,6 +66,18 @@ impl Queue {
         }
     }
 
+    /// As [`remove`](Queue::remove), unless the outbox's writer is busy with a push:
+    /// then `false`, at once.
+    pub(crate) fn try_remove(&self, ids: &[i64]) -> Result<bool, StoreError> {
+        match self {
+            Queue::Outbox(outbox) => outbox.try_remove(ids),
+            Queue::Memory(memory) => {
+                memory.remove(ids);
+                Ok(true)
+            }
+        }
+    }
+
     pub(crate) fn len(&self) -> OutboxLen {
         match self {
             Queue::Outbox(outbox) => outbox.len().unwrap_or_default(),

@@ -358,6 +358,11 @@ pub(crate) struct Sender {
     failures: u32,
     next_try: Option<Instant>,
     last_report: Instant,
+    /// Ids of items done with (delivered, or given up on) but still in the queue: their
+    /// removal waits while the outbox's writer is busy with a push, rather than the
+    /// sender. Skipped when reading the next batch; removed by the next batch's
+    /// removal, or before the sender waits.
+    removing: Vec<i64>,
     seen: Seen,
 }
 
@@ -498,6 +503,7 @@ impl Sender {
             failures: 0,
             next_try: None,
             last_report: Instant::now(),
+            removing: Vec::new(),
             seen: Seen::default(),
         }
     }
@@ -515,6 +521,7 @@ impl Sender {
                     Batch::Empty | Batch::Failed => break,
                 }
             }
+            self.finish_removing();
             if closing.is_some() || self.last_report.elapsed() >= self.timing.report_interval {
                 self.send_report_alone();
             }
@@ -574,7 +581,25 @@ impl Sender {
         }
     }
 
+    /// Removes what [`send_batch`](Sender::send_batch) left to remove, waiting for the
+    /// outbox's writer if need be.
+    fn finish_removing(&mut self) {
+        if self.removing.is_empty() {
+            return;
+        }
+        match self.shared.queue.remove(&self.removing) {
+            Ok(()) => {
+                self.removing.clear();
+                self.progress();
+            }
+            Err(error) => {
+                tracing::warn!(target: "backstop", "cannot update the export outbox: {error}");
+            }
+        }
+    }
+
     fn stop(&mut self) {
+        self.finish_removing();
         if !self.shared.queue.is_durable() {
             // Nowhere to keep them: they are lost with the process.
             if let Ok(left) = self.shared.queue.oldest(usize::MAX) {
@@ -631,8 +656,15 @@ impl Sender {
     /// transaction per envelope), over up to `connections` connections at once; applies
     /// the answers in the queue's order. Past `closing`, no more sends start.
     fn send_batch(&mut self, closing: Option<Instant>) -> Batch {
-        let items = match self.shared.queue.oldest(BATCH) {
-            Ok(items) => items,
+        // Items whose removal is still pending come first in the queue: read past them.
+        let items = match self.shared.queue.oldest(BATCH + self.removing.len()) {
+            Ok(mut items) => {
+                if !self.removing.is_empty() {
+                    items.retain(|item| !self.removing.contains(&item.id));
+                    items.truncate(BATCH);
+                }
+                items
+            }
             Err(error) => {
                 tracing::warn!(target: "backstop", "cannot read the export outbox: {error}");
                 self.fail(1);
@@ -744,8 +776,15 @@ impl Sender {
                 self.shared.outcomes.restore(counts);
             }
         }
-        if let Err(error) = self.shared.queue.remove(&done) {
-            tracing::warn!(target: "backstop", "cannot update the export outbox: {error}");
+        // At least once: an item leaves the queue only now, after its answer. If a push
+        // is being written, the removal waits for a later batch instead of the sender.
+        self.removing.extend(done);
+        match self.shared.queue.try_remove(&self.removing) {
+            Ok(true) => self.removing.clear(),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(target: "backstop", "cannot update the export outbox: {error}");
+            }
         }
         self.progress();
         result

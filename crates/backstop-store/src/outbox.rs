@@ -21,7 +21,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, params};
@@ -93,14 +93,18 @@ pub struct OutboxLen {
     pub bytes: u64,
 }
 
-/// The outbox table of a store file, with its own connection. Cheap to clone: clones
-/// share the connection (one writer thread and one sender thread take turns, each
-/// for one short statement or transaction).
+/// The outbox table of a store file, with its own two connections: a writer, for
+/// [`push`](Outbox::push) and [`remove`](Outbox::remove), and a reader, for
+/// [`oldest`](Outbox::oldest) and [`len`](Outbox::len). The file is in WAL mode, so the
+/// reader runs beside the writer: the sender reads its next items while a push is being
+/// written, and a push never waits for a read. Cheap to clone: clones share both
+/// connections.
 #[derive(Clone)]
 pub struct Outbox {
     path: PathBuf,
     limits: OutboxLimits,
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -124,11 +128,14 @@ impl Outbox {
                 reason: "an in-memory database cannot hold an outbox".into(),
             });
         }
-        let conn = schema::open(&path, Mode::Write, Duration::from_secs(5), None)?;
+        let writer = schema::open(&path, Mode::Write, Duration::from_secs(5), None)?;
+        // Opened after the writer, which created or migrated the file.
+        let reader = schema::open(&path, Mode::Read, Duration::from_secs(5), None)?;
         Ok(Outbox {
             path,
             limits,
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
@@ -149,15 +156,19 @@ impl Outbox {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Adds `items` in one transaction, then evicts the oldest items while the outbox
     /// is over a bound, and returns what it evicted.
     pub fn push(&self, items: &[NewItem<'_>]) -> Result<Vec<Evicted>, StoreError> {
         let err = self.err();
-        let mut conn = self.lock();
+        let mut conn = self.write();
         let tx = conn.transaction().map_err(&err)?;
         let created = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -190,7 +201,7 @@ impl Outbox {
     /// Up to `n` items, oldest first.
     pub fn oldest(&self, n: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let err = self.err();
-        let conn = self.lock();
+        let conn = self.read();
         let mut select = conn
             .prepare_cached(
                 "SELECT id, kind, event_id, spans, payload FROM outbox ORDER BY id LIMIT ?1",
@@ -212,19 +223,44 @@ impl Outbox {
 
     /// Removes the items with these ids (delivered, or given up on), in one
     /// transaction. Ids no longer there (evicted meanwhile) are ignored.
+    ///
+    /// The ids are sorted and deleted a run of consecutive ids at a time (`BETWEEN`):
+    /// a batch the sender took from the front is usually a single run, one statement.
     pub fn remove(&self, ids: &[i64]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
+        let mut conn = self.write();
+        self.delete(&mut conn, ids)
+    }
+
+    /// As [`remove`](Outbox::remove), unless the writer is busy (a push is being
+    /// written): then removes nothing and returns `false` at once, so that the caller
+    /// can carry on and try again later.
+    pub fn try_remove(&self, ids: &[i64]) -> Result<bool, StoreError> {
+        if ids.is_empty() {
+            return Ok(true);
+        }
+        let mut conn = match self.writer.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+        };
+        self.delete(&mut conn, ids).map(|()| true)
+    }
+
+    fn delete(&self, conn: &mut Connection, ids: &[i64]) -> Result<(), StoreError> {
+        let mut sorted = ids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
         let err = self.err();
-        let mut conn = self.lock();
         let tx = conn.transaction().map_err(&err)?;
         {
             let mut delete = tx
-                .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                .prepare_cached("DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2")
                 .map_err(&err)?;
-            for id in ids {
-                delete.execute([id]).map_err(&err)?;
+            for (first, last) in runs(&sorted) {
+                delete.execute([first, last]).map_err(&err)?;
             }
         }
         tx.commit().map_err(&err)
@@ -232,9 +268,29 @@ impl Outbox {
 
     /// How many items and bytes wait.
     pub fn len(&self) -> Result<OutboxLen, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         totals(&conn).map_err(self.err())
     }
+}
+
+/// The runs of consecutive values in `sorted` (ascending, no duplicates), as first and
+/// last: a run holds exactly the integers between its ends, so deleting the range
+/// deletes those ids and no other.
+fn runs(sorted: &[i64]) -> impl Iterator<Item = (i64, i64)> + '_ {
+    let mut rest = sorted;
+    std::iter::from_fn(move || {
+        let (&first, _) = rest.split_first()?;
+        let mut len = 1;
+        while rest
+            .get(len)
+            .is_some_and(|&next| first.checked_add(len as i64) == Some(next))
+        {
+            len += 1;
+        }
+        let last = rest[len - 1];
+        rest = &rest[len..];
+        Some((first, last))
+    })
 }
 
 fn totals(conn: &Connection) -> rusqlite::Result<OutboxLen> {
@@ -314,6 +370,53 @@ mod tests {
         assert_eq!(evicted.len(), 3, "bytes bound: only the new one fits");
         assert_eq!(evicted[0].spans, 3);
         assert_eq!(outbox.len().unwrap().items, 1);
+    }
+
+    #[test]
+    fn remove_takes_exactly_the_ids_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path().join("b.db"), OutboxLimits::default()).unwrap();
+        for i in 0..10u8 {
+            outbox.push(&[item(&[i])]).unwrap();
+        }
+        let ids: Vec<i64> = outbox.oldest(10).unwrap().iter().map(|i| i.id).collect();
+        // Unsorted, with a duplicate, a gap and an id that is not there.
+        outbox
+            .remove(&[ids[3], ids[1], ids[2], ids[2], ids[6], ids[7], 1_000])
+            .unwrap();
+        let left: Vec<u8> = outbox
+            .oldest(10)
+            .unwrap()
+            .iter()
+            .map(|i| i.payload[0])
+            .collect();
+        assert_eq!(left, [0, 4, 5, 8, 9]);
+        assert_eq!(outbox.len().unwrap().items, 5);
+        outbox.remove(&[]).unwrap();
+        assert_eq!(outbox.len().unwrap().items, 5);
+    }
+
+    #[test]
+    fn runs_split_at_each_gap() {
+        let runs: Vec<_> = super::runs(&[1, 2, 3, 5, 7, 8, i64::MAX - 1, i64::MAX]).collect();
+        assert_eq!(runs, [(1, 3), (5, 5), (7, 8), (i64::MAX - 1, i64::MAX)]);
+        assert_eq!(super::runs(&[]).count(), 0);
+    }
+
+    #[test]
+    fn a_read_does_not_wait_for_an_open_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path().join("b.db"), OutboxLimits::default()).unwrap();
+        outbox.push(&[item(b"first")]).unwrap();
+        // The writer's lock held, as during a long push: the reader still answers.
+        let writing = outbox.write();
+        assert_eq!(outbox.oldest(5).unwrap()[0].payload, b"first");
+        assert_eq!(outbox.len().unwrap().items, 1);
+        let first = outbox.oldest(1).unwrap()[0].id;
+        assert!(!outbox.try_remove(&[first]).unwrap(), "the writer is busy");
+        drop(writing);
+        assert!(outbox.try_remove(&[first]).unwrap());
+        assert_eq!(outbox.len().unwrap().items, 0);
     }
 
     #[test]
