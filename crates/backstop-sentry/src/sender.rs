@@ -781,6 +781,9 @@ impl Sender {
         self.removing.extend(done);
         match self.shared.queue.try_remove(&self.removing) {
             Ok(true) => self.removing.clear(),
+            // A writer busy batch after batch: wait for it once the pending ids would
+            // make the next reads long (they are read past, and looked up, each time).
+            Ok(false) if self.removing.len() >= 4 * BATCH => self.finish_removing(),
             Ok(false) => {}
             Err(error) => {
                 tracing::warn!(target: "backstop", "cannot update the export outbox: {error}");
