@@ -400,7 +400,12 @@ impl Work {
                 Some((*kind, &item.event_id, &item.payload)),
                 report,
             );
-            if answer.as_ref().map_or(true, |a| a.status >= 500) {
+            // A failure worth retrying stops the batch; so does a rate limit, so that
+            // the rest of the batch is held to it (it stays queued, and the next read
+            // applies the limit). Only sends already in flight on other lanes go out.
+            if answer.as_ref().map_or(true, |a| {
+                a.status >= 500 || a.status == 429 || a.rate_limits.is_some()
+            }) {
                 self.stop.store(true, Ordering::Relaxed);
             }
             sent.push((index, answer));

@@ -176,6 +176,42 @@ fn a_rate_limit_for_one_category_holds_back_only_that_category_and_is_reported()
 }
 
 #[test]
+fn a_rate_limit_answered_mid_batch_holds_back_the_rest_of_that_batch() {
+    // The first envelope is answered late, while five transactions queue behind it; the
+    // first of those is answered with a limit on transactions.
+    let receiver = Receiver::start(|n| match n {
+        0 => Action::Late(Duration::from_millis(500)),
+        1 => Action::Answer(
+            200,
+            vec![("X-Sentry-Rate-Limits", "60:transaction:key".into())],
+        ),
+        _ => ok(),
+    });
+    let (backstop, export) = start(exporter(&receiver).connections(1).build().unwrap());
+    event(&backstop, "answered late");
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..5 {
+        transaction(&backstop, 1);
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while export
+        .stats()
+        .dropped(Reason::RatelimitBackoff, Category::Transaction)
+        < 4
+    {
+        assert!(Instant::now() < deadline, "{:?}", export.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let transactions = receiver
+        .received()
+        .iter()
+        .filter(|r| r.item("transaction").is_some())
+        .count();
+    assert_eq!(transactions, 1, "only the one answered with the limit");
+    assert_eq!(export.stats().queued, 0);
+}
+
+#[test]
 fn a_bare_429_stops_everything_for_a_minute_and_is_not_retried() {
     let receiver = Receiver::start(|n| match n {
         0 => Action::Answer(429, Vec::new()),
