@@ -348,6 +348,12 @@ mod tests {
         }
     }
 
+    /// The first byte of each waiting item's payload, oldest first.
+    fn first_bytes(outbox: &Outbox) -> Vec<u8> {
+        let items = outbox.oldest(usize::MAX).unwrap();
+        items.iter().map(|i| i.payload[0]).collect()
+    }
+
     #[test]
     fn over_either_bound_the_oldest_go_first_and_are_returned() {
         let dir = tempfile::tempdir().unwrap();
@@ -359,12 +365,7 @@ mod tests {
         for i in 0..5u8 {
             outbox.push(&[item(&[i; 10])]).unwrap();
         }
-        let left: Vec<u8> = outbox
-            .oldest(10)
-            .unwrap()
-            .iter()
-            .map(|i| i.payload[0])
-            .collect();
+        let left = first_bytes(&outbox);
         assert_eq!(left, [2, 3, 4]);
         let evicted = outbox.push(&[item(&[9; 995])]).unwrap();
         assert_eq!(evicted.len(), 3, "bytes bound: only the new one fits");
@@ -384,12 +385,7 @@ mod tests {
         outbox
             .remove(&[ids[3], ids[1], ids[2], ids[2], ids[6], ids[7], 1_000])
             .unwrap();
-        let left: Vec<u8> = outbox
-            .oldest(10)
-            .unwrap()
-            .iter()
-            .map(|i| i.payload[0])
-            .collect();
+        let left = first_bytes(&outbox);
         assert_eq!(left, [0, 4, 5, 8, 9]);
         assert_eq!(outbox.len().unwrap().items, 5);
         outbox.remove(&[]).unwrap();
