@@ -100,7 +100,14 @@ macro_rules! hex_id {
         impl $name {
             /// A new random, non-zero id.
             pub fn new() -> Self {
-                $name(fastrand::$int(1..))
+                // Drawing again on zero (once in 2^64 draws) is cheaper than drawing
+                // from the range `1..`, which costs a 128-bit division.
+                loop {
+                    let id = fastrand::$int(..);
+                    if id != 0 {
+                        return $name(id);
+                    }
+                }
             }
 
             /// Whether this is the all-zero id, which W3C trace context treats as invalid.

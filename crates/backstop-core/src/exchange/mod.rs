@@ -474,32 +474,32 @@ where
                         None => return Poll::Pending,
                     }
                 }
-                StateProj::Ready { response } => {
-                    let Some(mut response) = response.take() else {
-                        return Poll::Pending;
-                    };
-                    if let Some(id) = this.exchange.finish(G::status(&response)) {
-                        this.glue.set_request_id(&mut response, id);
-                    }
-                    this.state.set(State::Done);
-                    return Poll::Ready(Ok(response));
-                }
+                StateProj::Ready { response } => match response.take() {
+                    Some(response) => Step::Ready(response),
+                    None => return Poll::Pending,
+                },
                 // Polled after completion: a future that finished stays pending.
                 StateProj::Done => return Poll::Pending,
             };
-            // This drops the application's future (a panicked one too).
-            this.state.set(match next {
-                Step::Ready(response) => State::Ready {
-                    response: Some(response),
-                },
-                Step::Page(held, None) => State::Ready {
-                    response: Some(this.glue.page(this.exchange, held, None)),
-                },
-                Step::Page(held, Some(detail)) => State::ReadingDetail {
-                    detail,
-                    held: Some(held),
-                },
-            });
+            let mut response = match next {
+                Step::Ready(response) => response,
+                Step::Page(held, None) => this.glue.page(this.exchange, held, None),
+                Step::Page(held, Some(detail)) => {
+                    // This drops the application's future.
+                    this.state.set(State::ReadingDetail {
+                        detail,
+                        held: Some(held),
+                    });
+                    continue;
+                }
+            };
+            // The application's future (a panicked one too) is dropped before the
+            // request finishes, so spans that close as it drops still count.
+            this.state.set(State::Done);
+            if let Some(id) = this.exchange.finish(G::status(&response)) {
+                this.glue.set_request_id(&mut response, id);
+            }
+            return Poll::Ready(Ok(response));
         }
     }
 }

@@ -481,6 +481,7 @@ impl<'a> Iterator for FlatHeaders<'a> {
 }
 
 /// `bytes` cut to at most `max`, on a UTF-8 character boundary when it is text.
+#[inline]
 fn clamp(bytes: &[u8], max: usize) -> &[u8] {
     if bytes.len() <= max {
         return bytes;

@@ -300,12 +300,10 @@ pub fn new_request_id() -> [u8; 32] {
         }
         pairs
     };
-    let random = [fastrand::u64(..), fastrand::u64(..)];
+    // One draw: one visit to the generator's thread-local.
+    let random = fastrand::u128(..).to_le_bytes();
     let mut out = [0u8; 32];
-    for (digits, byte) in out
-        .chunks_exact_mut(2)
-        .zip(random.iter().flat_map(|bits| bits.to_le_bytes()))
-    {
+    for (digits, byte) in out.chunks_exact_mut(2).zip(random) {
         digits.copy_from_slice(&PAIRS[byte as usize]);
     }
     out
