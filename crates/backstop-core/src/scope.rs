@@ -754,25 +754,26 @@ impl RequestScope {
 
     /// Ends the request with an HTTP status: maps it to a span status and records it.
     pub fn finish_http(self: &Arc<Self>, status: u16) -> Option<EventId> {
-        self.finish_inner(SpanStatus::from_http(status), Some(status), Map::new())
+        self.finish_inner(SpanStatus::from_http(status), Some(status), None)
     }
 
     /// Ends the request. If it was sampled, its transaction (with every span) is
     /// handed to the pipeline; returns the transaction's id. Only the first call counts.
     pub fn finish(self: &Arc<Self>, status: SpanStatus) -> Option<EventId> {
-        self.finish_with(status, Map::new())
+        self.finish_inner(status, None, None)
     }
 
     /// Like [`finish`](Self::finish), with extra data for the root span.
     pub fn finish_with(self: &Arc<Self>, status: SpanStatus, data: Map) -> Option<EventId> {
-        self.finish_inner(status, None, data)
+        self.finish_inner(status, None, Some(data))
     }
 
     fn finish_inner(
         self: &Arc<Self>,
         status: SpanStatus,
         http_status: Option<u16>,
-        data: Map,
+        // An empty map costs a call to drop: most requests aren't sampled.
+        data: Option<Map>,
     ) -> Option<EventId> {
         let mut state = self.lock();
         if state.finished {
@@ -838,7 +839,7 @@ impl RequestScope {
                 status,
                 http_status,
                 late_spans,
-                data,
+                data: data.unwrap_or_default(),
                 request: Default::default(),
             },
             facts,
