@@ -22,6 +22,10 @@ use crate::report::{Outcomes, Reason};
 /// Items taken from the queue at once.
 const BATCH: usize = 64;
 
+/// How often, at most, the sender checkpoints the outbox's write-ahead log (copies it
+/// back into the database), which pushes leave to it.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
 /// Delivery settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
@@ -364,6 +368,7 @@ pub(crate) struct Sender {
     /// removal, or before the sender waits.
     removing: Vec<i64>,
     seen: Seen,
+    last_checkpoint: Instant,
 }
 
 /// What one batch's sends are: the items, in the queue's order, taken one at a time
@@ -510,6 +515,7 @@ impl Sender {
             last_report: Instant::now(),
             removing: Vec::new(),
             seen: Seen::default(),
+            last_checkpoint: Instant::now(),
         }
     }
 
@@ -527,6 +533,7 @@ impl Sender {
                 }
             }
             self.finish_removing();
+            self.checkpoint();
             if closing.is_some() || self.last_report.elapsed() >= self.timing.report_interval {
                 self.send_report_alone();
             }
@@ -600,6 +607,19 @@ impl Sender {
             Err(error) => {
                 tracing::warn!(target: "backstop", "cannot update the export outbox: {error}");
             }
+        }
+    }
+
+    /// Checkpoints the outbox's log, if it was not done in the last [`CHECKPOINT_EVERY`]:
+    /// after batches, and after every round, also while the server is down (the pushes
+    /// go on growing the log then).
+    fn checkpoint(&mut self) {
+        if self.last_checkpoint.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        self.last_checkpoint = Instant::now();
+        if let Err(error) = self.shared.queue.checkpoint() {
+            tracing::debug!(target: "backstop", "cannot checkpoint the export outbox: {error}");
         }
     }
 
@@ -795,6 +815,7 @@ impl Sender {
             }
         }
         self.progress();
+        self.checkpoint();
         result
     }
 
