@@ -22,8 +22,8 @@ use crate::report::{Outcomes, Reason};
 /// Items taken from the queue at once.
 const BATCH: usize = 64;
 
-/// How often, at most, the sender checkpoints the outbox's write-ahead log (copies it
-/// back into the database), which pushes leave to it.
+/// How often, at most, the outbox's write-ahead log is checkpointed (copied back into
+/// the database), which pushes leave to the sender's checkpoint thread.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Delivery settings.
@@ -368,7 +368,73 @@ pub(crate) struct Sender {
     /// removal, or before the sender waits.
     removing: Vec<i64>,
     seen: Seen,
-    last_checkpoint: Instant,
+    checkpoints: Option<Checkpoints>,
+}
+
+/// The thread that checkpoints the outbox's log for the sender. Not the sender thread
+/// itself: a checkpoint copies pages and syncs the file, and the lanes would wait for
+/// it before their next batch.
+struct Checkpoints {
+    signal: Arc<(Mutex<CheckpointSignal>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct CheckpointSignal {
+    wanted: bool,
+    stop: bool,
+}
+
+impl Checkpoints {
+    fn start(shared: &Arc<Shared>) -> std::io::Result<Checkpoints> {
+        let signal = Arc::new((Mutex::new(CheckpointSignal::default()), Condvar::new()));
+        let (shared, theirs) = (shared.clone(), signal.clone());
+        let thread = std::thread::Builder::new()
+            .name("backstop-sentry-checkpoint".into())
+            .spawn(move || {
+                let (state, wake) = &*theirs;
+                let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    let mut signal = lock();
+                    while !signal.wanted && !signal.stop {
+                        signal = wake.wait(signal).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if signal.stop {
+                        return;
+                    }
+                    signal.wanted = false;
+                    drop(signal);
+                    if let Err(error) = shared.queue.checkpoint() {
+                        tracing::debug!(target: "backstop", "cannot checkpoint the export outbox: {error}");
+                    }
+                    // At most one checkpoint per interval; a stop ends the wait.
+                    let until = Instant::now() + CHECKPOINT_EVERY;
+                    let mut signal = lock();
+                    while !signal.stop && Instant::now() < until {
+                        signal = wake
+                            .wait_timeout(signal, until.saturating_duration_since(Instant::now()))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                }
+            })?;
+        Ok(Checkpoints { signal, thread })
+    }
+
+    /// Asks for a checkpoint; returns at once.
+    fn request(&self) {
+        let (state, wake) = &*self.signal;
+        state.lock().unwrap_or_else(PoisonError::into_inner).wanted = true;
+        wake.notify_all();
+    }
+
+    /// Stops the thread, after the checkpoint under way if any.
+    fn stop(self) {
+        let (state, wake) = &*self.signal;
+        state.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
+        wake.notify_all();
+        let _ = self.thread.join();
+    }
 }
 
 /// What one batch's sends are: the items, in the queue's order, taken one at a time
@@ -515,12 +581,21 @@ impl Sender {
             last_report: Instant::now(),
             removing: Vec::new(),
             seen: Seen::default(),
-            last_checkpoint: Instant::now(),
+            checkpoints: None,
         }
     }
 
     pub(crate) fn run(mut self) {
         self.lanes = Lanes::start(&self.transport, self.timing.connections.saturating_sub(1));
+        if self.shared.queue.is_durable() {
+            match Checkpoints::start(&self.shared) {
+                Ok(checkpoints) => self.checkpoints = Some(checkpoints),
+                // The outbox's own fallback still checkpoints, on the push path.
+                Err(error) => {
+                    tracing::warn!(target: "backstop", "cannot start the Sentry outbox's checkpoint thread: {error}");
+                }
+            }
+        }
         while let Some(closing) = self.wait() {
             self.collect_pipeline_drops();
             loop {
@@ -610,21 +685,20 @@ impl Sender {
         }
     }
 
-    /// Checkpoints the outbox's log, if it was not done in the last [`CHECKPOINT_EVERY`]:
-    /// after batches, and after every round, also while the server is down (the pushes
-    /// go on growing the log then).
-    fn checkpoint(&mut self) {
-        if self.last_checkpoint.elapsed() < CHECKPOINT_EVERY {
-            return;
-        }
-        self.last_checkpoint = Instant::now();
-        if let Err(error) = self.shared.queue.checkpoint() {
-            tracing::debug!(target: "backstop", "cannot checkpoint the export outbox: {error}");
+    /// Has the outbox's log checkpointed (by the checkpoint thread, at most every
+    /// [`CHECKPOINT_EVERY`]): after batches, and after every round, also while the
+    /// server is down (the pushes go on growing the log then).
+    fn checkpoint(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.request();
         }
     }
 
     fn stop(&mut self) {
         self.finish_removing();
+        if let Some(checkpoints) = self.checkpoints.take() {
+            checkpoints.stop();
+        }
         if !self.shared.queue.is_durable() {
             // Nowhere to keep them: they are lost with the process.
             if let Ok(left) = self.shared.queue.oldest(usize::MAX) {
