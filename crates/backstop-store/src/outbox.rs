@@ -99,6 +99,10 @@ pub struct OutboxLen {
 /// pages; the store's own connections keep their smaller automatic checkpoints.
 const FALLBACK_CHECKPOINT_PAGES: u32 = 10_000;
 
+/// From how many pages in the log a checkpoint makes sure that the next write starts it
+/// over from the beginning (see [`Outbox::checkpoint`]).
+const RESTART_PAGES: u64 = 1_000;
+
 /// The outbox table of a store file, with its own three connections: a writer, for
 /// [`push`](Outbox::push) and [`remove`](Outbox::remove), a reader, for
 /// [`oldest`](Outbox::oldest) and [`len`](Outbox::len), and one for
@@ -364,23 +368,37 @@ impl Outbox {
     }
 
     /// Copies what the write-ahead log holds back into the database, as far as readers
-    /// allow, without waiting for anyone (`PRAGMA wal_checkpoint(PASSIVE)`): a push
+    /// allow, without waiting for them (`PRAGMA wal_checkpoint(PASSIVE)`): a push
     /// leaves this to its caller's other thread (see [`Outbox`]). Returns at once,
     /// having done nothing, if another checkpoint of this outbox is under way.
+    ///
+    /// The log starts over from its beginning only when a write begins with all of it
+    /// copied, and pushes and removals keep appending to it while the copy runs: when
+    /// the log is long, the pages written meanwhile are copied again with this outbox's
+    /// writer held (a short wait for a push, the bulk of the copy done), so that its
+    /// next write restarts the log instead of the log growing to the fallback bound.
     pub fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
         let conn = match self.checkpointer.try_lock() {
             Ok(conn) => conn,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return Ok(Checkpoint::default()),
         };
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok(Checkpoint {
-                ran: true,
-                log_pages: r.get::<_, i64>(1)?.max(0) as u64,
-                checkpointed_pages: r.get::<_, i64>(2)?.max(0) as u64,
+        let passive = || {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(Checkpoint {
+                    ran: true,
+                    log_pages: r.get::<_, i64>(1)?.max(0) as u64,
+                    checkpointed_pages: r.get::<_, i64>(2)?.max(0) as u64,
+                })
             })
-        })
-        .map_err(self.err())
+            .map_err(self.err())
+        };
+        let done = passive()?;
+        if done.log_pages < RESTART_PAGES {
+            return Ok(done);
+        }
+        let _writer = self.write();
+        passive()
     }
 
     /// How many items and bytes wait.
