@@ -78,6 +78,15 @@ impl Queue {
         }
     }
 
+    /// Copies the outbox's write-ahead log back into its database, off the push path
+    /// (a push leaves it to the sender); nothing for the memory queue.
+    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
+        match self {
+            Queue::Outbox(outbox) => outbox.checkpoint().map(drop),
+            Queue::Memory(_) => Ok(()),
+        }
+    }
+
     pub(crate) fn len(&self) -> OutboxLen {
         match self {
             Queue::Outbox(outbox) => outbox.len().unwrap_or_default(),

@@ -22,6 +22,10 @@ use crate::report::{Outcomes, Reason};
 /// Items taken from the queue at once.
 const BATCH: usize = 64;
 
+/// How often, at most, the outbox's write-ahead log is checkpointed (copied back into
+/// the database), which pushes leave to the sender's checkpoint thread.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
 /// Delivery settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
@@ -364,6 +368,73 @@ pub(crate) struct Sender {
     /// removal, or before the sender waits.
     removing: Vec<i64>,
     seen: Seen,
+    checkpoints: Option<Checkpoints>,
+}
+
+/// The thread that checkpoints the outbox's log for the sender. Not the sender thread
+/// itself: a checkpoint copies pages and syncs the file, and the lanes would wait for
+/// it before their next batch.
+struct Checkpoints {
+    signal: Arc<(Mutex<CheckpointSignal>, Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct CheckpointSignal {
+    wanted: bool,
+    stop: bool,
+}
+
+impl Checkpoints {
+    fn start(shared: &Arc<Shared>) -> std::io::Result<Checkpoints> {
+        let signal = Arc::new((Mutex::new(CheckpointSignal::default()), Condvar::new()));
+        let (shared, theirs) = (shared.clone(), signal.clone());
+        let thread = std::thread::Builder::new()
+            .name("backstop-sentry-checkpoint".into())
+            .spawn(move || {
+                let (state, wake) = &*theirs;
+                let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    let mut signal = lock();
+                    while !signal.wanted && !signal.stop {
+                        signal = wake.wait(signal).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if signal.stop {
+                        return;
+                    }
+                    signal.wanted = false;
+                    drop(signal);
+                    if let Err(error) = shared.queue.checkpoint() {
+                        tracing::debug!(target: "backstop", "cannot checkpoint the export outbox: {error}");
+                    }
+                    // At most one checkpoint per interval; a stop ends the wait.
+                    let until = Instant::now() + CHECKPOINT_EVERY;
+                    let mut signal = lock();
+                    while !signal.stop && Instant::now() < until {
+                        signal = wake
+                            .wait_timeout(signal, until.saturating_duration_since(Instant::now()))
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                }
+            })?;
+        Ok(Checkpoints { signal, thread })
+    }
+
+    /// Asks for a checkpoint; returns at once.
+    fn request(&self) {
+        let (state, wake) = &*self.signal;
+        state.lock().unwrap_or_else(PoisonError::into_inner).wanted = true;
+        wake.notify_all();
+    }
+
+    /// Stops the thread, after the checkpoint under way if any.
+    fn stop(self) {
+        let (state, wake) = &*self.signal;
+        state.lock().unwrap_or_else(PoisonError::into_inner).stop = true;
+        wake.notify_all();
+        let _ = self.thread.join();
+    }
 }
 
 /// What one batch's sends are: the items, in the queue's order, taken one at a time
@@ -510,11 +581,21 @@ impl Sender {
             last_report: Instant::now(),
             removing: Vec::new(),
             seen: Seen::default(),
+            checkpoints: None,
         }
     }
 
     pub(crate) fn run(mut self) {
         self.lanes = Lanes::start(&self.transport, self.timing.connections.saturating_sub(1));
+        if self.shared.queue.is_durable() {
+            match Checkpoints::start(&self.shared) {
+                Ok(checkpoints) => self.checkpoints = Some(checkpoints),
+                // The outbox's own fallback still checkpoints, on the push path.
+                Err(error) => {
+                    tracing::warn!(target: "backstop", "cannot start the Sentry outbox's checkpoint thread: {error}");
+                }
+            }
+        }
         while let Some(closing) = self.wait() {
             self.collect_pipeline_drops();
             loop {
@@ -527,6 +608,7 @@ impl Sender {
                 }
             }
             self.finish_removing();
+            self.checkpoint();
             if closing.is_some() || self.last_report.elapsed() >= self.timing.report_interval {
                 self.send_report_alone();
             }
@@ -603,8 +685,20 @@ impl Sender {
         }
     }
 
+    /// Has the outbox's log checkpointed (by the checkpoint thread, at most every
+    /// [`CHECKPOINT_EVERY`]): after batches, and after every round, also while the
+    /// server is down (the pushes go on growing the log then).
+    fn checkpoint(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.request();
+        }
+    }
+
     fn stop(&mut self) {
         self.finish_removing();
+        if let Some(checkpoints) = self.checkpoints.take() {
+            checkpoints.stop();
+        }
         if !self.shared.queue.is_durable() {
             // Nowhere to keep them: they are lost with the process.
             if let Ok(left) = self.shared.queue.oldest(usize::MAX) {
@@ -795,6 +889,7 @@ impl Sender {
             }
         }
         self.progress();
+        self.checkpoint();
         result
     }
 

@@ -57,7 +57,7 @@ pub use alerts::{
 pub use budget::KeepBudget;
 pub use error::StoreError;
 pub use metrics::MetricsRetention;
-pub use outbox::{Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
+pub use outbox::{Checkpoint, Evicted, NewItem, Outbox, OutboxItem, OutboxLen, OutboxLimits};
 pub use reader::{
     Buckets, CacheStats, CallStats, Cursor, EventLinks, EventSummary, Filter, InvalidCursor,
     InvalidStatus, Issue, IssueCategory, IssueDetail, IssueId, IssueKind, IssueQuery, IssueSort,

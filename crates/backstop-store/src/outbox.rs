@@ -93,18 +93,55 @@ pub struct OutboxLen {
     pub bytes: u64,
 }
 
-/// The outbox table of a store file, with its own two connections: a writer, for
-/// [`push`](Outbox::push) and [`remove`](Outbox::remove), and a reader, for
-/// [`oldest`](Outbox::oldest) and [`len`](Outbox::len). The file is in WAL mode, so the
-/// reader runs beside the writer: the sender reads its next items while a push is being
-/// written, and a push never waits for a read. Cheap to clone: clones share both
-/// connections.
+/// How many pages the write-ahead log may hold before a push checkpoints it itself: the
+/// fallback for when nobody calls [`Outbox::checkpoint`] (no sender, or one stuck in a
+/// long send), so that the log stays bounded through any outage. About 40 MB of 4 KB
+/// pages; the store's own connections keep their smaller automatic checkpoints.
+const FALLBACK_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// From how many pages in the log a checkpoint makes sure that the next write starts it
+/// over from the beginning (see [`Outbox::checkpoint`]).
+const RESTART_PAGES: u64 = 1_000;
+
+/// The outbox table of a store file, with its own three connections: a writer, for
+/// [`push`](Outbox::push) and [`remove`](Outbox::remove), a reader, for
+/// [`oldest`](Outbox::oldest) and [`len`](Outbox::len), and one for
+/// [`checkpoint`](Outbox::checkpoint). The file is in WAL mode, so the reader runs
+/// beside the writer: the sender reads its next items while a push is being written,
+/// and a push never waits for a read. Cheap to clone: clones share the connections.
+///
+/// A push appends to the write-ahead log and does not copy the log back into the
+/// database (a checkpoint) unless the log has grown past a large fallback bound: the
+/// owner calls [`checkpoint`](Outbox::checkpoint) from elsewhere (the sender thread,
+/// after it removed what it delivered), so that this copying is not paid for on the
+/// push path.
 #[derive(Clone)]
 pub struct Outbox {
     path: PathBuf,
     limits: OutboxLimits,
-    writer: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Writer>>,
     reader: Arc<Mutex<Connection>>,
+    checkpointer: Arc<Mutex<Connection>>,
+}
+
+/// The writer's connection and what it knows of the outbox's size.
+struct Writer {
+    conn: Connection,
+    /// The outbox's items and bytes after this connection's last commit, with the
+    /// file's `data_version` then: while no other connection has written the file since
+    /// (the version is unchanged), a push adds to them instead of counting the table.
+    totals: Option<(OutboxLen, i64)>,
+}
+
+/// What a [`checkpoint`](Outbox::checkpoint) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    /// Whether it ran (`false`: another checkpoint of this outbox was under way).
+    pub ran: bool,
+    /// Pages in the write-ahead log.
+    pub log_pages: u64,
+    /// Of those, pages now copied into the database.
+    pub checkpointed_pages: u64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -121,7 +158,15 @@ impl Outbox {
     /// [`SqliteStore::open`](crate::SqliteStore::open) does. `:memory:` is refused: an
     /// outbox that a restart loses is no outbox.
     pub fn open(path: impl AsRef<Path>, limits: OutboxLimits) -> Result<Outbox, StoreError> {
-        let path = path.as_ref().to_owned();
+        Outbox::open_with(path.as_ref(), limits, FALLBACK_CHECKPOINT_PAGES)
+    }
+
+    fn open_with(
+        path: &Path,
+        limits: OutboxLimits,
+        fallback_pages: u32,
+    ) -> Result<Outbox, StoreError> {
+        let path = path.to_owned();
         if schema::is_memory(&path) {
             return Err(StoreError::NotBackstop {
                 path,
@@ -129,13 +174,26 @@ impl Outbox {
             });
         }
         let writer = schema::open(&path, Mode::Write, Duration::from_secs(5), None)?;
+        // Checkpoints are the checkpointer's job; a push does one only past the fallback.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", fallback_pages)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         // Opened after the writer, which created or migrated the file.
         let reader = schema::open(&path, Mode::Read, Duration::from_secs(5), None)?;
+        // A read-only connection cannot checkpoint; this one never writes a row.
+        let checkpointer = schema::open(&path, Mode::Write, Duration::from_secs(5), None)?;
         Ok(Outbox {
             path,
             limits,
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(Mutex::new(Writer {
+                conn: writer,
+                totals: None,
+            })),
             reader: Arc::new(Mutex::new(reader)),
+            checkpointer: Arc::new(Mutex::new(checkpointer)),
         })
     }
 
@@ -156,7 +214,7 @@ impl Outbox {
         }
     }
 
-    fn write(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn write(&self) -> std::sync::MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -167,12 +225,22 @@ impl Outbox {
     /// Adds `items` in one transaction, then evicts the oldest items while the outbox
     /// is over a bound, and returns what it evicted.
     pub fn push(&self, items: &[NewItem<'_>]) -> Result<Vec<Evicted>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let err = self.err();
-        let mut conn = self.write();
+        let mut writer = self.write();
+        let Writer {
+            conn,
+            totals: cached,
+        } = &mut *writer;
+        // Forgotten unless the commit succeeds.
+        let known = cached.take();
         let tx = conn.transaction().map_err(&err)?;
         let created = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        let mut added = OutboxLen::default();
         {
             let mut insert = tx
                 .prepare_cached(
@@ -191,10 +259,22 @@ impl Outbox {
                         item.payload
                     ])
                     .map_err(&err)?;
+                added.items += 1;
+                added.bytes += item.payload.len() as u64;
             }
         }
-        let evicted = evict(&tx, self.limits).map_err(&err)?;
+        // The transaction holds the write lock now: the version cannot change under it.
+        let version = data_version(&tx).map_err(&err)?;
+        let len = match known {
+            Some((len, at)) if at == version => OutboxLen {
+                items: len.items + added.items,
+                bytes: len.bytes + added.bytes,
+            },
+            _ => totals(&tx).map_err(&err)?,
+        };
+        let (evicted, len) = evict(&tx, self.limits, len).map_err(&err)?;
         tx.commit().map_err(&err)?;
+        *cached = Some((len, version));
         Ok(evicted)
     }
 
@@ -230,8 +310,8 @@ impl Outbox {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut conn = self.write();
-        self.delete(&mut conn, ids)
+        let mut writer = self.write();
+        self.delete(&mut writer, ids)
     }
 
     /// As [`remove`](Outbox::remove), unless the writer is busy (a push is being
@@ -241,29 +321,84 @@ impl Outbox {
         if ids.is_empty() {
             return Ok(true);
         }
-        let mut conn = match self.writer.try_lock() {
-            Ok(conn) => conn,
+        let mut writer = match self.writer.try_lock() {
+            Ok(writer) => writer,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return Ok(false),
         };
-        self.delete(&mut conn, ids).map(|()| true)
+        self.delete(&mut writer, ids).map(|()| true)
     }
 
-    fn delete(&self, conn: &mut Connection, ids: &[i64]) -> Result<(), StoreError> {
+    fn delete(&self, writer: &mut Writer, ids: &[i64]) -> Result<(), StoreError> {
         let mut sorted = ids.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
         let err = self.err();
+        let Writer {
+            conn,
+            totals: cached,
+        } = writer;
+        let known = cached.take();
         let tx = conn.transaction().map_err(&err)?;
+        let mut removed = OutboxLen::default();
         {
             let mut delete = tx
-                .prepare_cached("DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2")
+                .prepare_cached("DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2 RETURNING size")
                 .map_err(&err)?;
             for (first, last) in runs(&sorted) {
-                delete.execute([first, last]).map_err(&err)?;
+                let mut rows = delete.query([first, last]).map_err(&err)?;
+                while let Some(row) = rows.next().map_err(&err)? {
+                    removed.items += 1;
+                    removed.bytes += row.get::<_, i64>(0).map_err(&err)?.max(0) as u64;
+                }
             }
         }
-        tx.commit().map_err(&err)
+        let version = data_version(&tx).map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        if let Some((len, at)) = known
+            && at == version
+        {
+            let len = OutboxLen {
+                items: len.items.saturating_sub(removed.items),
+                bytes: len.bytes.saturating_sub(removed.bytes),
+            };
+            *cached = Some((len, version));
+        }
+        Ok(())
+    }
+
+    /// Copies what the write-ahead log holds back into the database, as far as readers
+    /// allow, without waiting for them (`PRAGMA wal_checkpoint(PASSIVE)`): a push
+    /// leaves this to its caller's other thread (see [`Outbox`]). Returns at once,
+    /// having done nothing, if another checkpoint of this outbox is under way.
+    ///
+    /// The log starts over from its beginning only when a write begins with all of it
+    /// copied, and pushes and removals keep appending to it while the copy runs: when
+    /// the log is long, the pages written meanwhile are copied again with this outbox's
+    /// writer held (a short wait for a push, the bulk of the copy done), so that its
+    /// next write restarts the log instead of the log growing to the fallback bound.
+    pub fn checkpoint(&self) -> Result<Checkpoint, StoreError> {
+        let conn = match self.checkpointer.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(Checkpoint::default()),
+        };
+        let passive = || {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(Checkpoint {
+                    ran: true,
+                    log_pages: r.get::<_, i64>(1)?.max(0) as u64,
+                    checkpointed_pages: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })
+            .map_err(self.err())
+        };
+        let done = passive()?;
+        if done.log_pages < RESTART_PAGES {
+            return Ok(done);
+        }
+        let _writer = self.write();
+        passive()
     }
 
     /// How many items and bytes wait.
@@ -293,31 +428,43 @@ fn runs(sorted: &[i64]) -> impl Iterator<Item = (i64, i64)> + '_ {
     })
 }
 
+/// The file's `PRAGMA data_version`: changes when another connection commits to it.
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
+}
+
+/// How many items and bytes wait, from the `outbox_size` index alone.
 fn totals(conn: &Connection) -> rusqlite::Result<OutboxLen> {
-    conn.query_row(
-        "SELECT count(*), coalesce(sum(size), 0) FROM outbox",
-        [],
-        |r| {
+    conn.prepare_cached("SELECT count(*), coalesce(sum(size), 0) FROM outbox")?
+        .query_row([], |r| {
             Ok(OutboxLen {
                 items: r.get::<_, i64>(0)?.max(0) as u64,
                 bytes: r.get::<_, i64>(1)?.max(0) as u64,
             })
-        },
-    )
+        })
 }
 
-/// Deletes the oldest rows until both bounds hold.
-fn evict(conn: &Connection, limits: OutboxLimits) -> rusqlite::Result<Vec<Evicted>> {
-    let mut len = totals(conn)?;
+/// Deletes the oldest rows until both bounds hold; `len` is what the outbox holds now.
+/// Returns what it deleted and what the outbox holds after.
+fn evict(
+    conn: &Connection,
+    limits: OutboxLimits,
+    mut len: OutboxLen,
+) -> rusqlite::Result<(Vec<Evicted>, OutboxLen)> {
     let mut evicted = Vec::new();
     if len.items <= limits.max_items && len.bytes <= limits.max_bytes {
-        return Ok(evicted);
+        return Ok((evicted, len));
     }
     let mut oldest = conn.prepare_cached("SELECT id, kind, spans, size FROM outbox ORDER BY id")?;
     let mut rows = oldest.query([])?;
     let mut last = None;
+    let mut exhausted = false;
     while len.items > limits.max_items || len.bytes > limits.max_bytes {
-        let Some(row) = rows.next()? else { break };
+        let Some(row) = rows.next()? else {
+            exhausted = true;
+            break;
+        };
         let id: i64 = row.get(0)?;
         let size: i64 = row.get(3)?;
         evicted.push(Evicted {
@@ -330,9 +477,14 @@ fn evict(conn: &Connection, limits: OutboxLimits) -> rusqlite::Result<Vec<Evicte
     }
     drop(rows);
     if let Some(last) = last {
-        conn.execute("DELETE FROM outbox WHERE id <= ?1", [last])?;
+        conn.prepare_cached("DELETE FROM outbox WHERE id <= ?1")?
+            .execute([last])?;
     }
-    Ok(evicted)
+    if exhausted {
+        // Not what `len` said: count again rather than carry the error on.
+        len = totals(conn)?;
+    }
+    Ok((evicted, len))
 }
 
 #[cfg(test)]
@@ -413,6 +565,113 @@ mod tests {
         drop(writing);
         assert!(outbox.try_remove(&[first]).unwrap());
         assert_eq!(outbox.len().unwrap().items, 0);
+    }
+
+    /// The size of the write-ahead log file, 0 when there is none.
+    fn wal_bytes(db: &std::path::Path) -> u64 {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(wal).map_or(0, |m| m.len())
+    }
+
+    #[test]
+    fn with_nobody_checkpointing_the_log_stays_bounded() {
+        // An outage with no sender: pushes only, never a checkpoint() call. The
+        // fallback (small here) keeps the log from growing with the outbox.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let fallback = 100;
+        let outbox = super::Outbox::open_with(&db, OutboxLimits::default(), fallback).unwrap();
+        let page: i64 = outbox
+            .write()
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        let page = page as u64;
+        let payload = vec![7u8; 3000];
+        let batch = [item(&payload); 8];
+        let pushes = 250;
+        for _ in 0..pushes {
+            outbox.push(&batch).unwrap();
+        }
+        assert_eq!(outbox.len().unwrap().items, pushes * 8, "nothing evicted");
+        let wal = wal_bytes(&db);
+        // Each 3 KB item takes a page of its own: the outbox holds 20 times the
+        // fallback, the log at most the fallback and one push's pages (with the index
+        // and interior pages they touch), each with its frame header.
+        let pages = pushes * 8;
+        let bound = 2 * u64::from(fallback) * (page + 24);
+        assert!(
+            pages * page > 5 * bound,
+            "the test writes far past the bound"
+        );
+        assert!(wal <= bound, "log of {wal} bytes, over {bound}");
+        drop(outbox);
+        // Reopened, all of it is there.
+        let outbox = Outbox::open(&db, OutboxLimits::default()).unwrap();
+        assert_eq!(outbox.len().unwrap().items, pushes * 8);
+    }
+
+    #[test]
+    fn a_checkpoint_copies_the_log_back_off_the_push_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let outbox = Outbox::open(&db, OutboxLimits::default()).unwrap();
+        let payload = vec![1u8; 3000];
+        for _ in 0..20 {
+            outbox.push(&[item(&payload); 10]).unwrap();
+        }
+        let done = outbox.checkpoint().unwrap();
+        assert!(done.ran);
+        assert!(
+            done.log_pages >= 200,
+            "{done:?}: the pushes did not checkpoint"
+        );
+        assert_eq!(done.checkpointed_pages, done.log_pages, "{done:?}");
+        // A busy checkpointer is not waited for.
+        let busy = outbox.checkpointer.lock().unwrap();
+        assert!(!outbox.checkpoint().unwrap().ran);
+        drop(busy);
+        assert_eq!(outbox.len().unwrap().items, 200);
+    }
+
+    #[test]
+    fn the_bounds_count_what_another_connection_wrote() {
+        // Two writers of one file (two processes, or a restart beside a dying one):
+        // each one's running count must see the other's pushes and removals.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("b.db");
+        let limits = OutboxLimits {
+            max_items: 5,
+            max_bytes: 1000,
+        };
+        let a = Outbox::open(&db, limits).unwrap();
+        let b = Outbox::open(&db, limits).unwrap();
+        a.push(&[item(&[0; 10]), item(&[1; 10]), item(&[2; 10])])
+            .unwrap();
+        b.push(&[item(&[3; 10]), item(&[4; 10])]).unwrap();
+        let evicted = a.push(&[item(&[5; 10])]).unwrap();
+        assert_eq!(evicted.len(), 1, "a counts b's two");
+        assert_eq!(first_bytes(&a), [1, 2, 3, 4, 5]);
+        let ids: Vec<i64> = b.oldest(3).unwrap().iter().map(|i| i.id).collect();
+        b.remove(&ids).unwrap();
+        assert!(
+            a.push(&[item(&[6; 10])]).unwrap().is_empty(),
+            "a sees b's removal"
+        );
+        assert_eq!(first_bytes(&a), [4, 5, 6]);
+        a.remove(&[a.oldest(1).unwrap()[0].id]).unwrap();
+        // a's own removal, counted without a recount.
+        let evicted = a.push(&[item(&[7; 985])]).unwrap();
+        assert_eq!(evicted.len(), 1, "bytes: 10 + 10 + 985 is over 1000");
+        assert_eq!(first_bytes(&a), [6, 7]);
+        assert_eq!(
+            a.len().unwrap(),
+            super::OutboxLen {
+                items: 2,
+                bytes: 995
+            }
+        );
     }
 
     #[test]
