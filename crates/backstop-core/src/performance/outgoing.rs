@@ -357,8 +357,9 @@ impl HttpClientSpan {
     pub fn trace_headers(&self) -> Option<[(HeaderName, HeaderValue); 2]> {
         let open = self.0.open().filter(|open| open.record.propagate)?;
         let sampled = open.scope.is_sampled();
-        // Both values are written into one buffer on the stack, which one allocation
-        // then owns and both header values share.
+        // Both values are written into one buffer on the stack; each header value
+        // copies its part into an allocation of its own (no count shared between
+        // the two to update as they are made and dropped).
         let mut buf = [0u8; TRACEPARENT_LEN + SENTRY_TRACE_LEN];
         let ids = 3..TRACEPARENT_LEN - 3;
         buf[..3].copy_from_slice(b"00-");
@@ -368,11 +369,10 @@ impl HttpClientSpan {
         buf[ids.end..TRACEPARENT_LEN].copy_from_slice(if sampled { b"-01" } else { b"-00" });
         buf.copy_within(ids.clone(), TRACEPARENT_LEN);
         buf[TRACEPARENT_LEN + ids.len()..].copy_from_slice(if sampled { b"-1" } else { b"-0" });
-        let both = bytes::Bytes::from_owner(buf);
-        let value = |bytes: bytes::Bytes| HeaderValue::from_maybe_shared(bytes).ok();
+        let (traceparent, sentry_trace) = buf.split_at(TRACEPARENT_LEN);
         Some([
-            (TRACEPARENT, value(both.slice(..TRACEPARENT_LEN))?),
-            (SENTRY_TRACE, value(both.slice(TRACEPARENT_LEN..))?),
+            (TRACEPARENT, HeaderValue::from_bytes(traceparent).ok()?),
+            (SENTRY_TRACE, HeaderValue::from_bytes(sentry_trace).ok()?),
         ])
     }
 
