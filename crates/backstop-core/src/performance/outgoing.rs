@@ -193,23 +193,29 @@ struct CachedCall {
     url_end: u16,
 }
 
-thread_local! {
-    /// Where a call's text is put together before it is looked up: no allocation per
-    /// call.
-    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
-
+/// What a thread keeps for putting calls' texts together (one thread-local, borrowed
+/// once per call).
+struct Composer {
+    /// Where a call's text is put together before it is looked up: no allocation
+    /// per call.
+    scratch: String,
     /// The calls made lately whose text is the method and URL as given (no
     /// credentials, fragment or empty query to drop, nothing to cut): a repeat is a
     /// hash and a compare, with no split and no lookup of the shared text.
-    static CALLS: RefCell<[CachedCall; CALL_SLOTS]> = const {
-        RefCell::new(
-            [CachedCall {
+    calls: [CachedCall; CALL_SLOTS],
+}
+
+thread_local! {
+    static COMPOSER: RefCell<Composer> = const {
+        RefCell::new(Composer {
+            scratch: String::new(),
+            calls: [CachedCall {
                 hash: 0,
                 text: "",
                 method_end: 0,
                 url_end: 0,
             }; CALL_SLOTS],
-        )
+        })
     };
 }
 
@@ -261,14 +267,18 @@ impl HttpCall {
         raw: impl FnOnce(&mut String),
         url: impl FnOnce(&mut String) -> Option<&'q str>,
     ) -> HttpCall {
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut text) => Self::compose_cached(&mut text, method, raw, url),
+        COMPOSER.with(|composer| match composer.try_borrow_mut() {
+            Ok(mut composer) => {
+                let Composer { scratch, calls } = &mut *composer;
+                Self::compose_cached(scratch, calls, method, raw, url)
+            }
             Err(_) => Self::build(&mut String::new(), 0, method, url),
         })
     }
 
     fn compose_cached<'q>(
         text: &mut String,
+        calls: &mut [CachedCall; CALL_SLOTS],
         method: &http::Method,
         raw: impl FnOnce(&mut String),
         url: impl FnOnce(&mut String) -> Option<&'q str>,
@@ -280,12 +290,8 @@ impl HttpCall {
         let given = text.len();
         let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
         let slot = hash as usize & (CALL_SLOTS - 1);
-        let hit = CALLS.with(|calls| {
-            let calls = calls.try_borrow().ok()?;
-            let cached = calls[slot];
-            (cached.hash == hash && cached.text == text.as_str()).then_some(cached)
-        });
-        if let Some(cached) = hit {
+        let cached = calls[slot];
+        if cached.hash == hash && cached.text == text.as_str() {
             return HttpCall::new(Text::Shared(cached.text), cached.method_end, cached.url_end);
         }
         // Put together after the text as given, then compared with it.
@@ -293,16 +299,12 @@ impl HttpCall {
         if let Text::Shared(kept) = call.text
             && kept == &text[..given]
         {
-            CALLS.with(|calls| {
-                if let Ok(mut calls) = calls.try_borrow_mut() {
-                    calls[slot] = CachedCall {
-                        hash,
-                        text: kept,
-                        method_end: call.method_end,
-                        url_end: call.url_end,
-                    };
-                }
-            });
+            calls[slot] = CachedCall {
+                hash,
+                text: kept,
+                method_end: call.method_end,
+                url_end: call.url_end,
+            };
         }
         call
     }
@@ -572,9 +574,17 @@ mod tests {
             ("http://repeat.example/a", Some("x=1"))
         );
         // Only calls whose text is what was given are cached.
-        let cached = |text: &str| CALLS.with(|calls| calls.borrow().iter().any(|c| c.text == text));
+        let cached = |text: &str| {
+            COMPOSER.with(|composer| composer.borrow().calls.iter().any(|c| c.text == text))
+        };
         assert!(cached("GET http://repeat.example/a?x=1"));
-        assert!(!CALLS.with(|calls| calls.borrow().iter().any(|c| c.text.contains("pw@"))));
+        assert!(!COMPOSER.with(|composer| {
+            composer
+                .borrow()
+                .calls
+                .iter()
+                .any(|c| c.text.contains("pw@"))
+        }));
     }
 
     #[test]
