@@ -80,14 +80,35 @@ impl FromStr for EventId {
 }
 
 /// The last `N` lower-case hex digits of `value`, zero-padded: what the ids print as,
-/// without the formatting machinery (the worker prints a few per transaction).
-fn lower_hex<const N: usize>(mut value: u128) -> [u8; N] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [b'0'; N];
-    for digit in out.iter_mut().rev() {
-        *digit = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
+/// without the formatting machinery (the worker prints a few per transaction, and an
+/// outgoing call's trace headers take two on the request thread).
+fn lower_hex<const N: usize>(value: u128) -> [u8; N] {
+    const { assert!(N <= 32) };
+    let mut all = [0u8; 32];
+    all[..16].copy_from_slice(&hex16((value >> 64) as u64));
+    all[16..].copy_from_slice(&hex16(value as u64));
+    let mut out = [0u8; N];
+    out.copy_from_slice(&all[32 - N..]);
+    out
+}
+
+/// The 16 lower-case hex digits of `value`, eight at a time in a `u64`.
+fn hex16(value: u64) -> [u8; 16] {
+    /// The eight nibbles of `x`, one per byte, most significant first.
+    fn spread(x: u32) -> u64 {
+        let x = u64::from(x);
+        let x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+        let x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+        (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F
     }
+    /// Each byte's nibble as its digit: `'0' + n`, plus 39 more for `a` to `f`.
+    fn digits(nibbles: u64) -> [u8; 8] {
+        let letters = ((nibbles + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        (nibbles + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+    }
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&digits(spread((value >> 32) as u32)));
+    out[8..].copy_from_slice(&digits(spread(value as u32)));
     out
 }
 
@@ -1252,6 +1273,20 @@ mod tests {
             .remove("trace");
         let error = serde_json::from_value::<Transaction>(no_trace).unwrap_err();
         assert!(error.to_string().contains("trace"), "{error}");
+    }
+
+    #[test]
+    fn hex_digits_are_the_formatters() {
+        let mut values = vec![0, 1, 0x0a, 0xff, u128::MAX, u128::from(u64::MAX)];
+        values.extend((0..1000).map(|_| fastrand::u128(..)));
+        for value in values {
+            assert_eq!(lower_hex::<32>(value), *format!("{value:032x}").as_bytes());
+            let low = value as u64;
+            assert_eq!(
+                lower_hex::<16>(u128::from(low)),
+                *format!("{low:016x}").as_bytes()
+            );
+        }
     }
 
     #[test]

@@ -56,7 +56,11 @@ const MAX_METHOD: usize = 32;
 /// when the guard drops; see the [module docs](self).
 pub fn start(method: &http::Method, url: &str) -> HttpClientSpan {
     HttpClientSpan(Guard::new(open(|| {
-        HttpCall::compose(method, |text| split_url(url, text))
+        HttpCall::compose(
+            method,
+            |text| text.push_str(url),
+            |text| split_url(url, text),
+        )
     })))
 }
 
@@ -64,24 +68,46 @@ pub fn start(method: &http::Method, url: &str) -> HttpClientSpan {
 /// built inside a request.
 pub fn start_uri(method: &http::Method, uri: &http::Uri) -> HttpClientSpan {
     HttpClientSpan(Guard::new(open(|| {
-        HttpCall::compose(method, |text| {
-            use std::fmt::Write;
-            let start = text.len();
-            if let Some(scheme) = uri.scheme_str() {
-                text.push_str(scheme);
-                text.push_str("://");
-            }
-            if let Some(host) = uri.host() {
-                text.push_str(host);
-            }
-            if let Some(port) = uri.port_u16() {
-                let _ = write!(text, ":{port}");
-            }
-            text.push_str(uri.path());
-            cut(text, start, MAX_FIELD);
-            uri.query().filter(|q| !q.is_empty())
-        })
+        HttpCall::compose(
+            method,
+            |text| uri_as_given(uri, text),
+            |text| split_uri(uri, text),
+        )
     })))
+}
+
+/// Appends `uri` as it is written.
+fn uri_as_given(uri: &http::Uri, text: &mut String) {
+    if let Some(scheme) = uri.scheme_str() {
+        text.push_str(scheme);
+        text.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        text.push_str(authority.as_str());
+    }
+    match uri.path_and_query() {
+        Some(path) => text.push_str(path.as_str()),
+        None => text.push_str(uri.path()),
+    }
+}
+
+/// [`split_url`] for an `http::Uri`.
+fn split_uri<'u>(uri: &'u http::Uri, text: &mut String) -> Option<&'u str> {
+    use std::fmt::Write;
+    let start = text.len();
+    if let Some(scheme) = uri.scheme_str() {
+        text.push_str(scheme);
+        text.push_str("://");
+    }
+    if let Some(host) = uri.host() {
+        text.push_str(host);
+    }
+    if let Some(port) = uri.port_u16() {
+        let _ = write!(text, ":{port}");
+    }
+    text.push_str(uri.path());
+    cut(text, start, MAX_FIELD);
+    uri.query().filter(|q| !q.is_empty())
 }
 
 fn open(call: impl FnOnce() -> HttpCall) -> Option<Open<OpenCall>> {
@@ -154,10 +180,43 @@ fn cut(text: &mut String, start: usize, max: usize) {
     text.push('…');
 }
 
+/// Slots in each thread's cache of calls' texts (a power of two).
+const CALL_SLOTS: usize = 64;
+
+/// A call's text as [`HttpCall::compose`] put it together, kept by the hash of the
+/// text it was put together from.
+#[derive(Clone, Copy)]
+struct CachedCall {
+    hash: u64,
+    text: &'static str,
+    method_end: u16,
+    url_end: u16,
+}
+
+/// What a thread keeps for putting calls' texts together (one thread-local, borrowed
+/// once per call).
+struct Composer {
+    /// Where a call's text is put together before it is looked up: no allocation
+    /// per call.
+    scratch: String,
+    /// The calls made lately whose text is the method and URL as given (no
+    /// credentials, fragment or empty query to drop, nothing to cut): a repeat is a
+    /// hash and a compare, with no split and no lookup of the shared text.
+    calls: [CachedCall; CALL_SLOTS],
+}
+
 thread_local! {
-    /// Where a call's text is put together before it is looked up: no allocation per
-    /// call.
-    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    static COMPOSER: RefCell<Composer> = const {
+        RefCell::new(Composer {
+            scratch: String::new(),
+            calls: [CachedCall {
+                hash: 0,
+                text: "",
+                method_end: 0,
+                url_end: 0,
+            }; CALL_SLOTS],
+        })
+    };
 }
 
 /// An outgoing call in progress; see [`start`].
@@ -200,39 +259,91 @@ impl GuardRecord for OpenCall {
 
 impl HttpCall {
     /// Puts the call's text together: the method, a space, the URL `url` appends
-    /// (returning its query), then `?` and the query.
+    /// (returning its query), then `?` and the query. `raw` appends the URL as given:
+    /// when the text put together is the method, a space and that (the common case),
+    /// the next call with the same method and URL finds it in this thread's cache.
     fn compose<'q>(
+        method: &http::Method,
+        raw: impl FnOnce(&mut String),
+        url: impl FnOnce(&mut String) -> Option<&'q str>,
+    ) -> HttpCall {
+        COMPOSER.with(|composer| match composer.try_borrow_mut() {
+            Ok(mut composer) => {
+                let Composer { scratch, calls } = &mut *composer;
+                Self::compose_cached(scratch, calls, method, raw, url)
+            }
+            Err(_) => Self::build(&mut String::new(), 0, method, url),
+        })
+    }
+
+    fn compose_cached<'q>(
+        text: &mut String,
+        calls: &mut [CachedCall; CALL_SLOTS],
+        method: &http::Method,
+        raw: impl FnOnce(&mut String),
+        url: impl FnOnce(&mut String) -> Option<&'q str>,
+    ) -> HttpCall {
+        text.clear();
+        text.push_str(method.as_str());
+        text.push(' ');
+        raw(text);
+        let given = text.len();
+        let hash = xxhash_rust::xxh3::xxh3_64(text.as_bytes());
+        let slot = hash as usize & (CALL_SLOTS - 1);
+        let cached = calls[slot];
+        if cached.hash == hash && cached.text == text.as_str() {
+            return HttpCall::new(Text::Shared(cached.text), cached.method_end, cached.url_end);
+        }
+        // Put together after the text as given, then compared with it.
+        let call = Self::build(text, given, method, url);
+        if let Text::Shared(kept) = call.text
+            && kept == &text[..given]
+        {
+            calls[slot] = CachedCall {
+                hash,
+                text: kept,
+                method_end: call.method_end,
+                url_end: call.url_end,
+            };
+        }
+        call
+    }
+
+    /// Puts the call's text together after `start` in `text` (see
+    /// [`compose`](Self::compose)).
+    fn build<'q>(
+        text: &mut String,
+        start: usize,
         method: &http::Method,
         url: impl FnOnce(&mut String) -> Option<&'q str>,
     ) -> HttpCall {
-        let build = |text: &mut String| {
-            text.clear();
-            text.push_str(method.as_str());
-            cut(text, 0, MAX_METHOD);
-            let method_end = text.len();
-            text.push(' ');
-            let query = url(text);
-            let url_end = text.len();
-            if let Some(query) = query {
-                text.push('?');
-                let start = text.len();
-                text.push_str(query);
-                cut(text, start, MAX_FIELD);
-            }
-            HttpCall {
-                // Everything is cut already: the text is kept as it is.
-                text: Text::new(text, usize::MAX),
-                method_end: method_end as u16,
-                url_end: url_end as u16,
-                status: None,
-                response_size: None,
-                failure: None,
-            }
-        };
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut text) => build(&mut text),
-            Err(_) => build(&mut String::new()),
-        })
+        text.truncate(start);
+        text.push_str(method.as_str());
+        cut(text, start, MAX_METHOD);
+        let method_end = text.len() - start;
+        text.push(' ');
+        let query = url(text);
+        let url_end = text.len() - start;
+        if let Some(query) = query {
+            text.push('?');
+            let at = text.len();
+            text.push_str(query);
+            cut(text, at, MAX_FIELD);
+        }
+        // Everything is cut already: the text is kept as it is.
+        let kept = Text::new(&text[start..], usize::MAX);
+        HttpCall::new(kept, method_end as u16, url_end as u16)
+    }
+
+    fn new(text: Text, method_end: u16, url_end: u16) -> HttpCall {
+        HttpCall {
+            text,
+            method_end,
+            url_end,
+            status: None,
+            response_size: None,
+            failure: None,
+        }
     }
 }
 
@@ -248,8 +359,9 @@ impl HttpClientSpan {
     pub fn trace_headers(&self) -> Option<[(HeaderName, HeaderValue); 2]> {
         let open = self.0.open().filter(|open| open.record.propagate)?;
         let sampled = open.scope.is_sampled();
-        // Both values are written into one buffer on the stack, which one allocation
-        // then owns and both header values share.
+        // Both values are written into one buffer on the stack; each header value
+        // copies its part into an allocation of its own (no count shared between
+        // the two to update as they are made and dropped).
         let mut buf = [0u8; TRACEPARENT_LEN + SENTRY_TRACE_LEN];
         let ids = 3..TRACEPARENT_LEN - 3;
         buf[..3].copy_from_slice(b"00-");
@@ -259,11 +371,10 @@ impl HttpClientSpan {
         buf[ids.end..TRACEPARENT_LEN].copy_from_slice(if sampled { b"-01" } else { b"-00" });
         buf.copy_within(ids.clone(), TRACEPARENT_LEN);
         buf[TRACEPARENT_LEN + ids.len()..].copy_from_slice(if sampled { b"-1" } else { b"-0" });
-        let both = bytes::Bytes::from_owner(buf);
-        let value = |bytes: bytes::Bytes| HeaderValue::from_maybe_shared(bytes).ok();
+        let (traceparent, sentry_trace) = buf.split_at(TRACEPARENT_LEN);
         Some([
-            (TRACEPARENT, value(both.slice(..TRACEPARENT_LEN))?),
-            (SENTRY_TRACE, value(both.slice(TRACEPARENT_LEN..))?),
+            (TRACEPARENT, HeaderValue::from_bytes(traceparent).ok()?),
+            (SENTRY_TRACE, HeaderValue::from_bytes(sentry_trace).ok()?),
         ])
     }
 
@@ -397,7 +508,11 @@ mod tests {
     #[test]
     fn credentials_fragment_and_query_are_split_off() {
         let split = |url| {
-            let call = HttpCall::compose(&http::Method::GET, |text| split_url(url, text));
+            let call = HttpCall::compose(
+                &http::Method::GET,
+                |text| text.push_str(url),
+                |text| split_url(url, text),
+            );
             (
                 call.method().to_owned(),
                 call.url().to_owned(),
@@ -424,12 +539,97 @@ mod tests {
     }
 
     #[test]
+    fn repeats_are_the_same_as_first_calls() {
+        let compose = |method: &http::Method, url: &str| {
+            let call = HttpCall::compose(
+                method,
+                |text| text.push_str(url),
+                |text| split_url(url, text),
+            );
+            (
+                call.method().to_owned(),
+                call.url().to_owned(),
+                call.query().map(str::to_owned),
+            )
+        };
+        let urls = [
+            "http://repeat.example/a?x=1",
+            "http://ann:pw@repeat.example/a?x=1",
+            "http://repeat.example/a?x=1#top",
+            "http://repeat.example/a?",
+            "http://repeat.example/a",
+        ];
+        for method in [http::Method::GET, http::Method::POST] {
+            for url in urls {
+                let first = compose(&method, url);
+                for _ in 0..3 {
+                    assert_eq!(compose(&method, url), first, "{method} {url}");
+                }
+            }
+        }
+        // Credentials and fragments are dropped on every call, not only the first.
+        let (_, url, query) = compose(&http::Method::GET, "http://ann:pw@repeat.example/a?x=1#top");
+        assert_eq!(
+            (url.as_str(), query.as_deref()),
+            ("http://repeat.example/a", Some("x=1"))
+        );
+        // Only calls whose text is what was given are cached.
+        let cached = |text: &str| {
+            COMPOSER.with(|composer| composer.borrow().calls.iter().any(|c| c.text == text))
+        };
+        assert!(cached("GET http://repeat.example/a?x=1"));
+        assert!(!COMPOSER.with(|composer| {
+            composer
+                .borrow()
+                .calls
+                .iter()
+                .any(|c| c.text.contains("pw@"))
+        }));
+    }
+
+    #[test]
+    fn uris_repeat_the_same_as_first_calls() {
+        let compose = |uri: &str| {
+            let uri: http::Uri = uri.parse().unwrap();
+            let call = HttpCall::compose(
+                &http::Method::GET,
+                |text| uri_as_given(&uri, text),
+                |text| split_uri(&uri, text),
+            );
+            (call.url().to_owned(), call.query().map(str::to_owned))
+        };
+        for (uri, url, query) in [
+            (
+                "http://u.example:8080/a?b=1",
+                "http://u.example:8080/a",
+                Some("b=1"),
+            ),
+            ("http://ann:pw@u.example/a", "http://u.example/a", None),
+            ("/p?q=1", "/p", Some("q=1")),
+        ] {
+            for _ in 0..3 {
+                assert_eq!(
+                    compose(uri),
+                    (url.to_owned(), query.map(str::to_owned)),
+                    "{uri}"
+                );
+            }
+        }
+        let first = compose("http://u.example");
+        assert_eq!(compose("http://u.example"), first);
+    }
+
+    #[test]
     fn long_methods_urls_and_queries_are_cut() {
         let method = http::Method::from_bytes(&[b'X'; 100]).unwrap();
         let url = format!("http://h/{}", "p".repeat(3000));
         let query = "q".repeat(3000);
         let full = format!("{url}?{query}");
-        let call = HttpCall::compose(&method, |text| split_url(&full, text));
+        let call = HttpCall::compose(
+            &method,
+            |text| text.push_str(&full),
+            |text| split_url(&full, text),
+        );
         assert_eq!(call.method().len(), MAX_METHOD + '…'.len_utf8());
         assert_eq!(call.url().len(), MAX_FIELD + '…'.len_utf8());
         assert!(call.url().starts_with("http://h/ppp"));
