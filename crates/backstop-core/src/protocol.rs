@@ -80,9 +80,10 @@ impl FromStr for EventId {
 }
 
 /// The last `N` lower-case hex digits of `value`, zero-padded: what the ids print as,
-/// without the formatting machinery (the worker prints a few per transaction, and an
-/// outgoing call's trace headers take two on the request thread).
-fn lower_hex<const N: usize>(value: u128) -> [u8; N] {
+/// without the formatting machinery (the worker prints a few per transaction, an
+/// outgoing call's trace headers take two on the request thread, and a new request id
+/// is one).
+pub(crate) fn lower_hex<const N: usize>(value: u128) -> [u8; N] {
     const { assert!(N <= 32) };
     let mut all = [0u8; 32];
     all[..16].copy_from_slice(&hex16((value >> 64) as u64));

@@ -289,24 +289,7 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
 
 /// A new random request id: 32 lowercase hex digits, built without allocating.
 pub fn new_request_id() -> [u8; 32] {
-    /// Each byte's two hex digits, so a byte is one lookup.
-    const PAIRS: [[u8; 2]; 256] = {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut pairs = [[0; 2]; 256];
-        let mut i = 0;
-        while i < 256 {
-            pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
-            i += 1;
-        }
-        pairs
-    };
-    // One draw: one visit to the generator's thread-local.
-    let random = fastrand::u128(..).to_le_bytes();
-    let mut out = [0u8; 32];
-    for (digits, byte) in out.chunks_exact_mut(2).zip(random) {
-        digits.copy_from_slice(&PAIRS[byte as usize]);
-    }
-    out
+    crate::protocol::lower_hex(fastrand::u128(..))
 }
 
 /// A [`new_request_id`] as shared bytes, for a response header: the ids are cut from
