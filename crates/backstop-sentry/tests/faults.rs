@@ -5,11 +5,11 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use backstop_core::{Client, Event, EventId, Level, Options, RequestScope, Span, SpanId};
 use backstop_sentry::{Category, ExportHandle, Reason, SentryExporter};
-use support::{Action, Receiver};
+use support::{Action, Receiver, wait_until};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -193,15 +193,16 @@ fn a_rate_limit_answered_mid_batch_holds_back_the_rest_of_that_batch() {
     for _ in 0..5 {
         transaction(&backstop, 1);
     }
-    let deadline = Instant::now() + PATIENCE;
-    while export
-        .stats()
-        .dropped(Reason::RatelimitBackoff, Category::Transaction)
-        < 4
-    {
-        assert!(Instant::now() < deadline, "{:?}", export.stats());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let limited = || {
+        export
+            .stats()
+            .dropped(Reason::RatelimitBackoff, Category::Transaction)
+    };
+    assert!(
+        wait_until(PATIENCE, || limited() >= 4),
+        "{:?}",
+        export.stats()
+    );
     let transactions = receiver
         .received()
         .iter()
@@ -222,15 +223,16 @@ fn a_bare_429_stops_everything_for_a_minute_and_is_not_retried() {
     receiver.wait_for(PATIENCE, |r| !r.is_empty());
     event(&backstop, "held back");
     transaction(&backstop, 1);
-    let deadline = Instant::now() + PATIENCE;
-    while export
-        .stats()
-        .dropped(Reason::RatelimitBackoff, Category::Transaction)
-        < 1
-    {
-        assert!(Instant::now() < deadline, "{:?}", export.stats());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let limited = || {
+        export
+            .stats()
+            .dropped(Reason::RatelimitBackoff, Category::Transaction)
+    };
+    assert!(
+        wait_until(PATIENCE, || limited() >= 1),
+        "{:?}",
+        export.stats()
+    );
     let stats = export.stats();
     assert_eq!(stats.rejected_rate_limited, 1);
     assert_eq!(stats.dropped(Reason::RatelimitBackoff, Category::Error), 1);

@@ -155,19 +155,27 @@ impl Receiver {
         timeout: Duration,
         mut done: impl FnMut(&[Received]) -> bool,
     ) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let received = self.received();
-            if done(&received) || Instant::now() >= deadline {
-                return received;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(timeout, || done(&self.received()));
+        self.received()
     }
 
     /// Sums the client reports received: `(reason, category) -> quantity`.
     pub fn reported(&self, reason: &str, category: &str) -> u64 {
         reported(&self.received(), reason, category)
+    }
+}
+
+/// Polls `done` until it holds, for at most `timeout`; whether it held.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
