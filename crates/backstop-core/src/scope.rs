@@ -447,8 +447,12 @@ impl<'a> ScopeBuilder<'a> {
             }),
         };
         // Free what the worker is done with of one transaction here, on a request
-        // thread (see `crate::pipeline::reuse`).
-        self.client.free_retired();
+        // thread (see `crate::pipeline::reuse`). Only sampled requests become
+        // transactions, so one free per sampled request keeps pace with the worker;
+        // an unsampled request does not touch the shared pool at all.
+        if sampled {
+            self.client.free_retired();
+        }
         let mut scope = Scope::new(self.client.clone());
         scope.transaction = Some(self.name);
         scope.request = self.request;

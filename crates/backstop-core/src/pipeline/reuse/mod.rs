@@ -29,9 +29,9 @@ pub(crate) struct Reuse {
     span_lists: Arc<SpanLists>,
     /// What the worker is done with of each transaction (its request source and query
     /// records). A request thread allocated them, and freeing them there (one
-    /// transaction's worth per new request) keeps glibc's per-thread caches warm, where
-    /// a free on the worker would lock the request thread's arena and leave the blocks
-    /// out of its reach.
+    /// transaction's worth per new sampled request) keeps glibc's per-thread caches
+    /// warm, where a free on the worker would lock the request thread's arena and leave
+    /// the blocks out of its reach.
     retired: Arc<Pool<Retired>>,
     /// How transactions travel to the worker: in per-thread batches.
     handoff: Arc<Handoff>,
