@@ -38,7 +38,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-pub use body::BodyCapture;
+pub use body::{BodyCapture, Tee};
 pub(crate) use facts::CopiedRequest;
 pub use facts::{
     BuildRequest, FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, RequestSource,
