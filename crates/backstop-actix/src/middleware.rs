@@ -12,7 +12,7 @@ use backstop_core::adapter::AdapterConfig;
 use backstop_core::{Client, User};
 use backstop_pages::ErrorPages;
 
-use crate::errors::{ErrorType, ErrorTypes};
+use crate::errors::ErrorTypes;
 use crate::service::BackstopMiddleware;
 
 /// Resolves the user of a request (from a session, an auth extension, a header...).
@@ -70,7 +70,7 @@ impl Backstop {
                     config.http_options().request_id_header_name(),
                 ),
                 config,
-                errors: ErrorTypes::default(),
+                errors: crate::errors::known(),
                 #[cfg(feature = "dashboard")]
                 mount: backstop_dashboard::Mount::new(client),
             }),
@@ -158,7 +158,7 @@ impl Backstop {
     /// ```
     #[must_use]
     pub fn error_type<E: ResponseError + std::error::Error + 'static>(self) -> Self {
-        self.with(|s| s.errors.add(ErrorType::of::<E>()))
+        self.with(|s| s.errors.add(crate::errors::of::<E>()))
     }
 }
 

@@ -16,8 +16,8 @@ use actix_web::http::{Method, StatusCode, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::EventId;
 use backstop_core::adapter::{
-    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, REPLACED_HEADERS,
-    RequestHead, ResponseGlue, Step, Verdict, detail_text,
+    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, REPLACED_HEADERS, RequestHead,
+    ResponseGlue, Step, Verdict, detail_text,
 };
 use backstop_core::adapter::{RouteName, StaticRoutes};
 
@@ -429,10 +429,7 @@ impl<B: MessageBody + 'static> ResponseGlue for Glue<B> {
         }
         let debug = head
             .error()
-            .map(|error| match self.shared.errors.as_std(error) {
-                Some(error) => PageDebug::Error(error),
-                None => PageDebug::Message(error),
-            });
+            .map(|error| self.shared.errors.page_debug(error));
         let page = exchange.page(
             &self.shared.config,
             status,

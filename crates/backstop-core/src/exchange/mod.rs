@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 mod config;
+mod errors;
 
 pub use config::{AdapterConfig, PageDebug, PageRenderer, PageRequest, UserFrom};
+pub use errors::{KnownError, KnownErrors};
 
 use crate::client::Client;
 use crate::http::{
