@@ -8,8 +8,8 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, ResponseError};
+use backstop_core::Client;
 use backstop_core::adapter::AdapterConfig;
-use backstop_core::{Client, User};
 use backstop_pages::ErrorPages;
 
 use crate::errors::ErrorTypes;
@@ -89,7 +89,26 @@ impl Backstop {
         self.with(|s| s.config = f(s.config.clone()))
     }
 
-    backstop_core::adapter_builder!(ErrorPages);
+    backstop_core::adapter_builder! {
+        pages: ErrorPages,
+        /// Resolves the user per request. A panic in `f` is contained: the request goes on
+        /// without a user.
+        ///
+        /// ```
+        /// # use backstop_actix::Backstop;
+        /// use actix_web::HttpMessage;
+        /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
+        /// #[derive(Clone)]
+        /// struct Auth { user_id: u64 }
+        ///
+        /// let middleware = Backstop::new(&backstop).user_from(|req| {
+        ///     let auth = req.extensions().get::<Auth>()?.clone();
+        ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
+        /// });
+        /// # drop(middleware);
+        /// ```
+        user_from: HttpRequest,
+    }
 
     /// Mounts the dashboard with this configuration (its path, token, environment)
     /// instead of the one from the environment variables. It is served only when the
@@ -105,30 +124,6 @@ impl Backstop {
     #[must_use]
     pub fn no_dashboard(self) -> Self {
         self.with(|s| s.mount = s.mount.clone().off())
-    }
-
-    /// Resolves the user per request. A panic in `f` is contained: the request goes on
-    /// without a user.
-    ///
-    /// ```
-    /// # use backstop_actix::Backstop;
-    /// use actix_web::HttpMessage;
-    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
-    /// #[derive(Clone)]
-    /// struct Auth { user_id: u64 }
-    ///
-    /// let middleware = Backstop::new(&backstop).user_from(|req| {
-    ///     let auth = req.extensions().get::<Auth>()?.clone();
-    ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
-    /// });
-    /// # drop(middleware);
-    /// ```
-    #[must_use]
-    pub fn user_from(
-        self,
-        f: impl Fn(&HttpRequest) -> Option<User> + Send + Sync + 'static,
-    ) -> Self {
-        self.configure(|c| c.user_from(f))
     }
 
     /// Records errors of type `E` in 5xx responses with their real type and `source()`

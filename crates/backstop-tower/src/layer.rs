@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use backstop_core::Client;
 use backstop_core::adapter::AdapterConfig;
-use backstop_core::{Client, User};
 use backstop_pages::ErrorPages;
 
 use crate::service::BackstopService;
@@ -58,7 +58,25 @@ impl BackstopLayer {
         self
     }
 
-    backstop_core::adapter_builder!(ErrorPages);
+    backstop_core::adapter_builder! {
+        pages: ErrorPages,
+        /// Resolves the user per request, from the request's parts. A panic in `f` is
+        /// contained: the request goes on without a user.
+        ///
+        /// ```
+        /// # use backstop_tower::BackstopLayer;
+        /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
+        /// #[derive(Clone)]
+        /// struct Auth { user_id: u64 }
+        ///
+        /// let layer = BackstopLayer::new(&backstop).user_from(|parts| {
+        ///     let auth = parts.extensions.get::<Auth>()?;
+        ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
+        /// });
+        /// # drop(layer);
+        /// ```
+        user_from: http::request::Parts,
+    }
 
     /// Mounts the dashboard with this configuration (its path, token, environment)
     /// instead of the one from the environment variables. It is served only when the
@@ -76,29 +94,6 @@ impl BackstopLayer {
     pub fn no_dashboard(mut self) -> Self {
         self.mount = self.mount.off();
         self
-    }
-
-    /// Resolves the user per request, from the request's parts. A panic in `f` is
-    /// contained: the request goes on without a user.
-    ///
-    /// ```
-    /// # use backstop_tower::BackstopLayer;
-    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
-    /// #[derive(Clone)]
-    /// struct Auth { user_id: u64 }
-    ///
-    /// let layer = BackstopLayer::new(&backstop).user_from(|parts| {
-    ///     let auth = parts.extensions.get::<Auth>()?;
-    ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
-    /// });
-    /// # drop(layer);
-    /// ```
-    #[must_use]
-    pub fn user_from(
-        self,
-        f: impl Fn(&http::request::Parts) -> Option<User> + Send + Sync + 'static,
-    ) -> Self {
-        self.configure(|c| c.user_from(f))
     }
 }
 

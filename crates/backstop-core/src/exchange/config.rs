@@ -169,11 +169,21 @@ impl<R: ?Sized, P> AdapterConfig<R, P> {
 
 /// The builder methods both adapters share, written once: expands, inside an adapter
 /// type's `impl` block, to methods that hand each setting to its [`AdapterConfig`]
-/// through the type's own `fn configure(self, f) -> Self`.
+/// through the type's own `fn configure(self, f) -> Self`. `user_from` takes the
+/// adapter's own docs, with an example in its framework's terms.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! adapter_builder {
-    ($pages:ty) => {
+    (pages: $pages:ty, $(#[$user_from_doc:meta])* user_from: $request:ty $(,)?) => {
+        $(#[$user_from_doc])*
+        #[must_use]
+        pub fn user_from(
+            self,
+            f: impl Fn(&$request) -> Option<$crate::User> + Send + Sync + 'static,
+        ) -> Self {
+            self.configure(|c| c.user_from(f))
+        }
+
         /// Replaces all HTTP options at once.
         #[must_use]
         pub fn http(self, http: $crate::adapter::HttpOptions) -> Self {
