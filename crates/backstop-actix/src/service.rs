@@ -2,7 +2,6 @@
 //! translation between actix's types and core's request lifecycle.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,8 +15,8 @@ use actix_web::http::{Method, StatusCode, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::EventId;
 use backstop_core::adapter::{
-    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, REPLACED_HEADERS, RequestHead,
-    ResponseGlue, Step, Verdict, detail_text,
+    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, RequestHead, ResponseGlue, Step,
+    Verdict, detail_text, header_map, replaced_by_page,
 };
 use backstop_core::adapter::{RouteName, StaticRoutes};
 
@@ -133,8 +132,7 @@ impl RequestHead for Head<'_> {
     }
 
     fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let headers = self.request.headers().iter();
-        headers.map(|(name, value)| (name.as_str(), value.as_bytes()))
+        pairs(self.request.headers())
     }
 
     fn header(&self, name: &'static str) -> Option<&[u8]> {
@@ -157,25 +155,30 @@ impl RequestHead for Head<'_> {
     fn is_tls(&self) -> bool {
         self.request.app_config().secure()
     }
+}
 
-    /// The traces sampler alone needs `http` 1 headers: converted only for it.
-    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap> {
-        Cow::Owned(http_headers(self.request.headers()))
+/// actix-web 4 speaks `http` 0.2; core and pages speak `http` 1. Core reads headers
+/// as pairs.
+fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+}
+
+/// Appends `http` 1 headers to actix's map.
+fn append_headers(headers: &mut HeaderMap, from: &http::HeaderMap) {
+    for (name, value) in from {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
     }
 }
 
-/// actix-web 4 speaks `http` 0.2; core and pages speak `http` 1.
-fn http_headers(headers: &HeaderMap) -> http::HeaderMap {
-    let mut map = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
+fn actix_status(status: http::StatusCode) -> StatusCode {
+    StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn http_version(version: Version) -> http::Version {
@@ -230,16 +233,16 @@ async fn dashboard_answer<B: MessageBody + 'static>(
     https: bool,
 ) -> Result<ServiceResponse<BackstopBody<B>>, actix_web::Error> {
     use actix_web::FromRequest;
+    use backstop_core::adapter::request_from;
 
     let (http_request, mut payload) = request.into_parts();
     let body = bytes::Bytes::from_request(&http_request, &mut payload).await?;
-    let mut builder = http::Request::builder()
-        .method(http_method(http_request.method()))
-        .uri(http_request.uri().to_string());
-    if let Some(headers) = builder.headers_mut() {
-        *headers = http_headers(http_request.headers());
-    }
-    let Ok(converted) = builder.body(body) else {
+    let (method, uri) = (
+        http_request.method().as_str(),
+        http_request.uri().to_string(),
+    );
+    let headers = pairs(http_request.headers());
+    let Some(converted) = request_from(method, &uri, headers, body) else {
         let response = HttpResponse::NotFound().finish().map_into_boxed_body();
         return Ok(ServiceResponse::new(http_request, response).map_into_right_body());
     };
@@ -248,18 +251,9 @@ async fn dashboard_answer<B: MessageBody + 'static>(
     })
     .await?;
     let (parts, body) = answer.into_parts();
-    let mut response = HttpResponse::build(
-        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-    );
-    for (name, value) in &parts.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            response.append_header((name, value));
-        }
-    }
-    let response = response.body(body).map_into_boxed_body();
+    let mut response = HttpResponse::with_body(actix_status(parts.status), body);
+    append_headers(response.headers_mut(), &parts.headers);
+    let response = response.map_into_boxed_body();
     Ok(ServiceResponse::new(http_request, response).map_into_right_body())
 }
 
@@ -370,22 +364,11 @@ fn into_head<B>(
 ) -> ServiceResponse<BackstopBody<B>> {
     let (parts, body) = page.into_parts();
     let headers = head.headers_mut();
-    for name in REPLACED_HEADERS {
-        headers.remove(*name);
+    for name in replaced_by_page(&parts.headers) {
+        headers.remove(name);
     }
-    for name in parts.headers.keys() {
-        headers.remove(name.as_str());
-    }
-    for (name, value) in &parts.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    *head.status_mut() =
-        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    append_headers(headers, &parts.headers);
+    *head.status_mut() = actix_status(parts.status);
     let response = head.set_body(body).map_into_boxed_body();
     ServiceResponse::new(request, response).map_into_right_body()
 }
@@ -419,14 +402,9 @@ impl<B: MessageBody + 'static> ResponseGlue for Glue<B> {
         } = held;
         let status = http::StatusCode::from_u16(head.status().as_u16())
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        let mut status_headers = http::HeaderMap::new();
-        for name in backstop_pages::status_headers(status) {
-            for value in head.headers().get_all(name.as_str()) {
-                if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
-                    status_headers.append(name.clone(), value);
-                }
-            }
-        }
+        let kept = backstop_pages::status_headers(status);
+        let kept = pairs(head.headers()).filter(|(name, _)| kept.iter().any(|k| k == name));
+        let status_headers = header_map(kept);
         let debug = head
             .error()
             .map(|error| self.shared.errors.page_debug(error));

@@ -23,7 +23,7 @@ pub use errors::{KnownError, KnownErrors};
 use crate::client::Client;
 use crate::http::{
     BodyCapture, FlatRequest, HttpOptions, HttpRequest, PageDecision, REPLACED_HEADERS,
-    new_request_id_bytes, status_event, version_name,
+    header_map, new_request_id_bytes, status_event, version_name,
 };
 use crate::protocol::{Event, EventId, SpanStatus};
 use crate::scope::RequestScope;
@@ -62,8 +62,10 @@ pub trait RequestHead {
     /// Whether the connection is TLS (or the URI says `https`).
     fn is_tls(&self) -> bool;
     /// The headers as `http` 1 gives them, for the traces sampler (asked only when
-    /// one is set).
-    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap>;
+    /// one is set). By default, a copy of [`headers`](Self::headers).
+    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap> {
+        Cow::Owned(header_map(self.headers()))
+    }
 }
 
 /// What to do with a response, once it is recorded if it is an error.
@@ -306,14 +308,18 @@ impl<Id, Route: AsRef<str>> Exchange<Id, Route> {
     }
 }
 
+/// The original response's headers a page removes before its own go in: those that
+/// described the old body ([`REPLACED_HEADERS`]) and those the page sets itself.
+pub fn replaced_by_page(page: &http::HeaderMap) -> impl Iterator<Item = &str> {
+    let own = page.keys().map(http::HeaderName::as_str);
+    REPLACED_HEADERS.iter().copied().chain(own)
+}
+
 /// A page's headers merged into the original response's: those that described the
 /// old body go ([`REPLACED_HEADERS`]), the page's own replace any of the same name,
 /// and every other header (cookies, `Allow`, `Retry-After`, the team's own) stays.
 pub fn merge_page_headers(original: &mut http::HeaderMap, page: http::HeaderMap) {
-    for name in REPLACED_HEADERS {
-        original.remove(*name);
-    }
-    for name in page.keys() {
+    for name in replaced_by_page(&page) {
         original.remove(name);
     }
     let mut last = None;
