@@ -9,7 +9,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, ResponseError};
 use backstop_core::Client;
-use backstop_core::adapter::AdapterConfig;
+use backstop_core::adapter::{AdapterConfig, AppMount};
 use backstop_pages::ErrorPages;
 
 use crate::errors::ErrorTypes;
@@ -37,7 +37,13 @@ pub struct Backstop {
 }
 
 /// How the middleware is configured (the builder methods of [`Backstop`] set it).
-pub(crate) type Config = AdapterConfig<HttpRequest, ErrorPages>;
+pub(crate) type Config = AdapterConfig<HttpRequest, ErrorPages, Mount>;
+
+#[cfg(feature = "dashboard")]
+type Mount = backstop_dashboard::Mount;
+/// Without the feature, no dashboard is mounted.
+#[cfg(not(feature = "dashboard"))]
+type Mount = ();
 
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -45,8 +51,6 @@ pub(crate) struct Shared {
     pub(crate) errors: ErrorTypes,
     /// The request id header's name as actix's (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
-    #[cfg(feature = "dashboard")]
-    pub(crate) mount: backstop_dashboard::Mount,
 }
 
 impl fmt::Debug for Backstop {
@@ -71,8 +75,6 @@ impl Backstop {
                 ),
                 config,
                 errors: crate::errors::known(),
-                #[cfg(feature = "dashboard")]
-                mount: backstop_dashboard::Mount::new(client),
             }),
         }
     }
@@ -110,21 +112,8 @@ impl Backstop {
         user_from: HttpRequest,
     }
 
-    /// Mounts the dashboard with this configuration (its path, token, environment)
-    /// instead of the one from the environment variables. It is served only when the
-    /// SQLite store is among the client's sinks.
     #[cfg(feature = "dashboard")]
-    #[must_use]
-    pub fn dashboard(self, config: backstop_dashboard::DashboardConfig) -> Self {
-        self.with(|s| s.mount = s.mount.clone().with_config(config))
-    }
-
-    /// Serves no dashboard: its paths go to the app.
-    #[cfg(feature = "dashboard")]
-    #[must_use]
-    pub fn no_dashboard(self) -> Self {
-        self.with(|s| s.mount = s.mount.clone().off())
-    }
+    backstop_dashboard::mount_builder!();
 
     /// Records errors of type `E` in 5xx responses with their real type and `source()`
     /// chain.
@@ -175,10 +164,7 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        // Made now, at start, so a generated token's login URL is printed before the
-        // first request rather than at it.
-        #[cfg(feature = "dashboard")]
-        let _ = self.shared.mount.dashboard();
+        self.shared.config.mount().at_start();
         ready(Ok(BackstopMiddleware {
             service,
             shared: self.shared.clone(),

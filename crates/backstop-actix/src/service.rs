@@ -6,7 +6,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, EitherBody, MessageBody, to_bytes_limited};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -15,8 +14,8 @@ use actix_web::http::{Method, StatusCode, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::EventId;
 use backstop_core::adapter::{
-    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, RequestHead, ResponseGlue, Step,
-    Verdict, detail_text, header_map, replaced_by_page,
+    AdapterFuture, Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, RequestHead,
+    ResponseGlue, Step, Verdict, detail_text, header_map, replaced_by_page,
 };
 use backstop_core::adapter::{RouteName, StaticRoutes};
 
@@ -55,21 +54,14 @@ where
         // The dashboard answers its own paths before the lifecycle starts: they are
         // never recorded.
         #[cfg(feature = "dashboard")]
-        if let Some(dashboard) = shared.mount.claims(request.path()) {
+        if let Some(dashboard) = config.mount().claims(request.path()) {
             let head = Head {
                 request: &request,
                 id_header: &shared.request_id_header,
             };
-            let (client_ip, scheme) =
-                config
-                    .http_options()
-                    .client_and_scheme(head.peer(), head.is_tls(), |name| head.header(name));
-            let future = dashboard_answer(dashboard.clone(), request, client_ip, scheme == "https");
-            return ResponseFuture {
-                inner: Either::Dashboard {
-                    future: Box::pin(future),
-                },
-            };
+            let (client_ip, https) = config.client_of(&head);
+            let answer = dashboard_answer(dashboard.clone(), request, client_ip, https);
+            return ResponseFuture::beside(Box::pin(answer));
         }
         let route = self
             .routes
@@ -96,11 +88,8 @@ where
             peer: request.peer_addr(),
             body: std::marker::PhantomData,
         };
-        ResponseFuture {
-            inner: Either::Exchange {
-                future: ExchangeFuture::call(exchange, glue, || self.service.call(request)),
-            },
-        }
+        let call = || self.service.call(request);
+        ResponseFuture::exchange(ExchangeFuture::call(exchange, glue, call))
     }
 }
 
@@ -195,48 +184,30 @@ fn http_method(method: &Method) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`BackstopMiddleware`].
-    pub struct ResponseFuture<F, B>
-    where
-        B: MessageBody,
-        B: 'static,
-    {
-        #[pin]
-        inner: Either<F, B>,
-    }
-}
-
 /// A dashboard page, made off the async threads.
-type DashboardFuture<B> =
-    Pin<Box<dyn Future<Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>>>>;
+#[doc(hidden)]
+pub type DashboardFuture<B> = Pin<Box<dyn Future<Output = ServiceResponse<BackstopBody<B>>>>>;
 
-pin_project_lite::pin_project! {
-    #[project = EitherProj]
-    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
-    enum Either<F, B>
-    where
-        B: MessageBody,
-        B: 'static,
-    {
-        Exchange { #[pin] future: ExchangeFuture<F, Glue<B>> },
-        Dashboard { future: DashboardFuture<B> },
-    }
-}
+/// The response future of [`BackstopMiddleware`]: the request's lifecycle, or a
+/// dashboard page.
+pub type ResponseFuture<F, B> = AdapterFuture<F, Glue<B>, DashboardFuture<B>>;
 
-/// Reads the request's body and has the dashboard answer it on actix's blocking pool.
+/// Reads the request's body and has the dashboard answer it off the async threads.
 #[cfg(feature = "dashboard")]
-async fn dashboard_answer<B: MessageBody + 'static>(
+async fn dashboard_answer<B>(
     dashboard: backstop_dashboard::Dashboard,
     request: ServiceRequest,
     client_ip: Option<std::net::IpAddr>,
     https: bool,
-) -> Result<ServiceResponse<BackstopBody<B>>, actix_web::Error> {
+) -> ServiceResponse<BackstopBody<B>> {
     use actix_web::FromRequest;
     use backstop_core::adapter::request_from;
 
     let (http_request, mut payload) = request.into_parts();
-    let body = bytes::Bytes::from_request(&http_request, &mut payload).await?;
+    let body = match bytes::Bytes::from_request(&http_request, &mut payload).await {
+        Ok(body) => body,
+        Err(error) => return ServiceResponse::from_err(error, http_request).map_into_right_body(),
+    };
     let (method, uri) = (
         http_request.method().as_str(),
         http_request.uri().to_string(),
@@ -244,38 +215,13 @@ async fn dashboard_answer<B: MessageBody + 'static>(
     let headers = pairs(http_request.headers());
     let Some(converted) = request_from(method, &uri, headers, body) else {
         let response = HttpResponse::NotFound().finish().map_into_boxed_body();
-        return Ok(ServiceResponse::new(http_request, response).map_into_right_body());
+        return ServiceResponse::new(http_request, response).map_into_right_body();
     };
-    let answer = actix_web::web::block(move || {
-        backstop_dashboard::answer(&dashboard, converted, client_ip, https)
-    })
-    .await?;
-    let (parts, body) = answer.into_parts();
+    let answer = backstop_dashboard::answer_blocking(dashboard, converted, client_ip, https);
+    let (parts, body) = answer.await.into_parts();
     let mut response = HttpResponse::with_body(actix_status(parts.status), body);
     append_headers(response.headers_mut(), &parts.headers);
-    let response = response.map_into_boxed_body();
-    Ok(ServiceResponse::new(http_request, response).map_into_right_body())
-}
-
-impl<F, B: MessageBody + 'static> std::fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, B> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-    B: MessageBody + 'static,
-{
-    type Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
-            EitherProj::Exchange { future } => future.poll(cx),
-            EitherProj::Dashboard { future } => future.as_mut().poll(cx),
-        }
-    }
+    ServiceResponse::new(http_request, response.map_into_boxed_body()).map_into_right_body()
 }
 
 /// actix's side of the lifecycle's response future.

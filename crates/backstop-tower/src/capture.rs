@@ -1,5 +1,6 @@
 //! Optional request-body capture: the handler reads the body as usual, and the first
-//! bytes of it are kept for the request context (core's [`Tee`] copies them).
+//! bytes of it are kept for the request context (core's
+//! [`Tee`](backstop_core::adapter::Tee) copies them).
 
 use std::any::Any;
 use std::sync::Arc;
