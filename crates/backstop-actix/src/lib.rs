@@ -56,4 +56,4 @@ pub use extract::BackstopScope;
 pub use middleware::{Backstop, UserFrom};
 pub use service::{BackstopBody, BackstopMiddleware, ResponseFuture};
 #[doc(hidden)]
-pub use service::{Glue, Held};
+pub use service::{DashboardFuture, Glue, Held};

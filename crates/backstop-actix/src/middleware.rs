@@ -8,11 +8,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::HeaderName;
 use actix_web::{HttpRequest, ResponseError};
-use backstop_core::adapter::AdapterConfig;
-use backstop_core::{Client, User};
+use backstop_core::Client;
+use backstop_core::adapter::{AdapterConfig, AppMount};
 use backstop_pages::ErrorPages;
 
-use crate::errors::{ErrorType, ErrorTypes};
+use crate::errors::ErrorTypes;
 use crate::service::BackstopMiddleware;
 
 /// Resolves the user of a request (from a session, an auth extension, a header...).
@@ -37,7 +37,13 @@ pub struct Backstop {
 }
 
 /// How the middleware is configured (the builder methods of [`Backstop`] set it).
-pub(crate) type Config = AdapterConfig<HttpRequest, ErrorPages>;
+pub(crate) type Config = AdapterConfig<HttpRequest, ErrorPages, Mount>;
+
+#[cfg(feature = "dashboard")]
+type Mount = backstop_dashboard::Mount;
+/// Without the feature, no dashboard is mounted.
+#[cfg(not(feature = "dashboard"))]
+type Mount = ();
 
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -45,8 +51,6 @@ pub(crate) struct Shared {
     pub(crate) errors: ErrorTypes,
     /// The request id header's name as actix's (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
-    #[cfg(feature = "dashboard")]
-    pub(crate) mount: backstop_dashboard::Mount,
 }
 
 impl fmt::Debug for Backstop {
@@ -70,9 +74,7 @@ impl Backstop {
                     config.http_options().request_id_header_name(),
                 ),
                 config,
-                errors: ErrorTypes::default(),
-                #[cfg(feature = "dashboard")]
-                mount: backstop_dashboard::Mount::new(client),
+                errors: crate::errors::known(),
             }),
         }
     }
@@ -89,47 +91,29 @@ impl Backstop {
         self.with(|s| s.config = f(s.config.clone()))
     }
 
-    backstop_core::adapter_builder!(ErrorPages);
+    backstop_core::adapter_builder! {
+        pages: ErrorPages,
+        /// Resolves the user per request. A panic in `f` is contained: the request goes on
+        /// without a user.
+        ///
+        /// ```
+        /// # use backstop_actix::Backstop;
+        /// use actix_web::HttpMessage;
+        /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
+        /// #[derive(Clone)]
+        /// struct Auth { user_id: u64 }
+        ///
+        /// let middleware = Backstop::new(&backstop).user_from(|req| {
+        ///     let auth = req.extensions().get::<Auth>()?.clone();
+        ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
+        /// });
+        /// # drop(middleware);
+        /// ```
+        user_from: HttpRequest,
+    }
 
-    /// Mounts the dashboard with this configuration (its path, token, environment)
-    /// instead of the one from the environment variables. It is served only when the
-    /// SQLite store is among the client's sinks.
     #[cfg(feature = "dashboard")]
-    #[must_use]
-    pub fn dashboard(self, config: backstop_dashboard::DashboardConfig) -> Self {
-        self.with(|s| s.mount = s.mount.clone().with_config(config))
-    }
-
-    /// Serves no dashboard: its paths go to the app.
-    #[cfg(feature = "dashboard")]
-    #[must_use]
-    pub fn no_dashboard(self) -> Self {
-        self.with(|s| s.mount = s.mount.clone().off())
-    }
-
-    /// Resolves the user per request. A panic in `f` is contained: the request goes on
-    /// without a user.
-    ///
-    /// ```
-    /// # use backstop_actix::Backstop;
-    /// use actix_web::HttpMessage;
-    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
-    /// #[derive(Clone)]
-    /// struct Auth { user_id: u64 }
-    ///
-    /// let middleware = Backstop::new(&backstop).user_from(|req| {
-    ///     let auth = req.extensions().get::<Auth>()?.clone();
-    ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
-    /// });
-    /// # drop(middleware);
-    /// ```
-    #[must_use]
-    pub fn user_from(
-        self,
-        f: impl Fn(&HttpRequest) -> Option<User> + Send + Sync + 'static,
-    ) -> Self {
-        self.configure(|c| c.user_from(f))
-    }
+    backstop_dashboard::mount_builder!();
 
     /// Records errors of type `E` in 5xx responses with their real type and `source()`
     /// chain.
@@ -158,7 +142,7 @@ impl Backstop {
     /// ```
     #[must_use]
     pub fn error_type<E: ResponseError + std::error::Error + 'static>(self) -> Self {
-        self.with(|s| s.errors.add(ErrorType::of::<E>()))
+        self.with(|s| s.errors.add(crate::errors::of::<E>()))
     }
 }
 
@@ -180,10 +164,7 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        // Made now, at start, so a generated token's login URL is printed before the
-        // first request rather than at it.
-        #[cfg(feature = "dashboard")]
-        let _ = self.shared.mount.dashboard();
+        self.shared.config.mount().at_start();
         ready(Ok(BackstopMiddleware {
             service,
             shared: self.shared.clone(),

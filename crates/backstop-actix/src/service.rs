@@ -2,12 +2,10 @@
 //! translation between actix's types and core's request lifecycle.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, EitherBody, MessageBody, to_bytes_limited};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
@@ -16,8 +14,8 @@ use actix_web::http::{Method, StatusCode, Version};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use backstop_core::EventId;
 use backstop_core::adapter::{
-    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, REPLACED_HEADERS,
-    RequestHead, ResponseGlue, Step, Verdict, detail_text,
+    AdapterFuture, Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, RequestHead,
+    ResponseGlue, Step, Verdict, detail_text, header_map, replaced_by_page,
 };
 use backstop_core::adapter::{RouteName, StaticRoutes};
 
@@ -56,21 +54,14 @@ where
         // The dashboard answers its own paths before the lifecycle starts: they are
         // never recorded.
         #[cfg(feature = "dashboard")]
-        if let Some(dashboard) = shared.mount.claims(request.path()) {
+        if let Some(dashboard) = config.mount().claims(request.path()) {
             let head = Head {
                 request: &request,
                 id_header: &shared.request_id_header,
             };
-            let (client_ip, scheme) =
-                config
-                    .http_options()
-                    .client_and_scheme(head.peer(), head.is_tls(), |name| head.header(name));
-            let future = dashboard_answer(dashboard.clone(), request, client_ip, scheme == "https");
-            return ResponseFuture {
-                inner: Either::Dashboard {
-                    future: Box::pin(future),
-                },
-            };
+            let (client_ip, https) = config.client_of(&head);
+            let answer = dashboard_answer(dashboard.clone(), request, client_ip, https);
+            return ResponseFuture::beside(Box::pin(answer));
         }
         let route = self
             .routes
@@ -97,11 +88,8 @@ where
             peer: request.peer_addr(),
             body: std::marker::PhantomData,
         };
-        ResponseFuture {
-            inner: Either::Exchange {
-                future: ExchangeFuture::call(exchange, glue, || self.service.call(request)),
-            },
-        }
+        let call = || self.service.call(request);
+        ResponseFuture::exchange(ExchangeFuture::call(exchange, glue, call))
     }
 }
 
@@ -133,8 +121,7 @@ impl RequestHead for Head<'_> {
     }
 
     fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let headers = self.request.headers().iter();
-        headers.map(|(name, value)| (name.as_str(), value.as_bytes()))
+        pairs(self.request.headers())
     }
 
     fn header(&self, name: &'static str) -> Option<&[u8]> {
@@ -157,25 +144,30 @@ impl RequestHead for Head<'_> {
     fn is_tls(&self) -> bool {
         self.request.app_config().secure()
     }
+}
 
-    /// The traces sampler alone needs `http` 1 headers: converted only for it.
-    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap> {
-        Cow::Owned(http_headers(self.request.headers()))
+/// actix-web 4 speaks `http` 0.2; core and pages speak `http` 1. Core reads headers
+/// as pairs.
+fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+}
+
+/// Appends `http` 1 headers to actix's map.
+fn append_headers(headers: &mut HeaderMap, from: &http::HeaderMap) {
+    for (name, value) in from {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
     }
 }
 
-/// actix-web 4 speaks `http` 0.2; core and pages speak `http` 1.
-fn http_headers(headers: &HeaderMap) -> http::HeaderMap {
-    let mut map = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
+fn actix_status(status: http::StatusCode) -> StatusCode {
+    StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn http_version(version: Version) -> http::Version {
@@ -192,96 +184,44 @@ fn http_method(method: &Method) -> http::Method {
     http::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(http::Method::GET)
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`BackstopMiddleware`].
-    pub struct ResponseFuture<F, B>
-    where
-        B: MessageBody,
-        B: 'static,
-    {
-        #[pin]
-        inner: Either<F, B>,
-    }
-}
-
 /// A dashboard page, made off the async threads.
-type DashboardFuture<B> =
-    Pin<Box<dyn Future<Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>>>>;
+#[doc(hidden)]
+pub type DashboardFuture<B> = Pin<Box<dyn Future<Output = ServiceResponse<BackstopBody<B>>>>>;
 
-pin_project_lite::pin_project! {
-    #[project = EitherProj]
-    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
-    enum Either<F, B>
-    where
-        B: MessageBody,
-        B: 'static,
-    {
-        Exchange { #[pin] future: ExchangeFuture<F, Glue<B>> },
-        Dashboard { future: DashboardFuture<B> },
-    }
-}
+/// The response future of [`BackstopMiddleware`]: the request's lifecycle, or a
+/// dashboard page.
+pub type ResponseFuture<F, B> = AdapterFuture<F, Glue<B>, DashboardFuture<B>>;
 
-/// Reads the request's body and has the dashboard answer it on actix's blocking pool.
+/// Reads the request's body and has the dashboard answer it off the async threads.
 #[cfg(feature = "dashboard")]
-async fn dashboard_answer<B: MessageBody + 'static>(
+async fn dashboard_answer<B>(
     dashboard: backstop_dashboard::Dashboard,
     request: ServiceRequest,
     client_ip: Option<std::net::IpAddr>,
     https: bool,
-) -> Result<ServiceResponse<BackstopBody<B>>, actix_web::Error> {
+) -> ServiceResponse<BackstopBody<B>> {
     use actix_web::FromRequest;
+    use backstop_core::adapter::request_from;
 
     let (http_request, mut payload) = request.into_parts();
-    let body = bytes::Bytes::from_request(&http_request, &mut payload).await?;
-    let mut builder = http::Request::builder()
-        .method(http_method(http_request.method()))
-        .uri(http_request.uri().to_string());
-    if let Some(headers) = builder.headers_mut() {
-        *headers = http_headers(http_request.headers());
-    }
-    let Ok(converted) = builder.body(body) else {
-        let response = HttpResponse::NotFound().finish().map_into_boxed_body();
-        return Ok(ServiceResponse::new(http_request, response).map_into_right_body());
+    let body = match bytes::Bytes::from_request(&http_request, &mut payload).await {
+        Ok(body) => body,
+        Err(error) => return ServiceResponse::from_err(error, http_request).map_into_right_body(),
     };
-    let answer = actix_web::web::block(move || {
-        backstop_dashboard::answer(&dashboard, converted, client_ip, https)
-    })
-    .await?;
-    let (parts, body) = answer.into_parts();
-    let mut response = HttpResponse::build(
-        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    let (method, uri) = (
+        http_request.method().as_str(),
+        http_request.uri().to_string(),
     );
-    for (name, value) in &parts.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            response.append_header((name, value));
-        }
-    }
-    let response = response.body(body).map_into_boxed_body();
-    Ok(ServiceResponse::new(http_request, response).map_into_right_body())
-}
-
-impl<F, B: MessageBody + 'static> std::fmt::Debug for ResponseFuture<F, B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, B> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-    B: MessageBody + 'static,
-{
-    type Output = Result<ServiceResponse<BackstopBody<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
-            EitherProj::Exchange { future } => future.poll(cx),
-            EitherProj::Dashboard { future } => future.as_mut().poll(cx),
-        }
-    }
+    let headers = pairs(http_request.headers());
+    let Some(converted) = request_from(method, &uri, headers, body) else {
+        let response = HttpResponse::NotFound().finish().map_into_boxed_body();
+        return ServiceResponse::new(http_request, response).map_into_right_body();
+    };
+    let answer = backstop_dashboard::answer_blocking(dashboard, converted, client_ip, https);
+    let (parts, body) = answer.await.into_parts();
+    let mut response = HttpResponse::with_body(actix_status(parts.status), body);
+    append_headers(response.headers_mut(), &parts.headers);
+    ServiceResponse::new(http_request, response.map_into_boxed_body()).map_into_right_body()
 }
 
 /// actix's side of the lifecycle's response future.
@@ -370,22 +310,11 @@ fn into_head<B>(
 ) -> ServiceResponse<BackstopBody<B>> {
     let (parts, body) = page.into_parts();
     let headers = head.headers_mut();
-    for name in REPLACED_HEADERS {
-        headers.remove(*name);
+    for name in replaced_by_page(&parts.headers) {
+        headers.remove(name);
     }
-    for name in parts.headers.keys() {
-        headers.remove(name.as_str());
-    }
-    for (name, value) in &parts.headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    *head.status_mut() =
-        StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    append_headers(headers, &parts.headers);
+    *head.status_mut() = actix_status(parts.status);
     let response = head.set_body(body).map_into_boxed_body();
     ServiceResponse::new(request, response).map_into_right_body()
 }
@@ -419,20 +348,12 @@ impl<B: MessageBody + 'static> ResponseGlue for Glue<B> {
         } = held;
         let status = http::StatusCode::from_u16(head.status().as_u16())
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        let mut status_headers = http::HeaderMap::new();
-        for name in backstop_pages::status_headers(status) {
-            for value in head.headers().get_all(name.as_str()) {
-                if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
-                    status_headers.append(name.clone(), value);
-                }
-            }
-        }
+        let kept = backstop_pages::status_headers(status);
+        let kept = pairs(head.headers()).filter(|(name, _)| kept.iter().any(|k| k == name));
+        let status_headers = header_map(kept);
         let debug = head
             .error()
-            .map(|error| match self.shared.errors.as_std(error) {
-                Some(error) => PageDebug::Error(error),
-                None => PageDebug::Message(error),
-            });
+            .map(|error| self.shared.errors.page_debug(error));
         let page = exchange.page(
             &self.shared.config,
             status,

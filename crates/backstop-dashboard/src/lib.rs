@@ -52,5 +52,5 @@ mod views;
 pub use access::ClientIp;
 pub use app::Dashboard;
 pub use config::{Access, DEFAULT_MOUNT_PATH, DashboardConfig, StatsSource, TOKEN_ENV, URL_ENV};
-pub use mount::{Mount, answer};
+pub use mount::{Mount, answer, answer_blocking};
 pub use server::{serve, serve_listener};

@@ -1,5 +1,6 @@
 //! The dashboard mounted in an app: what the adapters share, so that the tower layer
-//! and the actix middleware mount it the same way.
+//! and the actix middleware mount it the same way (the mount in their configuration,
+//! its builder methods, and the answer off the async threads).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -35,6 +36,16 @@ impl fmt::Debug for Mount {
         f.debug_struct("Mount")
             .field("config", &self.0.config)
             .finish_non_exhaustive()
+    }
+}
+
+impl backstop_core::adapter::AppMount for Mount {
+    fn for_client(client: &Client) -> Self {
+        Mount::new(client)
+    }
+
+    fn at_start(&self) {
+        let _ = self.dashboard();
     }
 }
 
@@ -123,4 +134,45 @@ pub fn answer(
         }
     }
     dashboard.handle(request)
+}
+
+/// [`answer`], on tokio's blocking pool (actix-web runs on tokio too), so the store's
+/// queries keep off the async threads. A handler that panicked answers an empty 500.
+pub async fn answer_blocking(
+    dashboard: Dashboard,
+    request: Request<Bytes>,
+    client_ip: Option<IpAddr>,
+    https: bool,
+) -> Response<Bytes> {
+    let answer =
+        tokio::task::spawn_blocking(move || answer(&dashboard, request, client_ip, https)).await;
+    answer.unwrap_or_else(|_| {
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    })
+}
+
+/// The builder methods that mount the dashboard, written once for both adapters:
+/// expands, inside an adapter type's `impl` block, to `dashboard` and `no_dashboard`,
+/// which set the [`Mount`] of its configuration (core's `AdapterConfig`) through the
+/// type's own `fn configure(self, f) -> Self`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! mount_builder {
+    () => {
+        /// Mounts the dashboard with this configuration (its path, token, environment)
+        /// instead of the one from the environment variables. It is served only when
+        /// the SQLite store is among the client's sinks.
+        #[must_use]
+        pub fn dashboard(self, config: $crate::DashboardConfig) -> Self {
+            self.configure(|c| c.map_mount(|mount| mount.with_config(config)))
+        }
+
+        /// Serves no dashboard: its paths go to the app.
+        #[must_use]
+        pub fn no_dashboard(self) -> Self {
+            self.configure(|c| c.map_mount($crate::Mount::off))
+        }
+    };
 }

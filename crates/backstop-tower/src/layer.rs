@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use backstop_core::adapter::AdapterConfig;
-use backstop_core::{Client, User};
+use backstop_core::Client;
+use backstop_core::adapter::{AdapterConfig, AppMount};
 use backstop_pages::ErrorPages;
 
 use crate::service::BackstopService;
@@ -13,7 +13,13 @@ use crate::service::BackstopService;
 pub type UserFrom = backstop_core::adapter::UserFrom<http::request::Parts>;
 
 /// How the layer is configured (the builder methods of [`BackstopLayer`] set it).
-pub(crate) type Config = AdapterConfig<http::request::Parts, ErrorPages>;
+pub(crate) type Config = AdapterConfig<http::request::Parts, ErrorPages, Mount>;
+
+/// The dashboard, mounted with the feature.
+#[cfg(feature = "dashboard")]
+type Mount = backstop_dashboard::Mount;
+#[cfg(not(feature = "dashboard"))]
+type Mount = ();
 
 /// The one layer: catches panics, records 5xx responses and sampled transactions, and
 /// turns error responses into branded pages.
@@ -31,8 +37,6 @@ pub(crate) type Config = AdapterConfig<http::request::Parts, ErrorPages>;
 #[derive(Clone)]
 pub struct BackstopLayer {
     pub(crate) config: Arc<Config>,
-    #[cfg(feature = "dashboard")]
-    pub(crate) mount: backstop_dashboard::Mount,
 }
 
 impl fmt::Debug for BackstopLayer {
@@ -48,8 +52,6 @@ impl BackstopLayer {
     pub fn new(client: &Client) -> Self {
         BackstopLayer {
             config: Arc::new(Config::new(client, ErrorPages::default())),
-            #[cfg(feature = "dashboard")]
-            mount: backstop_dashboard::Mount::new(client),
         }
     }
 
@@ -58,63 +60,38 @@ impl BackstopLayer {
         self
     }
 
-    backstop_core::adapter_builder!(ErrorPages);
+    backstop_core::adapter_builder! {
+        pages: ErrorPages,
+        /// Resolves the user per request, from the request's parts. A panic in `f` is
+        /// contained: the request goes on without a user.
+        ///
+        /// ```
+        /// # use backstop_tower::BackstopLayer;
+        /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
+        /// #[derive(Clone)]
+        /// struct Auth { user_id: u64 }
+        ///
+        /// let layer = BackstopLayer::new(&backstop).user_from(|parts| {
+        ///     let auth = parts.extensions.get::<Auth>()?;
+        ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
+        /// });
+        /// # drop(layer);
+        /// ```
+        user_from: http::request::Parts,
+    }
 
-    /// Mounts the dashboard with this configuration (its path, token, environment)
-    /// instead of the one from the environment variables. It is served only when the
-    /// SQLite store is among the client's sinks.
     #[cfg(feature = "dashboard")]
-    #[must_use]
-    pub fn dashboard(mut self, config: backstop_dashboard::DashboardConfig) -> Self {
-        self.mount = self.mount.with_config(config);
-        self
-    }
-
-    /// Serves no dashboard: its paths go to the app.
-    #[cfg(feature = "dashboard")]
-    #[must_use]
-    pub fn no_dashboard(mut self) -> Self {
-        self.mount = self.mount.off();
-        self
-    }
-
-    /// Resolves the user per request, from the request's parts. A panic in `f` is
-    /// contained: the request goes on without a user.
-    ///
-    /// ```
-    /// # use backstop_tower::BackstopLayer;
-    /// # let backstop = backstop_core::init(backstop_core::Options::new()).unwrap();
-    /// #[derive(Clone)]
-    /// struct Auth { user_id: u64 }
-    ///
-    /// let layer = BackstopLayer::new(&backstop).user_from(|parts| {
-    ///     let auth = parts.extensions.get::<Auth>()?;
-    ///     Some(backstop_core::User::with_id(auth.user_id.to_string()))
-    /// });
-    /// # drop(layer);
-    /// ```
-    #[must_use]
-    pub fn user_from(
-        self,
-        f: impl Fn(&http::request::Parts) -> Option<User> + Send + Sync + 'static,
-    ) -> Self {
-        self.configure(|c| c.user_from(f))
-    }
+    backstop_dashboard::mount_builder!();
 }
 
 impl<S> tower_layer::Layer<S> for BackstopLayer {
     type Service = BackstopService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        // Made now, at start, so a generated token's login URL is printed before the
-        // first request rather than at it.
-        #[cfg(feature = "dashboard")]
-        let _ = self.mount.dashboard();
+        self.config.mount().at_start();
         BackstopService {
             inner,
             config: self.config.clone(),
-            #[cfg(feature = "dashboard")]
-            mount: self.mount.clone(),
         }
     }
 }

@@ -47,7 +47,7 @@ pub use extract::BackstopScope;
 pub use layer::{BackstopLayer, UserFrom};
 pub use service::{BackstopBody, BackstopService, ResponseFuture};
 #[doc(hidden)]
-pub use service::{Glue, Held, Route};
+pub use service::{DashboardFuture, Glue, Held, Route};
 
 /// An error a handler attached to its response, so the recorded event carries the
 /// real type and its `source()` chain. See [`ResponseErrorExt::with_error`].

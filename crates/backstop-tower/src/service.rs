@@ -11,8 +11,8 @@ use std::task::{Context, Poll};
 
 use backstop_core::EventId;
 use backstop_core::adapter::{
-    Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, RequestHead, ResponseGlue,
-    Step, Verdict, detail_text, error_response_event, merge_page_headers,
+    AdapterFuture, Exchange, ExchangeFuture, FailedGlue, MAX_DETAIL_BYTES, PageDebug, RequestHead,
+    ResponseGlue, Step, Verdict, detail_text, error_response_event, merge_page_headers,
 };
 use backstop_core::tower::BoxError;
 use bytes::Bytes;
@@ -28,8 +28,6 @@ use crate::layer::Config;
 pub struct BackstopService<S> {
     pub(crate) inner: S,
     pub(crate) config: Arc<Config>,
-    #[cfg(feature = "dashboard")]
-    pub(crate) mount: backstop_dashboard::Mount,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for BackstopService<S>
@@ -52,40 +50,24 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let config = self.config.clone();
         let (parts, body) = request.into_parts();
+        let id_header = config.http_options().request_id_header_name();
+        let head = Head {
+            parts: &parts,
+            id_header,
+        };
         // The dashboard answers its own paths before the lifecycle starts: they are
         // never recorded.
         #[cfg(feature = "dashboard")]
-        if let Some(dashboard) = self.mount.claims(parts.uri.path()) {
-            let head = Head {
-                parts: &parts,
-                id_header: config.http_options().request_id_header_name(),
-            };
-            let (client_ip, scheme) =
-                config
-                    .http_options()
-                    .client_and_scheme(head.peer(), head.is_tls(), |name| head.header(name));
+        if let Some(dashboard) = config.mount().claims(parts.uri.path()) {
+            let (client_ip, https) = config.client_of(&head);
             let dashboard = dashboard.clone();
-            let https = scheme == "https";
-            return ResponseFuture {
-                inner: Either::Dashboard {
-                    future: Box::pin(async move {
-                        let body = match body.collect().await {
-                            Ok(body) => body.to_bytes(),
-                            Err(_) => Bytes::new(),
-                        };
-                        let request = Request::from_parts(parts, body);
-                        let answer = tokio::task::spawn_blocking(move || {
-                            backstop_dashboard::answer(&dashboard, request, client_ip, https)
-                        })
-                        .await;
-                        answer.unwrap_or_else(|_| {
-                            let mut response = Response::new(Bytes::new());
-                            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                            response
-                        })
-                    }),
-                },
-            };
+            return ResponseFuture::beside(Box::pin(async move {
+                let body = body.collect().await.map(|body| body.to_bytes());
+                let request = Request::from_parts(parts, body.unwrap_or_default());
+                let answer =
+                    backstop_dashboard::answer_blocking(dashboard, request, client_ip, https);
+                answer.await.map(BackstopBody::full)
+            }));
         }
         let limit = config.http_options().body_limit_with(|| {
             let content_type = parts.headers.get(http::header::CONTENT_TYPE);
@@ -95,11 +77,6 @@ where
             Some(limit) => crate::capture::tee(body, limit),
             None => (body, None),
         };
-        let id_header = config.http_options().request_id_header_name();
-        let head = Head {
-            parts: &parts,
-            id_header,
-        };
         let exchange = Exchange::start(&config, &head, &parts, matched_route(&parts), captured);
         let request = Request::from_parts(parts, body);
         let glue = Glue {
@@ -107,11 +84,7 @@ where
             body: PhantomData,
         };
         let inner = &mut self.inner;
-        ResponseFuture {
-            inner: Either::Exchange {
-                future: ExchangeFuture::call(exchange, glue, || inner.call(request)),
-            },
-        }
+        ResponseFuture::exchange(ExchangeFuture::call(exchange, glue, || inner.call(request)))
     }
 }
 
@@ -216,66 +189,13 @@ fn peer_ip(_request: &http::request::Parts) -> Option<std::net::IpAddr> {
     None
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`BackstopService`].
-    pub struct ResponseFuture<F, B>
-    where
-        B: Body<Data = Bytes>,
-        B: Send,
-        B: 'static,
-        B::Error: Into<BoxError>,
-    {
-        #[pin]
-        inner: Either<F, B>,
-    }
-}
+/// The response future of [`BackstopService`]: the request's lifecycle, or a dashboard
+/// page.
+pub type ResponseFuture<F, B> = AdapterFuture<F, Glue<B>, DashboardFuture<B>>;
 
 /// A dashboard page, made off the async threads.
-type DashboardFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
-
-pin_project_lite::pin_project! {
-    #[project = EitherProj]
-    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
-    enum Either<F, B>
-    where
-        B: Body<Data = Bytes>,
-        B: Send,
-        B: 'static,
-        B::Error: Into<BoxError>,
-    {
-        Exchange { #[pin] future: ExchangeFuture<F, Glue<B>> },
-        Dashboard { future: DashboardFuture },
-    }
-}
-
-impl<F, B> std::fmt::Debug for ResponseFuture<F, B>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Output = Result<Response<BackstopBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
-            EitherProj::Exchange { future } => future.poll(cx),
-            EitherProj::Dashboard { future } => future
-                .as_mut()
-                .poll(cx)
-                .map(|response| Ok(response.map(BackstopBody::full))),
-        }
-    }
-}
+#[doc(hidden)]
+pub type DashboardFuture<B> = Pin<Box<dyn Future<Output = Response<BackstopBody<B>>> + Send>>;
 
 /// tower's side of the lifecycle's response future.
 #[doc(hidden)]

@@ -1,12 +1,14 @@
 //! [`AdapterConfig`]: how both adapters are configured (the client, the HTTP options,
-//! the pages and `user_from`), with the builder they share, and [`PageRenderer`],
-//! through which the lifecycle renders a page without depending on a page format.
+//! the pages, `user_from` and what is mounted beside the app), with the builder they
+//! share, and [`PageRenderer`], through which the lifecycle renders a page without
+//! depending on a page format.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use super::RequestHead;
 use crate::capture::panic::PanicDetails;
 use crate::client::Client;
 use crate::http::{HttpOptions, HttpRequest, IpNet, PagePolicy};
@@ -16,17 +18,36 @@ use crate::protocol::{EventId, User};
 /// its `HttpRequest` in actix).
 pub type UserFrom<R> = Arc<dyn Fn(&R) -> Option<User> + Send + Sync>;
 
-/// How both adapters are configured: the client, the HTTP options, the pages and how
-/// a request's user is found. `R` is what `user_from` reads; `P` renders the pages.
-pub struct AdapterConfig<R: ?Sized, P> {
+/// How both adapters are configured: the client, the HTTP options, the pages, how a
+/// request's user is found, and what is mounted beside the app. `R` is what
+/// `user_from` reads; `P` renders the pages; `M` is the mount (the dashboard's, from
+/// its own crate, which core does not know; `()` mounts nothing).
+pub struct AdapterConfig<R: ?Sized, P, M = ()> {
     pub(super) client: Client,
     pub(super) http: HttpOptions,
     pub(super) pages: P,
     pub(super) user_from: Option<UserFrom<R>>,
     debug_for_everyone: bool,
+    mount: M,
 }
 
-impl<R: ?Sized, P: Clone> Clone for AdapterConfig<R, P> {
+/// What an adapter mounts beside the app, answering its own paths before the request's
+/// lifecycle starts (the dashboard). `()` mounts nothing.
+pub trait AppMount: Clone {
+    /// The default mount for an app reporting to `client`.
+    fn for_client(client: &Client) -> Self;
+
+    /// Called when the adapter wraps the app (a layer's `layer`, a middleware's
+    /// `new_transform`): the dashboard is made then, so a generated token's login URL
+    /// is printed before the first request rather than at it.
+    fn at_start(&self) {}
+}
+
+impl AppMount for () {
+    fn for_client(_: &Client) -> Self {}
+}
+
+impl<R: ?Sized, P: Clone, M: Clone> Clone for AdapterConfig<R, P, M> {
     fn clone(&self) -> Self {
         AdapterConfig {
             client: self.client.clone(),
@@ -34,11 +55,12 @@ impl<R: ?Sized, P: Clone> Clone for AdapterConfig<R, P> {
             pages: self.pages.clone(),
             user_from: self.user_from.clone(),
             debug_for_everyone: self.debug_for_everyone,
+            mount: self.mount.clone(),
         }
     }
 }
 
-impl<R: ?Sized, P: fmt::Debug> fmt::Debug for AdapterConfig<R, P> {
+impl<R: ?Sized, P: fmt::Debug, M: fmt::Debug> fmt::Debug for AdapterConfig<R, P, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdapterConfig")
             .field("client", &self.client)
@@ -46,15 +68,20 @@ impl<R: ?Sized, P: fmt::Debug> fmt::Debug for AdapterConfig<R, P> {
             .field("pages", &self.pages)
             .field("user_from", &self.user_from.is_some())
             .field("debug_for_everyone", &self.debug_for_everyone)
+            .field("mount", &self.mount)
             .finish()
     }
 }
 
-impl<R: ?Sized, P: PageRenderer> AdapterConfig<R, P> {
-    /// Reports to `client`, with the default HTTP options, and `pages` with the debug
+impl<R: ?Sized, P: PageRenderer, M> AdapterConfig<R, P, M> {
+    /// Reports to `client`, with the default HTTP options, `pages` with the debug
     /// page on when the client's environment is `development` (shown to visitors on
-    /// the same machine only; see [`debug_for_everyone`](Self::debug_for_everyone)).
-    pub fn new(client: &Client, pages: P) -> Self {
+    /// the same machine only; see [`debug_for_everyone`](Self::debug_for_everyone)),
+    /// and the mount's default for the client.
+    pub fn new(client: &Client, pages: P) -> Self
+    where
+        M: AppMount,
+    {
         let debug = client.environment() == "development";
         AdapterConfig {
             client: client.clone(),
@@ -62,6 +89,7 @@ impl<R: ?Sized, P: PageRenderer> AdapterConfig<R, P> {
             pages: pages.with_debug_page(debug),
             user_from: None,
             debug_for_everyone: false,
+            mount: M::for_client(client),
         }
     }
 
@@ -81,7 +109,7 @@ impl<R: ?Sized, P: PageRenderer> AdapterConfig<R, P> {
     }
 }
 
-impl<R: ?Sized, P> AdapterConfig<R, P> {
+impl<R: ?Sized, P, M> AdapterConfig<R, P, M> {
     /// The client records go to.
     pub fn client(&self) -> &Client {
         &self.client
@@ -95,6 +123,28 @@ impl<R: ?Sized, P> AdapterConfig<R, P> {
     /// The pages.
     pub fn page_renderer(&self) -> &P {
         &self.pages
+    }
+
+    /// The client's address and whether its request came over https, behind trusted
+    /// proxies, as the lifecycle would find them: for an answer made beside it (the
+    /// dashboard's).
+    pub fn client_of(&self, head: &impl RequestHead) -> (Option<IpAddr>, bool) {
+        let (client_ip, scheme) = self
+            .http
+            .client_and_scheme(head.peer(), head.is_tls(), |name| head.header(name));
+        (client_ip, scheme == "https")
+    }
+
+    /// What is mounted beside the app.
+    pub fn mount(&self) -> &M {
+        &self.mount
+    }
+
+    /// Changes what is mounted beside the app.
+    #[must_use]
+    pub fn map_mount(mut self, f: impl FnOnce(M) -> M) -> Self {
+        self.mount = f(self.mount);
+        self
     }
 
     /// Replaces all HTTP options at once.
@@ -169,11 +219,21 @@ impl<R: ?Sized, P> AdapterConfig<R, P> {
 
 /// The builder methods both adapters share, written once: expands, inside an adapter
 /// type's `impl` block, to methods that hand each setting to its [`AdapterConfig`]
-/// through the type's own `fn configure(self, f) -> Self`.
+/// through the type's own `fn configure(self, f) -> Self`. `user_from` takes the
+/// adapter's own docs, with an example in its framework's terms.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! adapter_builder {
-    ($pages:ty) => {
+    (pages: $pages:ty, $(#[$user_from_doc:meta])* user_from: $request:ty $(,)?) => {
+        $(#[$user_from_doc])*
+        #[must_use]
+        pub fn user_from(
+            self,
+            f: impl Fn(&$request) -> Option<$crate::User> + Send + Sync + 'static,
+        ) -> Self {
+            self.configure(|c| c.user_from(f))
+        }
+
         /// Replaces all HTTP options at once.
         #[must_use]
         pub fn http(self, http: $crate::adapter::HttpOptions) -> Self {

@@ -15,12 +15,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 mod config;
+mod errors;
 
-pub use config::{AdapterConfig, PageDebug, PageRenderer, PageRequest, UserFrom};
+pub use config::{AdapterConfig, AppMount, PageDebug, PageRenderer, PageRequest, UserFrom};
+pub use errors::{KnownError, KnownErrors};
 
 use crate::client::Client;
 use crate::http::{
-    BodyCapture, FlatRequest, HttpOptions, HttpRequest, PageDecision, REPLACED_HEADERS,
+    BodyCapture, FlatRequest, HttpOptions, HttpRequest, PageDecision, REPLACED_HEADERS, header_map,
     new_request_id_bytes, status_event, version_name,
 };
 use crate::protocol::{Event, EventId, SpanStatus};
@@ -60,8 +62,10 @@ pub trait RequestHead {
     /// Whether the connection is TLS (or the URI says `https`).
     fn is_tls(&self) -> bool;
     /// The headers as `http` 1 gives them, for the traces sampler (asked only when
-    /// one is set).
-    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap>;
+    /// one is set). By default, a copy of [`headers`](Self::headers).
+    fn sampler_headers(&self) -> Cow<'_, http::HeaderMap> {
+        Cow::Owned(header_map(self.headers()))
+    }
 }
 
 /// What to do with a response, once it is recorded if it is an error.
@@ -110,8 +114,8 @@ impl<Id, Route: AsRef<str>> Exchange<Id, Route> {
     /// headers, reuses a sane incoming request id or makes one, continues the
     /// caller's trace, finds the client and scheme behind trusted proxies, decides
     /// sampling, and asks `user_from` (a panic in it is contained).
-    pub fn start<H, R, P>(
-        config: &AdapterConfig<R, P>,
+    pub fn start<H, R, P, M>(
+        config: &AdapterConfig<R, P, M>,
         head: &H,
         user_input: &R,
         route: Option<Route>,
@@ -206,9 +210,9 @@ impl<Id, Route: AsRef<str>> Exchange<Id, Route> {
     /// The response is in: records it if it is an error (the handler's error as
     /// `error_event` builds it, else one named after the status), and decides whether
     /// the visitor gets a page instead, from the status, `Content-Type` and length.
-    pub fn verdict<R: ?Sized, P>(
+    pub fn verdict<R: ?Sized, P, M>(
         &self,
-        config: &AdapterConfig<R, P>,
+        config: &AdapterConfig<R, P, M>,
         status: u16,
         error_event: impl FnOnce(u16) -> Option<Event>,
         content_type: Option<&[u8]>,
@@ -238,9 +242,9 @@ impl<Id, Route: AsRef<str>> Exchange<Id, Route> {
 
     /// The page for an error response, with debug details only for a visitor who may
     /// see them. `None` once the request has finished.
-    pub fn page<R: ?Sized, P: PageRenderer>(
+    pub fn page<R: ?Sized, P: PageRenderer, M>(
         &self,
-        config: &AdapterConfig<R, P>,
+        config: &AdapterConfig<R, P, M>,
         status: http::StatusCode,
         event_id: Option<EventId>,
         detail: Option<String>,
@@ -261,9 +265,9 @@ impl<Id, Route: AsRef<str>> Exchange<Id, Route> {
     }
 
     /// A panic was caught: records it, and renders the 500 page.
-    pub fn panic_page<R: ?Sized, P: PageRenderer>(
+    pub fn panic_page<R: ?Sized, P: PageRenderer, M>(
         &self,
-        config: &AdapterConfig<R, P>,
+        config: &AdapterConfig<R, P, M>,
         payload: &(dyn Any + Send),
     ) -> http::Response<String> {
         let status = http::StatusCode::INTERNAL_SERVER_ERROR;
@@ -304,14 +308,18 @@ impl<Id, Route: AsRef<str>> Exchange<Id, Route> {
     }
 }
 
+/// The original response's headers a page removes before its own go in: those that
+/// described the old body ([`REPLACED_HEADERS`]) and those the page sets itself.
+pub fn replaced_by_page(page: &http::HeaderMap) -> impl Iterator<Item = &str> {
+    let own = page.keys().map(http::HeaderName::as_str);
+    REPLACED_HEADERS.iter().copied().chain(own)
+}
+
 /// A page's headers merged into the original response's: those that described the
 /// old body go ([`REPLACED_HEADERS`]), the page's own replace any of the same name,
 /// and every other header (cookies, `Allow`, `Retry-After`, the team's own) stays.
 pub fn merge_page_headers(original: &mut http::HeaderMap, page: http::HeaderMap) {
-    for name in REPLACED_HEADERS {
-        original.remove(*name);
-    }
-    for name in page.keys() {
+    for name in replaced_by_page(&page) {
         original.remove(name);
     }
     let mut last = None;
@@ -500,6 +508,62 @@ where
                 this.glue.set_request_id(&mut response, id);
             }
             return Poll::Ready(Ok(response));
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// What both adapters' services return: the request's lifecycle around the
+    /// application, or an answer made beside it (the dashboard's), which is never
+    /// recorded.
+    pub struct AdapterFuture<F, G: ResponseGlue, A> {
+        #[pin]
+        inner: Either<F, G, A>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = EitherProj]
+    enum Either<F, G: ResponseGlue, A> {
+        Exchange { #[pin] future: ExchangeFuture<F, G> },
+        Beside { #[pin] future: A },
+    }
+}
+
+impl<F, G: ResponseGlue, A> AdapterFuture<F, G, A> {
+    /// The request's lifecycle around the application.
+    pub fn exchange(future: ExchangeFuture<F, G>) -> Self {
+        AdapterFuture {
+            inner: Either::Exchange { future },
+        }
+    }
+
+    /// An answer made beside the application, outside any lifecycle.
+    pub fn beside(future: A) -> Self {
+        AdapterFuture {
+            inner: Either::Beside { future },
+        }
+    }
+}
+
+impl<F, G: ResponseGlue, A> fmt::Debug for AdapterFuture<F, G, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<F, G, A, E> Future for AdapterFuture<F, G, A>
+where
+    F: Future<Output = Result<G::Inner, E>>,
+    G: FailedGlue<E>,
+    A: Future<Output = G::Response>,
+{
+    type Output = Result<G::Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            EitherProj::Exchange { future } => future.poll(cx),
+            EitherProj::Beside { future } => future.poll(cx).map(Ok),
         }
     }
 }

@@ -1,4 +1,7 @@
-//! Request body capture, shared by the adapters.
+//! Request body capture, shared by the adapters: [`BodyCapture`] keeps the bytes, and
+//! [`Tee`] wraps a body so each chunk the handler reads is also copied into it.
+
+use std::sync::Arc;
 
 /// The body of one request, copied as the handler reads it, for the request context.
 ///
@@ -59,5 +62,81 @@ impl BodyCapture {
     pub fn text(&self) -> Option<String> {
         let bytes = self.lock();
         (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body whose chunks are copied into a [`BodyCapture`] as the handler
+    /// reads them: an `http_body::Body` (feature `tower`), or a stream of byte chunks
+    /// such as actix's payload (feature `stream`). Nothing is read ahead.
+    pub struct Tee<B> {
+        #[pin]
+        inner: B,
+        capture: Arc<BodyCapture>,
+    }
+}
+
+impl<B> Tee<B> {
+    /// Wraps `inner`, keeping up to `limit` bytes; returns the capture its chunks are
+    /// copied into.
+    pub fn new(inner: B, limit: usize) -> (Self, Arc<BodyCapture>) {
+        let capture = Arc::new(BodyCapture::new(limit));
+        let tee = Tee {
+            inner,
+            capture: capture.clone(),
+        };
+        (tee, capture)
+    }
+}
+
+#[cfg(feature = "tower")]
+impl<B: http_body::Body<Data = bytes::Bytes>> http_body::Body for Tee<B> {
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, B::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.capture.push(data);
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<S, E> futures_core::Stream for Tee<S>
+where
+    S: futures_core::Stream<Item = Result<bytes::Bytes, E>>,
+{
+    type Item = S::Item;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let this = self.project();
+        let polled = this.inner.poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &polled {
+            this.capture.push(chunk);
+        }
+        polled
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
     }
 }

@@ -38,7 +38,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-pub use body::BodyCapture;
+pub use body::{BodyCapture, Tee};
 pub(crate) use facts::CopiedRequest;
 pub use facts::{
     BuildRequest, FlatHeaders, FlatRequest, FlatView, HttpRequest, RequestFacts, RequestSource,
@@ -330,6 +330,39 @@ pub(crate) fn transaction_name_pieces<'a>(method: &'a str, route: Option<&'a str
 
 /// What stands for the route of a request that matched none.
 const UNMATCHED: &str = "<unmatched>";
+
+/// Headers listed as name/value pairs (as another `http` version lists them:
+/// actix-web 4 speaks `http` 0.2) in an `http` 1 map; a pair it rejects is skipped.
+pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> http::HeaderMap {
+    let pairs = pairs.into_iter();
+    let mut map = http::HeaderMap::with_capacity(pairs.size_hint().0);
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// A request from another `http` version's method, URI and headers (as
+/// [`header_map`] takes them); `None` when `http` 1 rejects the method or the URI.
+pub fn request_from<'a, B>(
+    method: &str,
+    uri: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    body: B,
+) -> Option<http::Request<B>> {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body)
+        .ok()?;
+    *request.headers_mut() = header_map(headers);
+    Some(request)
+}
 
 /// Headers of the original response that a page rewrite drops: they describe the old
 /// body. Every other header (`Set-Cookie`, `Allow`, `Retry-After`, the team's own)
