@@ -762,6 +762,44 @@ pub async fn proxies_and_request_ids(
     );
 }
 
+/// The request id header an app at `addr` was configured with: [`CUSTOM_ID_HEADER`]. A
+/// caller's id in it is echoed there; without one, a generated id is; `x-request-id`
+/// is then neither read nor set.
+pub async fn custom_request_id_header(framework: &str, addr: SocketAddr) {
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("http://{addr}/ok"))
+        .header(CUSTOM_ID_HEADER, "edge-7:xyz")
+        .header("x-request-id", "not-this-one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{framework}");
+    assert_eq!(
+        response.headers()[CUSTOM_ID_HEADER],
+        "edge-7:xyz",
+        "{framework}"
+    );
+    assert!(
+        !response.headers().contains_key("x-request-id"),
+        "{framework}"
+    );
+
+    let response = http.get(format!("http://{addr}/ok")).send().await.unwrap();
+    let id = response.headers()[CUSTOM_ID_HEADER].to_str().unwrap();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{framework}: a generated id, got {id:?}"
+    );
+    assert!(
+        !response.headers().contains_key("x-request-id"),
+        "{framework}"
+    );
+}
+
+/// The request id header [`custom_request_id_header`] expects.
+pub const CUSTOM_ID_HEADER: &str = "x-correlation-id";
+
 /// The debug page in development, served at `addr` by an app that trusts `127.0.0.1`
 /// as a proxy: a visitor on this machine sees the panic's details; a remote visitor
 /// (the trusted proxy naming a client elsewhere) gets the normal page. With

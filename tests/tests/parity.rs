@@ -212,12 +212,21 @@ async fn axum() {
     assert_eq!(transactions[1].name, "GET /ok");
 }
 
+/// HTTP options with the request id in [`backstop_parity::CUSTOM_ID_HEADER`].
+fn custom_id_options() -> backstop_core::HttpOptions {
+    let name = http::HeaderName::from_static(backstop_parity::CUSTOM_ID_HEADER);
+    backstop_core::HttpOptions::new().request_id_header(name)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_behind_a_proxy() {
     use backstop_tower::BackstopLayer;
     let (backstop, sink) = client_with_addresses();
     let addr = axum_app::serve_with(BackstopLayer::new(&backstop).trust_proxy_ip(loopback())).await;
     backstop_parity::proxies_and_request_ids("axum", addr, &backstop, &sink).await;
+    let layer = BackstopLayer::new(&backstop).http(custom_id_options());
+    let addr = axum_app::serve_with(layer).await;
+    backstop_parity::custom_request_id_header("axum", addr).await;
 
     let (backstop, _sink) = client_in("development", 0.0);
     let layer = BackstopLayer::new(&backstop).trust_proxy_ip(loopback());
@@ -367,6 +376,9 @@ async fn actix_behind_a_proxy() {
     let (backstop, sink) = client_with_addresses();
     let addr = actix_app::serve_with(BackstopMiddleware::new(&backstop).trust_proxy_ip(loopback()));
     backstop_parity::proxies_and_request_ids("actix", addr, &backstop, &sink).await;
+    let middleware = BackstopMiddleware::new(&backstop).http(custom_id_options());
+    let addr = actix_app::serve_with(middleware);
+    backstop_parity::custom_request_id_header("actix", addr).await;
 
     let (backstop, _sink) = client_in("development", 0.0);
     let middleware = BackstopMiddleware::new(&backstop).trust_proxy_ip(loopback());

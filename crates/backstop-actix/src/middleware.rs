@@ -147,9 +147,13 @@ impl Backstop {
 }
 
 fn actix_header_name(name: &http::HeaderName) -> HeaderName {
-    // Both are lowercase, validated header names: the conversion cannot fail.
-    HeaderName::from_bytes(name.as_str().as_bytes())
-        .unwrap_or_else(|_| HeaderName::from_static("x-request-id"))
+    // The default is static, so the clone each response takes shares no count between
+    // workers. Both are lowercase, validated header names: the conversion cannot fail.
+    const DEFAULT: &str = "x-request-id";
+    if name.as_str() == DEFAULT {
+        return HeaderName::from_static(DEFAULT);
+    }
+    HeaderName::from_bytes(name.as_str().as_bytes()).unwrap_or(HeaderName::from_static(DEFAULT))
 }
 
 impl<S, B> Transform<S, ServiceRequest> for Backstop
