@@ -193,16 +193,7 @@ fn a_rate_limit_answered_mid_batch_holds_back_the_rest_of_that_batch() {
     for _ in 0..5 {
         transaction(&backstop, 1);
     }
-    let limited = || {
-        export
-            .stats()
-            .dropped(Reason::RatelimitBackoff, Category::Transaction)
-    };
-    assert!(
-        wait_until(PATIENCE, || limited() >= 4),
-        "{:?}",
-        export.stats()
-    );
+    wait_for_rate_limited_transactions(&export, 4);
     let transactions = receiver
         .received()
         .iter()
@@ -223,16 +214,7 @@ fn a_bare_429_stops_everything_for_a_minute_and_is_not_retried() {
     receiver.wait_for(PATIENCE, |r| !r.is_empty());
     event(&backstop, "held back");
     transaction(&backstop, 1);
-    let limited = || {
-        export
-            .stats()
-            .dropped(Reason::RatelimitBackoff, Category::Transaction)
-    };
-    assert!(
-        wait_until(PATIENCE, || limited() >= 1),
-        "{:?}",
-        export.stats()
-    );
+    wait_for_rate_limited_transactions(&export, 1);
     let stats = export.stats();
     assert_eq!(stats.rejected_rate_limited, 1);
     assert_eq!(stats.dropped(Reason::RatelimitBackoff, Category::Error), 1);
@@ -457,4 +439,18 @@ fn over_many_connections_each_item_arrives_once_and_a_500_mid_batch_leaves_the_r
     );
     let stats = export.stats();
     assert_eq!((stats.retries, stats.events_sent), (1, 300), "{stats:?}");
+}
+
+/// Waits until at least `count` transactions were dropped under a rate limit.
+fn wait_for_rate_limited_transactions(export: &ExportHandle, count: u64) {
+    let limited = || {
+        export
+            .stats()
+            .dropped(Reason::RatelimitBackoff, Category::Transaction)
+    };
+    assert!(
+        wait_until(PATIENCE, || limited() >= count),
+        "{:?}",
+        export.stats()
+    );
 }
